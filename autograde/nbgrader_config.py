@@ -1,0 +1,46 @@
+"""nbgrader configuration for the splat course.
+
+The course root is the folder above this one: nbgrader's source is `solutions/`, its release is
+`exercises/`, and everything produced while grading (submissions, autograded notebooks, feedback,
+the SQLite gradebook) stays under `autograde/`, which git ignores except for this file.
+
+Run nbgrader from this folder (`cd autograde && nbgrader ...`), or, simpler, use the course's
+wrapper: `splatcourse release | autograde | feedback | grades` (see the README).
+"""
+
+import os
+
+here = os.path.dirname(os.path.abspath(__file__))  # noqa: F821 (injected by traitlets)
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.root = os.path.dirname(here)
+c.CourseDirectory.course_id = "splat-course"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "autograde/submitted"
+c.CourseDirectory.autograded_directory = "autograde/autograded"
+c.CourseDirectory.feedback_directory = "autograde/feedback"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(here, "gradebook.db")
+# only notebooks are part of an assignment; data come through the splatcourse package
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "outputs"]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# nbgrader 0.9: Execute.timeout is the per-cell limit that wins over ExecutePreprocessor.timeout.
+c.Execute.timeout = 240
+c.Execute.interrupt_on_timeout = True
+c.Execute.allow_errors = True
+# a student's output flood is cut before it reaches the gradebook or feedback
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 40
+
+# a student who deleted a test cell still gets graded: the cell is restored from the gradebook
+c.OverwriteCells.add_missing_cells = True
+
+# feedback never shows hidden tests: neither their source nor the tracebacks that quote it
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "splatcourse.nbgrader_ext.RedactHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

@@ -1,0 +1,55 @@
+"""Captures: photos + cameras + sparse points, loaded into one `Capture` for training.
+
+    from splatcourse.capture import load_capture
+    cap = load_capture("socketed_axe_arreton")   # or "default" (synthetic, no download)
+    cap.images, cap.masks, cap.viewmats, cap.Ks, cap.points, cap.train_idx, cap.test_idx
+
+Formats: PhotoScan/Metashape XML (+ Bundler .out points), COLMAP models, transforms.json
+(nerfstudio / instant-ngp). `python -m splatcourse.capture.download NAME` fetches and
+verifies a capture listed in data/manifest.json.
+"""
+
+from .bundler import BundlerModel, read_bundler
+from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
+from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
+from .download import CaptureDownloadError, download_capture
+from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
+from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
+from .paths import captures_dir, data_dir, repo_root, shared_data_dir
+from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
+from .synthetic import synthetic_capture
+from .transforms_json import load_transforms_json, write_transforms_json
+
+__all__ = [
+    "COURSE_CAPTURE",
+    "TEST_EVERY",
+    "BundlerModel",
+    "Capture",
+    "CaptureDownloadError",
+    "CaptureEntry",
+    "ColmapModel",
+    "PhotoScanDocument",
+    "View",
+    "captures_dir",
+    "data_dir",
+    "download_capture",
+    "find_capture",
+    "load_capture",
+    "load_colmap",
+    "load_folder",
+    "load_manifest",
+    "load_photoscan_folder",
+    "load_transforms_json",
+    "points_inside_masks",
+    "read_bundler",
+    "read_colmap_model",
+    "read_photoscan_xml",
+    "repo_root",
+    "sha256_file",
+    "shared_data_dir",
+    "split_indices",
+    "synthetic_capture",
+    "verify_folder",
+    "write_colmap_text",
+    "write_transforms_json",
+]

@@ -1,0 +1,359 @@
+"""Agisoft PhotoScan / Metashape camera XML, and capture folders built around one.
+
+The XML stores, per sensor, the calibrated intrinsics in full-resolution pixels plus radial
+distortion, and per camera a 4x4 camera-to-chunk transform. PhotoScan's camera axes are
+x right, y down, z forward: already the OpenCV convention, so a pose only needs inverting.
+The chunk may carry its own transform (here only a scale, the chunk's size in metres per
+unit); applying it puts the scene in metres.
+
+A *PhotoScan capture folder* (the layout of the shared MicroPasts captures) holds
+`images/`, optionally `masks/` (`NAME_mask.png`, white = object) and, anywhere below the
+folder, the camera XML and optionally a Bundler `.out` export with the sparse points.
+
+Lens distortion is ignored (pinhole cameras). For the socketed axe this was measured: at
+512x341 the PhotoScan radial terms move a pixel at most 2.2 px in the image corners but at most
+0.45 px (mean 0.08 px) anywhere inside the object masks, below what the splats can resolve.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundler import BundlerModel, read_bundler
+from .dataset import Capture, points_inside_masks
+from .images import composite, image_size, read_mask, read_rgb, stack_images, target_size
+
+
+@dataclass
+class PhotoScanSensor:
+    id: str
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float  # absolute pixels at width x height, origin at the image's top-left corner
+    cy: float
+    dist: dict[str, float] = field(default_factory=dict)  # k1, k2, k3, p1, p2 when present
+
+    def K(self, width: int, height: int) -> np.ndarray:
+        """Intrinsics for the same image resampled to width x height."""
+        sx, sy = width / self.width, height / self.height
+        return np.array(
+            [[self.fx * sx, 0, self.cx * sx], [0, self.fy * sy, self.cy * sy], [0, 0, 1.0]]
+        )
+
+
+@dataclass
+class PhotoScanCamera:
+    id: str
+    label: str  # the photo's file name
+    sensor_id: str
+    transform: np.ndarray | None  # [4, 4] camera-to-chunk, None when the camera is not aligned
+    enabled: bool = True
+
+
+@dataclass
+class PhotoScanDocument:
+    sensors: dict[str, PhotoScanSensor]
+    cameras: list[PhotoScanCamera]
+    chunk_to_world: np.ndarray  # [4, 4] similarity (rotation * scale, translation)
+    region_center: np.ndarray | None = None  # chunk coordinates
+    region_size: np.ndarray | None = None  # chunk units
+    region_R: np.ndarray | None = None  # local box axes: local = R @ (x - center)
+
+    @property
+    def scale(self) -> float:
+        return float(np.linalg.norm(self.chunk_to_world[:3, 0]))
+
+    def viewmat(self, cam: PhotoScanCamera) -> np.ndarray:
+        """World-to-camera (OpenCV) with world = chunk transform applied (metres if scaled)."""
+        if cam.transform is None:
+            raise ValueError(f"camera {cam.label!r} has no transform (not aligned)")
+        c2w = self.chunk_to_world @ cam.transform
+        R = c2w[:3, :3] / self.scale  # drop the scale: camera axes stay unit length
+        V = np.eye(4)
+        V[:3, :3] = R.T
+        V[:3, 3] = -R.T @ c2w[:3, 3]
+        return V
+
+
+def _floats(text: str | None, n: int, where: str) -> np.ndarray:
+    try:
+        v = np.array((text or "").split(), dtype=np.float64)
+    except ValueError:
+        raise ValueError(f"{where}: not a list of numbers: {text!r}") from None
+    if v.size != n:
+        raise ValueError(f"{where}: expected {n} numbers, got {v.size}")
+    return v
+
+
+def read_photoscan_xml(path: str | Path) -> PhotoScanDocument:
+    """Parse a PhotoScan (1.x) or Metashape camera export."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"PhotoScan XML not found: {path}") from None
+    except ET.ParseError as e:
+        raise ValueError(f"{path}: not valid XML ({e})") from None
+    chunk = root.find("chunk")
+    if chunk is None or chunk.find("sensors") is None or chunk.find("cameras") is None:
+        raise ValueError(f"{path}: not a PhotoScan camera export (no chunk/sensors/cameras)")
+
+    sensors = {}
+    for s in chunk.find("sensors"):
+        res = s.find("resolution")
+        cal = s.find("calibration")
+        if res is None or cal is None:
+            raise ValueError(f"{path}: sensor {s.get('id')} has no resolution or calibration")
+        w, h = int(res.get("width")), int(res.get("height"))
+        cres = cal.find("resolution")
+        if cres is not None and (int(cres.get("width")), int(cres.get("height"))) != (w, h):
+            w, h = int(cres.get("width")), int(cres.get("height"))
+
+        def num(tag: str, default: float | None = None, cal: ET.Element = cal) -> float | None:
+            el = cal.find(tag)
+            return default if el is None else float(el.text)
+
+        if num("fx") is not None:  # PhotoScan 1.x: fx, fy and absolute cx, cy
+            fx, fy, cx, cy = num("fx"), num("fy", num("fx")), num("cx"), num("cy")
+        elif num("f") is not None:  # Metashape: f, and cx, cy as offsets from the centre
+            fx = fy = num("f")
+            cx, cy = w / 2 + num("cx", 0.0), h / 2 + num("cy", 0.0)
+        else:
+            raise ValueError(f"{path}: sensor {s.get('id')} calibration has no focal length")
+        dist = {k: num(k) for k in ("k1", "k2", "k3", "k4", "p1", "p2") if num(k) is not None}
+        sensors[s.get("id")] = PhotoScanSensor(s.get("id"), w, h, fx, fy, cx, cy, dist)
+
+    cameras = []
+    for c in chunk.find("cameras"):
+        if c.tag != "camera":
+            continue  # camera groups are not used by the exports we read
+        t = c.find("transform")
+        T = (
+            None
+            if t is None
+            else _floats(t.text, 16, f"{path}: camera {c.get('label')}").reshape(4, 4)
+        )
+        if c.get("sensor_id") not in sensors:
+            raise ValueError(
+                f"{path}: camera {c.get('label')} uses unknown sensor {c.get('sensor_id')}"
+            )
+        cameras.append(
+            PhotoScanCamera(
+                c.get("id"),
+                c.get("label"),
+                c.get("sensor_id"),
+                T,
+                c.get("enabled", "true") != "false",
+            )
+        )
+
+    M = np.eye(4)
+    ct = chunk.find("transform")
+    if ct is not None:
+        R = (
+            np.eye(3)
+            if ct.find("rotation") is None
+            else _floats(ct.find("rotation").text, 9, f"{path}: chunk rotation").reshape(3, 3)
+        )
+        s = 1.0 if ct.find("scale") is None else float(ct.find("scale").text)
+        T = (
+            np.zeros(3)
+            if ct.find("translation") is None
+            else _floats(ct.find("translation").text, 3, f"{path}: chunk translation")
+        )
+        M[:3, :3], M[:3, 3] = s * R, T
+    doc = PhotoScanDocument(sensors, cameras, M)
+    reg = chunk.find("region")
+    if reg is not None and reg.find("center") is not None:
+        doc.region_center = _floats(reg.find("center").text, 3, f"{path}: region center")
+        doc.region_size = _floats(reg.find("size").text, 3, f"{path}: region size")
+        doc.region_R = _floats(reg.find("R").text, 9, f"{path}: region R").reshape(3, 3)
+    return doc
+
+
+def bundler_agreement(doc: PhotoScanDocument, model: BundlerModel) -> float:
+    """Largest difference between the PhotoScan poses and the Bundler export of the same
+    cameras (rotation entries, and translations in world units); ~1e-10 when they agree."""
+    if len(model.cameras) != len(doc.cameras):
+        return float("inf")
+    err = 0.0
+    for cam, bc in zip(doc.cameras, model.cameras):
+        if cam.transform is None or not bc.is_posed:
+            continue
+        err = max(err, float(np.abs(doc.viewmat(cam) - bc.viewmat_opencv()).max()))
+    return err
+
+
+def _find_camera_xml(folder: Path) -> Path:
+    candidates = sorted(folder.glob("*.xml")) + sorted(folder.glob("*/*.xml"))
+    for p in sorted(candidates, key=lambda p: "camera" not in p.name.lower()):
+        try:
+            root = ET.parse(p).getroot()
+        except ET.ParseError:
+            continue
+        if root.find("chunk/sensors/sensor/calibration") is not None:
+            return p
+    raise FileNotFoundError(f"{folder}: no PhotoScan camera XML (with sensor calibration) found")
+
+
+def _find_mask(masks_dir: Path, label: str) -> Path:
+    stem = Path(label).stem
+    for name in (
+        f"{stem}_mask.png",
+        f"{stem}_mask.jpg",
+        f"{stem}_mask.JPG",
+        f"{stem}.png",
+        f"{label}.png",
+    ):
+        if (masks_dir / name).is_file():
+            return masks_dir / name
+    raise FileNotFoundError(
+        f"{masks_dir}: no mask for photo {label} (looked for {stem}_mask.png and {stem}.png)"
+    )
+
+
+def _region_frame(doc: PhotoScanDocument) -> np.ndarray:
+    """4x4 map from PhotoScan world to a frame centred on the region box, axes along its
+    edges; metric scale is kept."""
+    s = doc.scale
+    c_world = (doc.chunk_to_world @ np.append(doc.region_center, 1.0))[:3]
+    R_chunk = doc.chunk_to_world[:3, :3] / s
+    R = doc.region_R @ R_chunk.T  # world directions -> box axes
+    A = np.eye(4)
+    A[:3, :3] = R
+    A[:3, 3] = -R @ c_world
+    return A
+
+
+def load_photoscan_folder(
+    folder: str | Path,
+    width: int | None = None,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    name: str | None = None,
+    attribution: str = "",
+    point_mask_fraction: float = 0.5,
+) -> Capture:
+    """Load a PhotoScan capture folder (see module docstring) into a `Capture`.
+
+    Only cameras with both a pose and a photo are used; the others are listed in `notes`.
+    With a region box in the XML, the world frame is re-centred on the box and its axes turned
+    to the box edges (still in metres when the chunk is scaled), so the object's bounding box
+    is simply +-size/2. With masks, pixels outside the object are set to `background`, and
+    SfM points that land outside the masks in more than (1 - point_mask_fraction) of the
+    views that see them are dropped (background and outlier points).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"capture folder not found: {folder}")
+    xml_path = _find_camera_xml(folder)
+    doc = read_photoscan_xml(xml_path)
+    images_dir = next((folder / d for d in ("images", "photos") if (folder / d).is_dir()), None)
+    if images_dir is None:
+        raise FileNotFoundError(f"{folder}: no images/ (or photos/) folder")
+    masks_dir = folder / "masks" if (folder / "masks").is_dir() else None
+    notes: list[str] = []
+
+    photos = {p.name for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+    posed = sorted(
+        (c for c in doc.cameras if c.transform is not None and c.enabled), key=lambda c: c.label
+    )
+    used = [c for c in posed if c.label in photos]
+    no_photo = [c.label for c in posed if c.label not in photos]
+    no_pose = sorted(photos - {c.label for c in posed})
+    if no_photo:
+        notes.append(f"{len(no_photo)} posed cameras have no photo, skipped: {', '.join(no_photo)}")
+    if no_pose:
+        notes.append(
+            f"{len(no_pose)} photos have no pose in {xml_path.name}, skipped: {', '.join(no_pose)}"
+        )
+    if not used:
+        raise ValueError(f"{folder}: no camera in {xml_path.name} has a photo in {images_dir}")
+
+    # All photos of a capture share one size (they are resized copies of one camera's frames).
+    w0, h0 = image_size(images_dir / used[0].label)
+    size = target_size(w0, h0, width)
+    imgs, masks, Ks, viewmats = [], [], [], []
+    for cam in used:
+        w, h = image_size(images_dir / cam.label)
+        if (w, h) != (w0, h0):
+            raise ValueError(
+                f"{images_dir / cam.label}: {w}x{h}, but the other photos are {w0}x{h0}"
+            )
+        rgb = read_rgb(images_dir / cam.label, size)
+        if masks_dir is not None:
+            cover = read_mask(_find_mask(masks_dir, cam.label), size)
+            if cover.shape != rgb.shape[:2]:
+                raise ValueError(
+                    f"mask for {cam.label} has shape {cover.shape}, photo {rgb.shape[:2]}"
+                )
+            rgb = composite(rgb, cover, background)
+            masks.append(cover >= 0.5)
+        imgs.append(rgb)
+        Ks.append(doc.sensors[cam.sensor_id].K(*size))
+        viewmats.append(doc.viewmat(cam))
+
+    A = _region_frame(doc) if doc.region_center is not None else np.eye(4)
+    A_inv = np.linalg.inv(A)
+    viewmats = [V @ A_inv for V in viewmats]
+    bbox = None
+    if doc.region_size is not None:
+        half = doc.region_size * doc.scale / 2
+        bbox = torch.tensor(np.stack([-half, half]), dtype=torch.float32)
+
+    points = np.zeros((0, 3))
+    colors = np.zeros((0, 3))
+    outs = sorted(folder.glob("*.out")) + sorted(folder.glob("*/*.out"))
+    if outs:
+        model = read_bundler(outs[0])
+        err = bundler_agreement(doc, model)
+        if err > 1e-6 * max(1.0, doc.scale):
+            notes.append(
+                f"{outs[0].name} does not match {xml_path.name} (max pose difference "
+                f"{err:.3g}); its points are not used"
+            )
+        else:
+            points = model.points @ A[:3, :3].T + A[:3, 3]
+            colors = model.colors / 255.0
+    else:
+        notes.append("no Bundler .out file: no SfM points (initialise at random in the bbox)")
+
+    cap = Capture(
+        name=name or folder.name,
+        images=stack_images(imgs),
+        masks=torch.from_numpy(np.stack(masks)) if masks else None,
+        viewmats=torch.tensor(np.stack(viewmats), dtype=torch.float32),
+        Ks=torch.tensor(np.stack(Ks), dtype=torch.float32),
+        image_names=[c.label for c in used],
+        points=torch.tensor(points, dtype=torch.float32),
+        point_colors=torch.tensor(colors, dtype=torch.float32),
+        attribution=attribution,
+        background=tuple(float(b) for b in background),
+        bbox=bbox,
+        source=str(folder),
+        notes=notes,
+    )
+    if bbox is not None and len(cap.points):
+        inside_box = (cap.points.abs() <= bbox[1] * 1.05).all(-1)
+        if (~inside_box).any():
+            cap.notes.append(
+                f"dropped {int((~inside_box).sum())} of {len(inside_box)} SfM points "
+                f"outside the reconstruction region"
+            )
+        cap.points, cap.point_colors = cap.points[inside_box], cap.point_colors[inside_box]
+    if cap.masks is not None and len(cap.points):
+        keep = points_inside_masks(cap, point_mask_fraction)
+        if (~keep).any():
+            cap.notes.append(
+                f"dropped {int((~keep).sum())} of {len(keep)} SfM points that fall "
+                f"outside the object masks"
+            )
+        cap.points, cap.point_colors = cap.points[keep], cap.point_colors[keep]
+    cap.notes.append("lens distortion ignored (pinhole model); see splatcourse.capture.photoscan")
+    return cap

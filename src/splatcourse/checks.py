@@ -1,0 +1,97 @@
+"""Checks used by the exercises' test cells, written to tell a student *why* an answer is wrong.
+
+A bare `assert` fails with nothing but a line number. These raise AssertionError with the
+quantity that is off, what was expected, and a hint, so the student can fix it without
+seeing the hidden tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class AnswerError(AssertionError):
+    """An answer is wrong; the message says how."""
+
+
+def fail(message: str, hint: str = "") -> None:
+    raise AnswerError(message + (f"\n  hint: {hint}" if hint else ""))
+
+
+def check_tensor(name: str, value: Any, shape: Sequence[int] | None = None,
+                 hint: str = "") -> Tensor:
+    """A finite torch tensor of the expected shape (None in `shape` means any size)."""
+    if not isinstance(value, torch.Tensor):
+        fail(f"{name} should be a torch.Tensor, got {type(value).__name__}", hint)
+    if shape is not None:
+        ok = value.dim() == len(shape) and all(
+            want is None or got == want for got, want in zip(value.shape, shape))
+        if not ok:
+            want_s = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+            fail(f"{name} has shape {list(value.shape)}, expected {want_s}", hint)
+    if not torch.isfinite(value.detach()).all():
+        fail(f"{name} contains NaN or inf", hint or "check for divisions by zero or exp overflow")
+    return value
+
+
+def check_close(name: str, got: Any, expected: Tensor | float, atol: float = 1e-5,
+                rtol: float = 1e-4, hint: str = "") -> None:
+    """Element-wise closeness, reporting the worst element and where it is."""
+    expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    if isinstance(got, (int, float)):
+        got = torch.tensor(float(got))
+    got_t = check_tensor(name, got, tuple(expected_t.shape), hint).detach().to(torch.float64)
+    err = (got_t - expected_t).abs()
+    allowed = atol + rtol * expected_t.abs()
+    bad = err > allowed
+    if bad.any():
+        worst = int(torch.argmax(err - allowed))
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), err.shape)) \
+            if err.dim() else ()
+        fail(f"{name} is wrong at {int(bad.sum())} of {err.numel()} entries; worst at index "
+             f"{list(index)}: got {got_t.flatten()[worst].item():.6g}, expected "
+             f"{expected_t.flatten()[worst].item():.6g}", hint)
+
+
+def check_number(name: str, got: Any, low: float = -math.inf, high: float = math.inf,
+                 hint: str = "") -> float:
+    """A real, finite number within [low, high]."""
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        fail(f"{name} should be a number, got {type(got).__name__}", hint)
+    if not math.isfinite(value):
+        fail(f"{name} is {value}", hint)
+    if not low <= value <= high:
+        fail(f"{name} = {value:.6g} is outside the expected range [{low:.6g}, {high:.6g}]", hint)
+    return value
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    # only builtins here: this code object runs with the *patched* function's globals
+    raise AssertionError("this exercise asks for your own implementation; calling the course's "
+                      "reference implementation is not allowed here")
+
+
+@contextlib.contextmanager
+def forbid(*functions: Callable[..., Any]) -> Iterator[None]:
+    """Make reference implementations raise while a student's function runs.
+
+    Swapping the code object (not the module attribute) also catches names a student imported
+    with `from ... import ...`.
+    """
+    saved = [(f, f.__code__) for f in functions]
+    try:
+        for f, _ in saved:
+            f.__code__ = _refuse.__code__
+        yield
+    finally:
+        for f, code in saved:
+            f.__code__ = code

@@ -1,0 +1,79 @@
+"""`splatcourse` command line: one command for each thing an instructor or student does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from . import instructor
+
+    for path in instructor.release(assignments=args.assignment or None):
+        print(f"released {path}")
+    return 0
+
+
+def _cmd_autograde(args: argparse.Namespace) -> int:
+    from . import instructor
+
+    report = instructor.autograde(Path(args.submissions), assignments=args.assignment or None,
+                                  timeout=args.timeout)
+    print(report.summary())
+    return 0
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from . import instructor
+
+    pages = instructor.feedback(assignments=args.assignment or None)
+    print(f"wrote {len(pages)} feedback page(s) under {instructor.default_course().feedback}")
+    return 0
+
+
+def _cmd_grades(args: argparse.Namespace) -> int:
+    from . import instructor
+
+    csv_path, plot_path = instructor.export_grades(out_dir=args.out)
+    print(f"grades: {csv_path}\nplot:   {plot_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="generate exercises/ from solutions/ (student versions)")
+    p.add_argument("assignment", nargs="*", help="assignment names (default: all)")
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("autograde", help="grade a folder of submissions "
+                       "laid out as SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
+    p.add_argument("submissions", help="folder of submissions")
+    p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="wall-clock seconds allowed per submission (default 600)")
+    p.set_defaults(func=_cmd_autograde)
+
+    p = sub.add_parser("feedback", help="write HTML feedback for every graded submission")
+    p.add_argument("assignment", nargs="*", help="assignment names (default: all)")
+    p.set_defaults(func=_cmd_feedback)
+
+    p = sub.add_parser("grades", help="export grades to CSV and a score-distribution plot")
+    p.add_argument("--out", type=Path, default=None, help="folder (default autograde/grades)")
+    p.set_defaults(func=_cmd_grades)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"splatcourse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

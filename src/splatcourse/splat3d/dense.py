@@ -1,0 +1,97 @@
+"""The naive reference: every Gaussian evaluated at every pixel, then composited in depth order.
+
+Obviously correct and obviously slow (work and memory grow as Gaussians x pixels). Tests
+compare the fast rasterizer against it and the benchmark measures the gap. Pixels are
+processed in chunks, with activation checkpointing when gradients are needed, only so that
+it fits in memory on bigger scenes; the arithmetic is the plain formula.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from .rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN
+
+__all__ = ["dense_composite", "dense_rasterization"]
+
+
+def _composite_chunk(mx, my, A, B, C, opac, colors, px, py):
+    dx = mx[:, None] - px[None]  # [G, P]
+    dy = my[:, None] - py[None]
+    power = 0.5 * (A[:, None] * dx * dx + C[:, None] * dy * dy) + B[:, None] * dx * dy
+    alpha = torch.clamp_max(opac[:, None] * torch.exp(-power), ALPHA_MAX)
+    alpha = torch.where((power >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+    with torch.no_grad():  # which pairs come before the early-termination point
+        alive = torch.cumprod(1.0 - alpha.double(), dim=0) > T_MIN
+    alpha = alpha * alive
+    T = torch.cumprod(1.0 - alpha, dim=0)
+    T_ex = torch.cat([torch.ones_like(T[:1]), T[:-1]], dim=0)
+    w = alpha * T_ex  # [G, P]
+    return w.T @ colors, 1.0 - T[-1]
+
+
+def dense_composite(
+    means2d: Tensor,
+    conics: Tensor,
+    colors: Tensor,
+    opacities: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    backgrounds: Optional[Tensor] = None,
+    pixels_per_chunk: Optional[int] = None,
+    stats=None,
+) -> tuple[Tensor, Tensor]:
+    """Same inputs and outputs as :func:`rasterize.rasterize_to_pixels`, computed densely."""
+    Cn, N = means2d.shape[:2]
+    D = colors.shape[-1]
+    dtype = means2d.dtype
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
+        indexing="ij",
+    )
+    px, py = xs.reshape(-1), ys.reshape(-1)
+    renders, alphas = [], []
+    for c in range(Cn):
+        vis = torch.nonzero((radii[c] > 0).all(-1)).squeeze(-1)
+        vis = vis[torch.sort(depths[c].detach()[vis], stable=True).indices]
+        G = int(vis.numel())
+        if G == 0:
+            renders.append(means2d.new_zeros(height, width, D))
+            alphas.append(means2d.new_zeros(height, width, 1))
+            continue
+        chunk = pixels_per_chunk or max(256, int(2e7 // G))
+        mx, my = means2d[c, vis, 0], means2d[c, vis, 1]
+        A, B, Cc = conics[c, vis].unbind(-1)
+        op, col = opacities[c, vis], colors[c, vis]
+        img, alp = [], []
+        for s in range(0, px.numel(), chunk):
+            args = (mx, my, A, B, Cc, op, col, px[s : s + chunk], py[s : s + chunk])
+            if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+                o, a = checkpoint(_composite_chunk, *args, use_reentrant=False)
+            else:
+                o, a = _composite_chunk(*args)
+            img.append(o)
+            alp.append(a)
+        renders.append(torch.cat(img).reshape(height, width, D))
+        alphas.append(torch.cat(alp).reshape(height, width, 1))
+    render, alpha = torch.stack(renders), torch.stack(alphas)
+    if backgrounds is not None:
+        render = render + (1.0 - alpha) * backgrounds[:, None, None, :]
+    return render, alpha
+
+
+def dense_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                        **kwargs):
+    """``rasterization`` with the dense compositor (PyTorch path, same arguments/returns)."""
+    from .backend import _torch_rasterization
+
+    return _torch_rasterization(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+        compositor=dense_composite, **kwargs,
+    )

@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+# the grading harness and the mutants are plain modules beside the tests
+sys.path.insert(0, str(Path(__file__).parent))
+
+from splatcourse.paths import repo_root  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return repo_root()
+
+
+@pytest.fixture(scope="session")
+def released_course(tmp_path_factory):
+    """The course released from solutions/ into a temporary copy, gradebook included."""
+    from grading_harness import copy_course
+
+    from splatcourse import instructor
+
+    course = copy_course(tmp_path_factory.mktemp("released"))
+    instructor.release(course)
+    return course

@@ -1,0 +1,118 @@
+"""End-to-end grading through nbgrader itself, for the tests.
+
+A temporary copy of the course is released and graded exactly as an instructor would; scores are
+read back from the gradebook (nbgrader reports success even when a student's code crashes, so
+only the gradebook counts).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from splatcourse import instructor
+from splatcourse.paths import repo_root
+
+_MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A plausible wrong answer: in answer cell `cell`, replace `old` by `new`.
+
+    `fails` names the test cells that must lose points; every other test cell must still
+    score full marks, so the wrong answer loses exactly the right points.
+    """
+
+    name: str
+    cell: str
+    old: str
+    new: str
+    fails: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fails", frozenset(self.fails))
+
+
+def mutants_for(assignment: str) -> list[Mutant]:
+    try:
+        module = importlib.import_module(f"mutants.{assignment}")
+    except ModuleNotFoundError:
+        return []
+    return list(module.MUTANTS)
+
+
+def copy_course(dest: Path, source: Path | None = None,
+                with_gradebook: bool = False) -> instructor.Course:
+    """A throw-away course: solutions, exercises, the nbgrader config (and the gradebook)."""
+    source = source or repo_root()
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("solutions", "exercises"):
+        if (source / name).exists():
+            shutil.copytree(source / name, dest / name, dirs_exist_ok=True)
+    (dest / "autograde").mkdir(exist_ok=True)
+    shutil.copy2(source / "autograde" / "nbgrader_config.py", dest / "autograde")
+    if with_gradebook:
+        shutil.copy2(source / "autograde" / "gradebook.db", dest / "autograde")
+    return instructor.Course(dest)
+
+
+def notebooks(folder: Path) -> dict[str, nbformat.NotebookNode]:
+    return {p.name: nbformat.read(p, as_version=4) for p in sorted(folder.glob("*.ipynb"))}
+
+
+def grade_id(cell: nbformat.NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def completed(course: instructor.Course, assignment: str) -> dict[str, nbformat.NotebookNode]:
+    """The released notebooks with every answer cell filled in from the solution source."""
+    released = notebooks(course.exercises / assignment)
+    source = notebooks(course.solutions / assignment)
+    for name, nb in released.items():
+        answers = {grade_id(c): c.source for c in source[name].cells
+                   if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        for cell in nb.cells:
+            gid = grade_id(cell)
+            if gid in answers:
+                cell.source = _MARKER_LINE.sub("", answers[gid])
+    return released
+
+
+def apply(mutant: Mutant, nbs: dict[str, nbformat.NotebookNode]) -> dict[str, nbformat.NotebookNode]:
+    for nb in nbs.values():
+        for cell in nb.cells:
+            if grade_id(cell) == mutant.cell:
+                if mutant.old not in cell.source:
+                    raise AssertionError(f"mutant {mutant.name}: {mutant.old!r} not in cell "
+                                         f"{mutant.cell}:\n{cell.source}")
+                cell.source = cell.source.replace(mutant.old, mutant.new)
+                return nbs
+    raise AssertionError(f"mutant {mutant.name}: no cell {mutant.cell}")
+
+
+def write_submission(folder: Path, student: str, assignment: str,
+                     nbs: dict[str, nbformat.NotebookNode]) -> None:
+    dest = folder / student / assignment
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, nb in nbs.items():
+        nbformat.write(nb, dest / name)
+
+
+def cell_scores(course: instructor.Course, assignment: str,
+                student: str) -> dict[str, tuple[float, float]]:
+    """grade_id -> (score, max) for one graded submission, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    out: dict[str, tuple[float, float]] = {}
+    with Gradebook(f"sqlite:///{course.gradebook}", "splat-course") as gb:
+        sub = gb.find_submission(assignment, student)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                out[grade.name] = (float(grade.score), float(grade.max_score))
+    return out

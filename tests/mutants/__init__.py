@@ -1,0 +1,1 @@
+"""Plausible wrong answers per assignment (one module per assignment, a MUTANTS list each)."""

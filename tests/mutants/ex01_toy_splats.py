@@ -1,0 +1,16 @@
+from grading_harness import Mutant
+
+MUTANTS = [
+    # forgot the 1/2 in the exponent: the render is too narrow everywhere
+    Mutant("no-half", "render", "torch.exp(-0.5 * d2 / var)", "torch.exp(-d2 / var)",
+           fails={"test_render_visible", "test_render_hidden"}),
+    # used the width instead of the variance in the denominator
+    Mutant("sigma-not-var", "render", "var = torch.exp(2 * log_scales)", "var = torch.exp(log_scales)",
+           fails={"test_render_visible", "test_render_hidden"}),
+    # the optimiser never steps: the error stays at its starting value
+    Mutant("no-step", "fit", "        optimiser.step()\n", "",
+           fails={"test_fit_visible", "test_fit_hidden", "test_results"}),
+    # hard-coded numbers copied from somewhere else
+    Mutant("hard-coded", "results", "results = {n: fit(target, n)[1] for n in (4, 16, 64)}",
+           "results = {4: 2.0e-3, 16: 2.0e-5, 64: 4.0e-6}", fails={"test_results"}),
+]
