@@ -110,3 +110,19 @@ def test_background_outside_the_mask_is_constant():
     assert cap.background == (1.0, 0.0, 1.0)
     inside = cap.images[cap.masks]
     assert (inside - torch.tensor([1.0, 0.0, 1.0])).abs().sum(-1).mean() > 0.5  # the photo shows
+
+
+def test_gsplat_projection_agrees_with_the_capture_convention(axe):
+    """gsplat's own (pure-torch) projection puts the SfM points where Capture.project does,
+    so the poses can go to the rasterizer unchanged."""
+    from gsplat.cuda._torch_impl import _fully_fused_projection
+
+    pts = axe.points[::50]
+    covars = torch.eye(3).expand(len(pts), 3, 3) * 1e-8
+    radii, means2d, depths, _, _ = _fully_fused_projection(
+        pts, covars, axe.viewmats, axe.Ks, axe.width, axe.height
+    )
+    uv, depth = axe.project(pts)
+    assert torch.allclose(means2d, uv, atol=1e-3)
+    assert torch.allclose(depths, depth, atol=1e-6)
+    assert (radii > 0).any(-1).float().mean() > 0.9  # gsplat keeps them (in front, on screen)

@@ -94,3 +94,19 @@ def test_camera_centres_and_scene_scale():
     assert cap.scene_scale() == pytest.approx(1.1 * 0.2, rel=1e-5)
     box = cap.object_bbox()
     assert box.shape == (2, 3) and (box[1] > box[0]).all()
+
+
+def test_crop_shifts_principal_point_and_keeps_projection_consistent():
+    cap = tiny_capture(h=40, w=60)
+    cap.masks[:] = False
+    cap.masks[:, 10:20, 30:35] = True
+    box = cap.mask_bbox(margin=0.0)
+    assert box == (30, 10, 35, 20)
+    assert cap.mask_bbox(margin=0.1) == (24, 6, 41, 24)
+    crop = cap.crop(*box)
+    assert (crop.width, crop.height) == (5, 10) and crop.masks.all()
+    assert torch.equal(crop.images[2], cap.images[2, 10:20, 30:35])
+    x = torch.tensor([[0.3, -0.2, 1.0]])
+    assert torch.allclose(crop.project(x)[0], cap.project(x)[0] - torch.tensor([30.0, 10.0]))
+    with pytest.raises(ValueError, match="outside"):
+        cap.crop(0, 0, 61, 10)

@@ -41,8 +41,12 @@ def _cmd_grades(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("download", help="download and verify a capture: "
+                   "`splatcourse download socketed_axe_arreton` (see --help there)")
 
     p = sub.add_parser("release", help="generate exercises/ from solutions/ (student versions)")
     p.add_argument("assignment", nargs="*", help="assignment names (default: all)")
@@ -67,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["download"]:
+        from .capture.download import main as download_main
+
+        return int(download_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

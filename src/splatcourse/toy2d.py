@@ -171,10 +171,19 @@ def covariance_2d(log_scales: Tensor, angles: Tensor) -> Tensor:
 
 
 def _anisotropic_weights(means: Tensor, log_scales: Tensor, angles: Tensor, grid: Tensor) -> Tensor:
-    """exp(-1/2 d^T Sigma^-1 d) for every Gaussian and pixel, [N, H, W]."""
-    inv = torch.linalg.inv(covariance_2d(log_scales, angles))  # [N, 2, 2]
-    d = grid[None] - means[:, None, None, :]  # [N, H, W, 2]
-    power = torch.einsum("nhwi,nij,nhwj->nhw", d, inv, d)
+    """exp(-1/2 d^T Sigma^-1 d) for every Gaussian and pixel, [N, H, W].
+
+    With Sigma = R diag(s^2) R^T the quadratic form is |R^T d|^2 weighted by 1/s^2: rotate the
+    offsets into each Gaussian's own axes instead of inverting any matrix.
+    """
+    c = torch.cos(angles)[:, None, None]
+    s = torch.sin(angles)[:, None, None]
+    dx = grid[None, :, :, 0] - means[:, 0, None, None]  # [N, H, W]
+    dy = grid[None, :, :, 1] - means[:, 1, None, None]
+    u = c * dx + s * dy  # offset along the Gaussian's first axis
+    v = -s * dx + c * dy  # and along its second
+    inv_var = torch.exp(-2.0 * log_scales)  # [N, 2]
+    power = u * u * inv_var[:, 0, None, None] + v * v * inv_var[:, 1, None, None]
     return torch.exp(-0.5 * power)
 
 

@@ -6,7 +6,8 @@ MUTANTS = [
            fails={"test_render_visible", "test_render_hidden"}),
     # used the width instead of the variance in the denominator
     Mutant("sigma-not-var", "render", "var = torch.exp(2 * log_scales)", "var = torch.exp(log_scales)",
-           fails={"test_render_visible", "test_render_hidden"}),
+           # the widths start far too wide, so its own fits stop improving with more Gaussians
+           fails={"test_render_visible", "test_render_hidden", "test_results"}),
     # the optimiser never steps: the error stays at its starting value
     Mutant("no-step", "fit", "        optimiser.step()\n", "",
            fails={"test_fit_visible", "test_fit_hidden", "test_results"}),

@@ -12,13 +12,23 @@ verifies a capture listed in data/manifest.json.
 from .bundler import BundlerModel, read_bundler
 from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
-from .download import CaptureDownloadError, download_capture
 from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
 from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
 from .paths import captures_dir, data_dir, repo_root, shared_data_dir
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
 from .synthetic import synthetic_capture
 from .transforms_json import load_transforms_json, write_transforms_json
+
+
+def __getattr__(name: str):
+    # Imported on first use so that `python -m splatcourse.capture.download` does not import
+    # the module twice (runpy warns about that).
+    if name in ("download_capture", "CaptureDownloadError"):
+        from . import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COURSE_CAPTURE",

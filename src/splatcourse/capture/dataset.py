@@ -213,6 +213,40 @@ class Capture:
             notes=list(self.notes),
         )
 
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> Capture:
+        """Pixels [y0:y1, x0:x1] of every view; the principal points shift with the crop.
+        Cropping away background that never holds the object saves rasterization time."""
+        if not (0 <= x0 < x1 <= self.width and 0 <= y0 < y1 <= self.height):
+            raise ValueError(f"crop ({x0}, {y0}, {x1}, {y1}) is outside {self.width}x{self.height}")
+        Ks = self.Ks.clone()
+        Ks[:, 0, 2] -= x0
+        Ks[:, 1, 2] -= y0
+        masks = None if self.masks is None else self.masks[:, y0:y1, x0:x1].contiguous()
+        return replace(
+            self,
+            images=self.images[:, y0:y1, x0:x1].contiguous(),
+            masks=masks,
+            Ks=Ks,
+            notes=[*self.notes, f"cropped to x {x0}:{x1}, y {y0}:{y1}"],
+        )
+
+    def mask_bbox(self, margin: float = 0.05) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) around the object in all views (union of the masks), grown by
+        `margin` of the image size on each side; the whole image without masks."""
+        if self.masks is None:
+            return 0, 0, self.width, self.height
+        ys = torch.nonzero(self.masks.any(dim=(0, 2)))[:, 0]
+        xs = torch.nonzero(self.masks.any(dim=(0, 1)))[:, 0]
+        if len(xs) == 0:
+            return 0, 0, self.width, self.height
+        mx, my = round(margin * self.width), round(margin * self.height)
+        return (
+            max(0, int(xs.min()) - mx),
+            max(0, int(ys.min()) - my),
+            min(self.width, int(xs.max()) + 1 + mx),
+            min(self.height, int(ys.max()) + 1 + my),
+        )
+
     def to(self, device: str | torch.device) -> Capture:
         def mv(t):
             return None if t is None else t.to(device)
@@ -238,7 +272,8 @@ class Capture:
             (
                 f"Capture {self.name!r}: {len(self)} views at {self.width}x{self.height}, "
                 f"{len(self.train_idx)} train / {len(self.test_idx)} test "
-                f"(every {self.test_every}th view held out), {len(self.points)} SfM points, masks: {self.masks is not None}"
+                f"(every {self.test_every}th view held out), {len(self.points)} SfM points, "
+                f"masks: {self.masks is not None}"
             ),
             f"  source: {self.source}",
         ]

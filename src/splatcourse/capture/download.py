@@ -36,7 +36,7 @@ class CaptureDownloadError(RuntimeError):
     def __init__(self, name: str, problems: list[str]):
         self.problems = problems
         lines = "\n  ".join(problems)
-        super().__init__(f"capture {name!r}: {len(problems)} file(s) failed:\n  {lines}")
+        super().__init__(f"capture {name!r}: {len(problems)} problem(s):\n  {lines}")
 
 
 def file_url(base_url: str, path: str) -> str:
@@ -65,8 +65,12 @@ def _fetch(url: str, part: Path, entry: FileEntry, bar, timeout: float) -> tuple
         return f"{what} (HTTP {e.code}) at {url}", resumed
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        return f"download failed ({reason}) from {url}; run again to resume", resumed
+        raise _Unreachable(f"download failed ({reason}) from {url}; run again to resume") from e
     return None, resumed
+
+
+class _Unreachable(Exception):
+    """The mirror did not answer: no point trying the remaining files."""
 
 
 def _install(part: Path, target: Path, entry: FileEntry) -> str | None:
@@ -101,9 +105,13 @@ def download_capture(
     )
     problems = []
     with tqdm(
-        total=sum(f.size for f in todo), unit="B", unit_scale=True, disable=not progress, desc=name
+        total=sum(f.size for f in todo),
+        unit="B",
+        unit_scale=True,
+        disable=not progress or not todo,
+        desc=name,
     ) as bar:
-        for f in todo:
+        for k, f in enumerate(todo):
             target = folder / f.path
             target.parent.mkdir(parents=True, exist_ok=True)
             part = target.with_name(target.name + ".part")
@@ -116,10 +124,16 @@ def download_capture(
                 bar.update(f.size)
                 problem = None
             else:
-                problem, resumed = _fetch(file_url(base, f.path), part, f, bar, timeout)
-                if problem is None and resumed and check_file(part, f) is not None:
-                    part.unlink()  # the old .part was not a prefix of this file: start over
-                    problem, _ = _fetch(file_url(base, f.path), part, f, bar, timeout)
+                try:
+                    problem, resumed = _fetch(file_url(base, f.path), part, f, bar, timeout)
+                    if problem is None and resumed and check_file(part, f) is not None:
+                        part.unlink()  # the old .part was not a prefix of this file: restart
+                        problem, _ = _fetch(file_url(base, f.path), part, f, bar, timeout)
+                except _Unreachable as e:
+                    problems.append(f"{f.path}: {e}")
+                    if len(todo) > k + 1:
+                        problems.append(f"({len(todo) - k - 1} more files not attempted)")
+                    break
             if problem is None:
                 problem = _install(part, target, f)
             if problem:
@@ -154,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
         )
     except (CaptureDownloadError, KeyError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
     return 0
 

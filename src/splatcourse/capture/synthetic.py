@@ -106,7 +106,7 @@ def orbit_viewmats(n_views: int, radius: float = 4.0) -> torch.Tensor:
 def trace(
     origins: torch.Tensor, dirs: torch.Tensor, steps: int = 96
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sphere tracing: (hit [R] bool, point [R,3]). Rays that miss a bounding sphere skip."""
+    """Sphere tracing: (hit [R] bool, point [R,3]). Rays that miss the bounding box skip."""
     # Start where the ray enters the bounding box (slab test) and give up where it leaves.
     inv = 1.0 / torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
     t0, t1 = (BBOX[0] - origins) * inv, (BBOX[1] - origins) * inv

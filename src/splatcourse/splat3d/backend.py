@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any, Callable, Dict, Literal, Optional, Tuple
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -25,7 +26,7 @@ from .projection import project_gaussians
 from .rasterize import RasterStats, rasterize_to_pixels
 from .sh import eval_sh
 
-__all__ = ["rasterization", "resolve_backend", "gsplat_available", "BACKEND_ENV_VAR"]
+__all__ = ["BACKEND_ENV_VAR", "gsplat_available", "rasterization", "resolve_backend"]
 
 BACKEND_ENV_VAR = "SPLATCOURSE_BACKEND"
 _BACKENDS = ("auto", "torch", "gsplat")
@@ -33,21 +34,21 @@ _RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 
 
 @functools.lru_cache(maxsize=1)
-def gsplat_available() -> Tuple[bool, str]:
+def gsplat_available() -> tuple[bool, str]:
     """Whether gsplat's compiled CUDA kernels can run here, and if not, why."""
     if not torch.cuda.is_available():
         return False, "torch.cuda.is_available() is False (no GPU or a CPU-only torch)"
     try:
         import gsplat  # noqa: F401
         from gsplat.cuda._backend import _C
-    except Exception as exc:  # pragma: no cover - needs a broken GPU install
+    except Exception as exc:  # noqa: BLE001  # any failure to load means "unavailable"
         return False, f"gsplat could not be imported: {exc!r}"
     if _C is None:  # pragma: no cover
         return False, "gsplat's CUDA extension is not built (gsplat.cuda._backend._C is None)"
     return True, "ok"
 
 
-def resolve_backend(backend: Optional[str] = None, device: Optional[torch.device] = None) -> str:
+def resolve_backend(backend: str | None = None, device: torch.device | None = None) -> str:
     """``"torch"`` or ``"gsplat"``, from the argument, ``$SPLATCOURSE_BACKEND`` or auto."""
     choice = backend if backend is not None else os.environ.get(BACKEND_ENV_VAR, "auto")
     choice = choice.strip().lower()
@@ -90,10 +91,10 @@ def rasterization(
     far_plane: float = 1e10,
     radius_clip: float = 0.0,
     eps2d: float = 0.3,
-    sh_degree: Optional[int] = None,
+    sh_degree: int | None = None,
     packed: bool = True,
     tile_size: int = 16,
-    backgrounds: Optional[Tensor] = None,
+    backgrounds: Tensor | None = None,
     render_mode: Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"] = "RGB",
     sparse_grad: bool = False,
     absgrad: bool = False,
@@ -102,18 +103,18 @@ def rasterization(
     distributed: bool = False,
     camera_model: Literal["pinhole", "ortho", "fisheye", "ftheta"] = "pinhole",
     segmented: bool = False,
-    covars: Optional[Tensor] = None,
+    covars: Tensor | None = None,
     with_ut: bool = False,
     with_eval3d: bool = False,
-    radial_coeffs: Optional[Tensor] = None,
-    tangential_coeffs: Optional[Tensor] = None,
-    thin_prism_coeffs: Optional[Tensor] = None,
+    radial_coeffs: Tensor | None = None,
+    tangential_coeffs: Tensor | None = None,
+    thin_prism_coeffs: Tensor | None = None,
     ftheta_coeffs: Any = None,
     rolling_shutter: Any = None,
-    viewmats_rs: Optional[Tensor] = None,
+    viewmats_rs: Tensor | None = None,
     *,
-    backend: Optional[str] = None,
-) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render N Gaussians into C cameras; drop-in for ``gsplat.rasterization``.
 
     Returns ``renders`` [C, H, W, X] (X = colour channels, +1 for "RGB+D"/"RGB+ED", 1 for
@@ -126,16 +127,17 @@ def rasterization(
     if chosen == "gsplat":
         import gsplat
 
-        kwargs = dict(
-            near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
-            sh_degree=sh_degree, packed=packed, tile_size=tile_size, backgrounds=backgrounds,
-            render_mode=render_mode, sparse_grad=sparse_grad, absgrad=absgrad,
-            rasterize_mode=rasterize_mode, channel_chunk=channel_chunk, distributed=distributed,
-            camera_model=camera_model, segmented=segmented, covars=covars, with_ut=with_ut,
-            with_eval3d=with_eval3d, radial_coeffs=radial_coeffs,
-            tangential_coeffs=tangential_coeffs, thin_prism_coeffs=thin_prism_coeffs,
-            ftheta_coeffs=ftheta_coeffs, viewmats_rs=viewmats_rs,
-        )
+        kwargs = {
+            "near_plane": near_plane, "far_plane": far_plane, "radius_clip": radius_clip,
+            "eps2d": eps2d, "sh_degree": sh_degree, "packed": packed, "tile_size": tile_size,
+            "backgrounds": backgrounds, "render_mode": render_mode, "sparse_grad": sparse_grad,
+            "absgrad": absgrad, "rasterize_mode": rasterize_mode,
+            "channel_chunk": channel_chunk, "distributed": distributed,
+            "camera_model": camera_model, "segmented": segmented, "covars": covars,
+            "with_ut": with_ut, "with_eval3d": with_eval3d, "radial_coeffs": radial_coeffs,
+            "tangential_coeffs": tangential_coeffs, "thin_prism_coeffs": thin_prism_coeffs,
+            "ftheta_coeffs": ftheta_coeffs, "viewmats_rs": viewmats_rs,
+        }
         if rolling_shutter is not None:
             kwargs["rolling_shutter"] = rolling_shutter
         renders, alphas, info = gsplat.rasterization(
@@ -196,7 +198,7 @@ def _torch_rasterization(
     means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
     near_plane=0.01, far_plane=1e10, radius_clip=0.0, eps2d=0.3, sh_degree=None,
     backgrounds=None, render_mode="RGB", rasterize_mode="classic", covars=None,
-    tile_size=16, compositor: Optional[Callable] = None,
+    tile_size=16, compositor: Callable | None = None,
 ):
     """The PyTorch path; ``compositor`` swaps the pixel stage (the dense reference uses it)."""
     if render_mode not in _RENDER_MODES:
@@ -275,7 +277,7 @@ def _torch_rasterization(
         renders = torch.cat(
             [renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1
         )
-    info: Dict[str, Any] = {
+    info: dict[str, Any] = {
         "batch_ids": None,
         "camera_ids": None,
         "gaussian_ids": None,

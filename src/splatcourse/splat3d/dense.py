@@ -8,8 +8,6 @@ it fits in memory on bigger scenes; the arithmetic is the plain formula.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
@@ -20,18 +18,18 @@ __all__ = ["dense_composite", "dense_rasterization"]
 
 
 def _composite_chunk(mx, my, A, B, C, opac, colors, px, py):
-    dx = mx[:, None] - px[None]  # [G, P]
-    dy = my[:, None] - py[None]
-    power = 0.5 * (A[:, None] * dx * dx + C[:, None] * dy * dy) + B[:, None] * dx * dy
-    alpha = torch.clamp_max(opac[:, None] * torch.exp(-power), ALPHA_MAX)
+    dx = mx[None, :] - px[:, None]  # [P, G]: pixels x Gaussians, depth order along dim 1
+    dy = my[None, :] - py[:, None]
+    power = 0.5 * (A * dx * dx + C * dy * dy) + B * dx * dy
+    alpha = torch.clamp_max(opac * torch.exp(-power), ALPHA_MAX)
     alpha = torch.where((power >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
     with torch.no_grad():  # which pairs come before the early-termination point
-        alive = torch.cumprod(1.0 - alpha.double(), dim=0) > T_MIN
+        alive = torch.cumprod(1.0 - alpha.double(), dim=1) > T_MIN
     alpha = alpha * alive
-    T = torch.cumprod(1.0 - alpha, dim=0)
-    T_ex = torch.cat([torch.ones_like(T[:1]), T[:-1]], dim=0)
-    w = alpha * T_ex  # [G, P]
-    return w.T @ colors, 1.0 - T[-1]
+    T = torch.cumprod(1.0 - alpha, dim=1)
+    T_ex = torch.cat([torch.ones_like(T[:, :1]), T[:, :-1]], dim=1)
+    w = alpha * T_ex  # [P, G]
+    return w @ colors, 1.0 - T[:, -1]
 
 
 def dense_composite(
@@ -43,12 +41,12 @@ def dense_composite(
     radii: Tensor,
     width: int,
     height: int,
-    backgrounds: Optional[Tensor] = None,
-    pixels_per_chunk: Optional[int] = None,
+    backgrounds: Tensor | None = None,
+    pixels_per_chunk: int | None = None,
     stats=None,
 ) -> tuple[Tensor, Tensor]:
     """Same inputs and outputs as :func:`rasterize.rasterize_to_pixels`, computed densely."""
-    Cn, N = means2d.shape[:2]
+    Cn = means2d.shape[0]
     D = colors.shape[-1]
     dtype = means2d.dtype
     ys, xs = torch.meshgrid(
@@ -65,7 +63,7 @@ def dense_composite(
             renders.append(means2d.new_zeros(height, width, D))
             alphas.append(means2d.new_zeros(height, width, 1))
             continue
-        chunk = pixels_per_chunk or max(256, int(2e7 // G))
+        chunk = pixels_per_chunk or max(64, int(2e6 // G))  # cache-sized blocks
         mx, my = means2d[c, vis, 0], means2d[c, vis, 1]
         A, B, Cc = conics[c, vis].unbind(-1)
         op, col = opacities[c, vis], colors[c, vis]

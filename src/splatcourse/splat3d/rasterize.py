@@ -29,9 +29,9 @@ How it stays fast without a GPU:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +41,8 @@ __all__ = [
     "ALPHA_MAX",
     "ALPHA_MIN",
     "T_MIN",
-    "rasterize_to_pixels",
     "RasterStats",
+    "rasterize_to_pixels",
 ]
 
 ALPHA_MAX = 0.999  # gsplat 1.5.3 clamps at 0.999 (the 3DGS paper used 0.99)
@@ -222,9 +222,9 @@ def rasterize_to_pixels(
     radii: Tensor,
     width: int,
     height: int,
-    backgrounds: Optional[Tensor] = None,
-    pairs_per_band: int = DEFAULT_PAIRS_PER_BAND,
-    stats: Optional[RasterStats] = None,
+    backgrounds: Tensor | None = None,
+    pairs_per_band: Optional[int] = None,
+    stats: RasterStats | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Composite C images from projected Gaussians.
 
@@ -237,7 +237,8 @@ def rasterize_to_pixels(
         colours [C, H, W, D] and alphas [C, H, W, 1], differentiable w.r.t. means2d, conics,
         colors and opacities.
     """
-    C, N = means2d.shape[:2]
+    C = means2d.shape[0]
+    pairs_per_band = pairs_per_band or DEFAULT_PAIRS_PER_BAND
     D = colors.shape[-1]
     dtype = means2d.dtype
     renders, alphas = [], []
@@ -266,7 +267,7 @@ def rasterize_to_pixels(
             edges = _band_edges(ylo, yhi.clamp_min(0), width_est, height, pairs_per_band)
 
         img, alp = [], []
-        for y0, y1 in zip(edges[:-1], edges[1:]):
+        for y0, y1 in itertools.pairwise(edges):
             n_pix = (y1 - y0) * width
             with torch.no_grad():
                 sel = torch.nonzero(has_rows & (ylo < y1) & (yhi >= y0)).squeeze(-1)
