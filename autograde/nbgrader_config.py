@@ -44,3 +44,16 @@ c.GenerateFeedback.preprocessors = [
     "splatcourse.nbgrader_ext.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Student code runs only in the notebook kernel: splatcourse.sandbox confines that kernel
+# (bubblewrap namespaces + resource limits, or limits alone where bubblewrap cannot run), puts
+# back grading helpers a submission replaced, and grades on if the kernel dies.
+c.Autograde.autograde_preprocessors = [
+    "splatcourse.sandbox.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]

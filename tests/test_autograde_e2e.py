@@ -8,6 +8,8 @@ cells it should fail.
 from __future__ import annotations
 
 import csv
+import html
+import re
 
 import nbformat
 import pytest
@@ -70,6 +72,7 @@ def test_grades(assignment, mutant, released_course, tmp_path):
         assert {(r["student"], float(r["score"])) for r in rows} == {
             ("solution", sum(m for _, m in full.values())), ("untouched", 0.0)}
         assert plot_path.stat().st_size > 1000
+        _check_feedback(course, assignment)
     else:
         got = cell_scores(course, assignment, "wrong")
         unknown = mutant.fails - set(got)
@@ -79,3 +82,28 @@ def test_grades(assignment, mutant, released_course, tmp_path):
                 assert score < top, f"{mutant.name}: {cell} should lose points, scored {score}/{top}"
             else:
                 assert score == top, f"{mutant.name}: {cell} should keep full marks, scored {score}/{top}"
+
+
+def _hidden_lines(course, assignment: str) -> list[str]:
+    lines = []
+    for nb in notebooks(course.solutions / assignment).values():
+        for cell in nb.cells:
+            for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS",
+                                    cell.source, flags=re.DOTALL):
+                lines += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 25]
+    return lines
+
+
+def _check_feedback(course, assignment: str) -> None:
+    """Feedback exists for every graded student and never shows a hidden test's code."""
+    pages = instructor.feedback(course, [assignment])
+    students = {p.parts[-3] for p in pages}
+    assert students == {"solution", "untouched"}, pages
+    hidden = _hidden_lines(course, assignment)
+    assert hidden, "no hidden tests found"
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        text = re.sub(r"\s+", " ", text)
+        leaked = [ln for ln in hidden if re.sub(r"\s+", " ", ln) in text]
+        assert not leaked, f"{page} shows hidden test code: {leaked[:3]}"
+        assert "hidden tests run here" in text

@@ -62,7 +62,7 @@ def render_both(params, views, Ks, w=W, h=H, **kw):
 def test_forward_matches_dense_reference(kw):
     params = scene()
     views, Ks = cameras()
-    (r, a, info), (r2, a2, _) = render_both(params, views, Ks, **kw)
+    (r, a, _info), (r2, a2, _) = render_both(params, views, Ks, **kw)
     assert r.shape[:3] == (1, H, W) and a.shape == (1, H, W, 1)
     assert 0.3 < a.mean() < 0.99  # a real scene: neither empty nor saturated
     torch.testing.assert_close(a, a2, atol=1e-5, rtol=0)
@@ -88,7 +88,7 @@ def test_saturated_pixels_terminate_like_the_reference():
     # exercises both the masking and the compaction path of the early termination.
     params = scene(300, seed=5, opacity=(0.6, 0.99), scale=(0.2, 0.5))
     views, Ks = cameras()
-    (r, a, info), (r2, a2, _) = render_both(params, views, Ks)
+    (r, a, info), (r2, _a2, _) = render_both(params, views, Ks)
     stats = info["raster_stats"]
     assert stats.n_composited < 0.75 * stats.n_pairs  # termination did cut pairs
     assert (a > 0.999).float().mean() > 0.8
@@ -124,7 +124,7 @@ def test_gradcheck_every_input(sh, monkeypatch):
                                 render_mode="RGB+ED", sh_degree=3 if sh else None)
         return r, a
 
-    r, a = f(*inputs)
+    _r, a = f(*inputs)
     assert a.max() > 0.3 and (a > 0).float().mean() > 0.3  # the Gaussians are on screen
     # fast_mode checks random directional derivatives of every input (full mode: 1 minute).
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True)
@@ -153,7 +153,7 @@ def test_gradients_match_dense_on_a_saturated_scene():
     grads = []
     for fn in (rasterization, dense_rasterization):
         inputs = [t.clone().requires_grad_() for t in (*params[:4], sh, bg)]
-        r, a, info = fn(*inputs[:5], views, Ks, 24, 18, sh_degree=1, backgrounds=inputs[5],
+        r, a, _info = fn(*inputs[:5], views, Ks, 24, 18, sh_degree=1, backgrounds=inputs[5],
                         render_mode="RGB+ED")
         g = torch.Generator().manual_seed(3)
         loss = (r * torch.rand(r.shape, generator=g, dtype=r.dtype)).sum() + (a**2).sum()

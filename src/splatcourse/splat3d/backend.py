@@ -21,7 +21,6 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .gaussians import covariance_from_quat_scale
 from .projection import project_gaussians
 from .rasterize import RasterStats, rasterize_to_pixels
 from .sh import eval_sh
@@ -207,12 +206,10 @@ def _torch_rasterization(
         raise ValueError(f"rasterization: rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
-    if covars is None:
-        covars = covariance_from_quat_scale(quats, scales)
     proj = project_gaussians(
         means, covars, viewmats, Ks, width, height, near_plane=near_plane, far_plane=far_plane,
         eps2d=eps2d, opacities=opacities, radius_clip=radius_clip,
-        calc_compensations=rasterize_mode == "antialiased",
+        calc_compensations=rasterize_mode == "antialiased", quats=quats, scales=scales,
     )
     opac = opacities[None].expand(C, N)
     if proj.compensations is not None:

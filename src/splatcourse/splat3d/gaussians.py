@@ -26,6 +26,17 @@ def _check_last_dim(name: str, x: Tensor, size: int) -> None:
         raise ValueError(f"{name} must have shape [..., {size}], got {tuple(x.shape)}")
 
 
+def _rotmat_entries(quats: Tensor) -> list[Tensor]:
+    """The nine entries of R (row-major), one tensor each, from (w, x, y, z) quaternions."""
+    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(-1)
+    return [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]
+
+
 def quat_to_rotmat(quats: Tensor) -> Tensor:
     """Rotation matrices [..., 3, 3] from quaternions [..., 4] in (w, x, y, z) order.
 
@@ -33,14 +44,7 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:
     direction of the 4-vector matters (``q`` and ``-q`` give the same rotation).
     """
     _check_last_dim("quats", quats, 4)
-    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).reshape(q.shape[:-1] + (3, 3))
+    return torch.stack(_rotmat_entries(quats), dim=-1).reshape(quats.shape[:-1] + (3, 3))
 
 
 def covariance_from_quat_scale(quats: Tensor, scales: Tensor) -> Tensor:

@@ -223,7 +223,7 @@ def rasterize_to_pixels(
     width: int,
     height: int,
     backgrounds: Tensor | None = None,
-    pairs_per_band: Optional[int] = None,
+    pairs_per_band: int | None = None,
     stats: RasterStats | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Composite C images from projected Gaussians.

@@ -1,0 +1,62 @@
+# One command to set up and open the course, one to test it; the instructor's commands after.
+# Every target is idempotent: the second `make lab` starts JupyterLab at once.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned (pyproject.toml); on a machine whose pip would pick a multi-GB CUDA build, add
+# the CPU wheel index, e.g.  make setup TORCH_INDEX=--extra-index-url=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+JOBS   ?= 2
+
+.PHONY: setup lab test test-fast lint bench release autograde feedback grades download clean-grading
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) -e ".[dev]"
+	$(BIN)/jupyter labextension list 2>&1 | grep -q "nbgrader.*enabled" || \
+	  (echo "nbgrader's JupyterLab extension is not enabled" && exit 1)
+	@touch $(STAMP)
+	@echo "set-up done: run 'make lab' to open the course"
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/lessons/01_splats_in_2d.ipynb --port=$(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -m "not slow and not browser"
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+bench: setup
+	$(BIN)/python bench/toy_fit.py
+	$(BIN)/python bench/rasterizer.py
+
+# --- instructor -----------------------------------------------------------------------------
+release: setup
+	$(BIN)/splatcourse release
+
+# make autograde SUBMISSIONS=path/to/folder   (laid out as <student>/<assignment>/<notebook>.ipynb)
+SUBMISSIONS ?= autograde/inbox
+autograde: setup
+	$(BIN)/splatcourse autograde $(SUBMISSIONS)
+
+feedback: setup
+	$(BIN)/splatcourse feedback
+
+grades: setup
+	$(BIN)/splatcourse grades
+
+# make download CAPTURE=socketed_axe_arreton
+CAPTURE ?= socketed_axe_arreton
+download: setup
+	$(BIN)/splatcourse download $(CAPTURE)

@@ -1,0 +1,345 @@
+"""Run a student's notebook kernel in a sandbox while nbgrader, the trusted part, stays outside.
+
+nbgrader executes a submission by starting a Jupyter kernel and sending it the cells. Only that
+kernel runs student code, so only the kernel is confined. Two modes:
+
+- ``bwrap``: the kernel runs under bubblewrap in fresh mount, PID, IPC, UTS and network
+  namespaces. It sees a read-only system (/usr, /etc), the Python install and the course
+  package, a private /tmp and home, and one writable scratch folder holding a copy of its own
+  files. The course checkout (solutions/, hidden tests, the gradebook, other submissions) is not
+  mounted at all. It talks to nbgrader over Unix sockets in the scratch folder.
+- ``rlimit`` (fallback when bubblewrap is missing or cannot start): same scratch folder, working
+  directory, clean environment and resource limits, but no namespaces: the kernel can still read
+  any file its user may read.
+
+Both modes apply resource limits with ``prlimit`` (address space, processes, file size, open
+files, no core dumps) and, when the grader runs as root, drop to an unprivileged uid so that the
+process limit bites and nothing owned by root can be written.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+
+from . import grading_guard
+from .grading_guard import REMEMBER_CODE, RESTORE_CODE
+
+MODES = ("auto", "bwrap", "rlimit", "none")
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-kernel resource limits; env vars SPLATCOURSE_SANDBOX_* override them (see from_env)."""
+
+    memory_bytes: int = 4 * GiB  # address space: torch alone maps ~1 GiB
+    processes: int = 64          # per sandbox uid, so a fork bomb stops here
+    file_bytes: int = 64 * 1024**2  # largest file the kernel may write
+    open_files: int = 512
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        def get(name: str, default: int) -> int:
+            value = os.environ.get(f"SPLATCOURSE_SANDBOX_{name}")
+            return int(value) if value else default
+
+        d = cls()
+        return cls(get("MEMORY", d.memory_bytes), get("PROCESSES", d.processes),
+                   get("FILE_BYTES", d.file_bytes), get("OPEN_FILES", d.open_files))
+
+
+def requested_mode() -> str:
+    mode = os.environ.get("SPLATCOURSE_SANDBOX", "auto")
+    if mode not in MODES:
+        raise ValueError(f"SPLATCOURSE_SANDBOX={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def sandbox_uid(mode: str) -> int | None:
+    """The uid kernels run as: only root can switch, and (without bwrap) only if that uid can
+    still reach the interpreter (a Python under /root cannot be run by anyone else)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or mode == "none":
+        return None
+    uid = int(os.environ.get("SPLATCOURSE_SANDBOX_UID", "61000"))
+    if mode == "bwrap" or _uid_runs_python(uid):
+        return uid
+    return None
+
+
+@functools.cache
+def _uid_runs_python(uid: int) -> bool:
+    cmd = limit_args(Limits(), uid) + [sys.executable, "-c", "pass"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=60, cwd="/").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _python_paths() -> list[Path]:
+    """Folders the kernel needs read-only: the interpreter, the venv and this package's source."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+             Path(__file__).resolve().parents[1]}
+    real_exe = Path(sys.executable).resolve()
+    if not any(real_exe.is_relative_to(p) for p in paths):
+        paths.add(real_exe.parent)
+    return sorted(paths)
+
+
+def _data_paths() -> list[Path]:
+    from .paths import data_dir, shared_data_dir
+
+    out = []
+    for get in (data_dir, shared_data_dir):
+        try:
+            p = get().resolve()
+        except FileNotFoundError:
+            continue
+        if p.is_dir():
+            out.append(p)
+    return out
+
+
+def _bwrap_args(scratch: Path, home: Path, readonly: list[Path]) -> list[str]:
+    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-net", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    for top in ("usr", "etc"):
+        args += ["--ro-bind", f"/{top}", f"/{top}"]
+    for top in ("bin", "lib", "lib64", "sbin"):
+        p = Path("/" + top)
+        if p.is_symlink():
+            args += ["--symlink", os.readlink(p), str(p)]
+        elif p.is_dir():
+            args += ["--ro-bind", str(p), str(p)]
+    args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+    made: set[Path] = {Path("/"), Path("/tmp")}
+    for target in [*readonly, scratch, home]:
+        # bwrap makes missing parents 0700; an unprivileged kernel must be able to walk them
+        for parent in reversed(target.parents):
+            if parent not in made and not any(parent.is_relative_to(r) for r in readonly):
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+    for p in readonly:
+        args += ["--ro-bind", str(p), str(p)]
+    args += ["--bind", str(scratch), str(scratch), "--bind", str(home), str(home),
+             "--chdir", str(scratch / "work")]
+    return args
+
+
+@functools.cache
+def bwrap_works() -> bool:
+    """Measured, not assumed: containers often forbid the namespaces bubblewrap needs."""
+    if not shutil.which("bwrap"):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch, home = Path(tmp) / "s", Path(tmp) / "h"
+        (scratch / "work").mkdir(parents=True)
+        home.mkdir()
+        cmd = _bwrap_args(scratch, home, _python_paths()) + [sys.executable, "-c", "pass"]
+        try:
+            return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+
+def effective_mode() -> str:
+    mode = requested_mode()
+    if mode == "auto":
+        return "bwrap" if bwrap_works() else "rlimit"
+    if mode == "bwrap" and not bwrap_works():
+        raise RuntimeError("SPLATCOURSE_SANDBOX=bwrap but bubblewrap is missing or cannot create "
+                           "namespaces here (apt-get install bubblewrap; check user namespaces)")
+    return mode
+
+
+def limit_args(limits: Limits, uid: int | None) -> list[str]:
+    """setpriv (drop root) then prlimit: limits are set before any student code runs."""
+    cmd: list[str] = []
+    if uid is not None:
+        cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--"]
+    cmd += ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={limits.processes}",
+            f"--fsize={limits.file_bytes}", f"--nofile={limits.open_files}", "--core=0", "--"]
+    return cmd
+
+
+def kill_uid(uid: int) -> None:
+    """End every process left running as the sandbox uid (a fork bomb's orphans, in rlimit mode)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+def _mpl_cache() -> Path:
+    """A matplotlib font cache built once outside the sandbox (building it inside takes ~10 s)."""
+    path = Path(tempfile.gettempdir()) / f"splatcourse-mplcache-{os.geteuid()}"
+    if not (path / "done").exists():
+        path.mkdir(exist_ok=True)
+        env = dict(os.environ, MPLCONFIGDIR=str(path))
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
+                       capture_output=True, check=False)
+        os.chmod(path, 0o755)
+        for f in path.iterdir():
+            os.chmod(f, 0o644)
+        (path / "done").touch()
+    return path
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """Starts the kernel inside the sandbox, in a scratch copy of the notebook's folder."""
+
+    _scratch: tempfile.TemporaryDirectory | None = None
+
+    async def _async_pre_start_kernel(self, **kw):  # type: ignore[override]
+        self._scratch = tempfile.TemporaryDirectory(prefix="splatkernel-")
+        scratch = Path(self._scratch.name)
+        os.chmod(scratch, 0o711)
+        # Unix sockets instead of TCP: the kernel needs no network, so it gets none
+        self.transport = "ipc"
+        self.ip = str(scratch / "sock")
+        self.connection_file = str(scratch / "kernel.json")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):  # type: ignore[override]
+        assert self._scratch is not None
+        scratch = Path(self._scratch.name)
+        mode = effective_mode()
+        limits, uid = Limits.from_env(), sandbox_uid(mode)
+        work, home, course = scratch / "work", scratch / "home", scratch / "course"
+        source = Path(kw.get("cwd") or os.getcwd())
+        shutil.copytree(source, work, symlinks=True)  # the kernel's own files, nothing else
+        home.mkdir()
+        (course / "autograde").mkdir(parents=True)
+        (course / "autograde" / "nbgrader_config.py").write_text("# marker: sandbox course root\n")
+        (course / "outputs").mkdir()
+        data = [p for p in _data_paths()]
+        from .paths import data_dir
+
+        try:
+            (course / "data").symlink_to(data_dir())
+        except FileNotFoundError:
+            pass
+        mpl = _mpl_cache()
+        env = {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+            "HOME": str(home), "TMPDIR": "/tmp" if mode == "bwrap" else str(home),
+            "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(mpl), "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "SPLATCOURSE_ROOT": str(course), "NBGRADER_EXECUTION": "autograde",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        from .paths import shared_data_dir
+
+        try:
+            env["SPLATCOURSE_SHARED_DATA"] = str(shared_data_dir())
+        except FileNotFoundError:
+            pass
+        kernel_cmd = list(kernel_cmd) + grading_guard.kernel_arguments()
+        if uid is not None:
+            for p in [scratch, *scratch.rglob("*")]:
+                os.lchown(p, uid, uid)
+            os.chmod(scratch / "kernel.json", 0o600)
+        if mode == "bwrap":
+            readonly = [*_python_paths(), *data, mpl]
+            prefix = _bwrap_args(scratch, home, readonly) + limit_args(limits, uid)
+        elif mode == "rlimit":
+            prefix = limit_args(limits, uid)
+        else:
+            prefix = []
+        kw["cwd"] = str(work)
+        kw["env"] = env
+        self.log.info("sandbox %s: %s", mode, " ".join(prefix))
+        await super()._async_launch_kernel(prefix + kernel_cmd, **kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        mode = effective_mode()
+        uid = sandbox_uid(mode)
+        if uid is not None and mode != "bwrap":
+            kill_uid(uid)  # with bwrap the PID namespace already took every child down
+        if self._scratch is not None and not restart:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
+def _nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def _make_execute():
+    from nbclient.exceptions import DeadKernelError
+    from nbformat.v4 import new_output
+    from nbgrader.preprocessors import Execute
+
+    class SandboxedExecute(Execute):
+        """nbgrader's Execute with a sandboxed kernel, tamper repair and kernel-death handling.
+
+        If the kernel dies (os._exit, a signal, the memory limit), the cell that killed it and
+        every later cell get an error output saying so, instead of the whole submission failing:
+        cells that ran before keep their marks and the student learns what happened.
+        """
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+            super().__init__(*args, **kwargs)
+            self._dead_at: int | None = None
+
+        def preprocess(self, nb, resources=None, km=None):
+            self._dead_at = None
+            return super().preprocess(nb, resources, km)
+
+        def _silent(self, code: str) -> None:
+            try:
+                self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False),
+                                    timeout=30)
+            except Exception as err:  # a broken guard must not stop grading
+                self.log.warning("grading guard failed: %s", err)
+
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type != "code":
+                return cell, resources
+            meta = _nbgrader_meta(cell)
+            if self._dead_at is not None:
+                cell.outputs = [new_output("error", ename="KernelDied", evalue="not run",
+                                           traceback=[f"KernelDied: not run: the kernel died in "
+                                                      f"cell {self._dead_at + 1}"])]
+                return cell, resources
+            if meta.get("grade") and not meta.get("solution"):
+                self._silent(RESTORE_CODE)
+            try:
+                cell, resources = super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                self._dead_at = index
+                cell.outputs = list(cell.get("outputs", [])) + [new_output(
+                    "error", ename="KernelDied", evalue="the kernel died running this cell",
+                    traceback=["KernelDied: the kernel died running this cell (exit, signal or "
+                               "memory limit); later cells were not run"])]
+                return cell, resources
+            if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+                self._silent(REMEMBER_CODE)
+            return cell, resources
+
+    return SandboxedExecute
+
+
+def __getattr__(name: str):
+    if name == "SandboxedExecute":
+        cls = _make_execute()
+        globals()["SandboxedExecute"] = cls
+        return cls
+    raise AttributeError(name)

@@ -1,0 +1,42 @@
+"""Training 3D Gaussians on a capture (the 3DGS recipe on the course rasterizer).
+
+    from splatcourse.capture import load_capture
+    from splatcourse.train import fit, TrainConfig
+    result = fit(load_capture("default"), steps=500)
+    result.summary()      # {'fit_seconds': ..., 'gaussians': ..., 'ssim_heldout': ..., ...}
+    result.save_ply(path) # standard 3DGS .ply, opens in common splat viewers
+"""
+
+from .config import TrainConfig
+from .evaluate import EvalResult, evaluate, render_views
+from .export import load_ply, save_ply
+from .loss import l1_ssim_loss, psnr, ssim
+from .model import PARAM_NAMES, Gaussians, init_gaussians, knn_scale, make_optimizers, render
+from .report import plot_ssim_vs_time, save_side_by_side, summary_table
+from .trainer import CHECKPOINT_NAME, FitResult, Trainer, fit, train_view_capture
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "PARAM_NAMES",
+    "EvalResult",
+    "FitResult",
+    "Gaussians",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "fit",
+    "init_gaussians",
+    "knn_scale",
+    "l1_ssim_loss",
+    "load_ply",
+    "make_optimizers",
+    "plot_ssim_vs_time",
+    "psnr",
+    "render",
+    "render_views",
+    "save_ply",
+    "save_side_by_side",
+    "ssim",
+    "summary_table",
+    "train_view_capture",
+]

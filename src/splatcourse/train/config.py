@@ -1,0 +1,109 @@
+"""The training recipe as one dataclass, so a fit is described by a handful of numbers.
+
+Defaults follow the 3D Gaussian Splatting paper (Kerbl et al. 2023) and gsplat's
+``simple_trainer.py``, with the step counts shrunk for a CPU: the paper trains 30,000 steps
+and densifies from step 500 to 15,000; on a laptop we train a few thousand steps, so every
+schedule is expressed relative to ``steps`` unless set explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a fit does (learning rates, schedules, densification)."""
+
+    steps: int = 3000
+    seed: int = 0
+
+    # --- initialisation -------------------------------------------------------------------
+    init_opacity: float = 0.1
+    init_scale: float = 1.0  # x the RMS distance to the 3 nearest neighbours
+    init_random_points: int = 5000  # used when the capture has no SfM points
+    max_init_points: int | None = None  # subsample SfM points (None keeps all)
+
+    # --- appearance -----------------------------------------------------------------------
+    sh_degree: int = 3
+    sh_degree_interval: int | None = None  # steps per SH band; None -> steps // 6
+
+    # --- learning rates (3DGS paper; means' is multiplied by the scene scale) ---------------
+    lr_means: float = 1.6e-4
+    lr_means_final: float = 1.6e-6  # exponential decay to this by the last step
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 2.5e-3
+    lr_shN: float = 2.5e-3 / 20
+
+    # --- loss -------------------------------------------------------------------------------
+    ssim_lambda: float = 0.2  # loss = (1 - l) * L1 + l * (1 - SSIM)
+    mask_lambda: float = 0.0  # optional L1 between rendered alpha and the object mask
+    random_background: bool = False  # composite the target over a random colour each step
+
+    # --- densification (gsplat DefaultStrategy fields; None -> scaled from steps) -----------
+    densify: bool = True
+    refine_start: int | None = None  # None -> steps // 20
+    refine_stop: int | None = None  # None -> steps // 2
+    refine_every: int | None = None  # None -> max(steps // 60, 10)
+    reset_every: int | None = None  # None -> steps // 5 (0 disables the opacity reset)
+    grow_grad2d: float = 2e-4
+    grow_scale3d: float = 0.01
+    prune_opa: float = 0.005
+    prune_scale3d: float = 0.1
+    max_gaussians: int | None = None  # stop growing beyond this many (a CPU safety valve)
+
+    # --- bookkeeping --------------------------------------------------------------------------
+    eval_every: int | None = None  # held-out evaluation every N steps (None: only at the end)
+    checkpoint_every: int | None = None  # with a checkpoint_dir; None -> steps // 10
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"TrainConfig.steps must be positive, got {self.steps}")
+        if not 0 <= self.sh_degree <= 3:
+            raise ValueError(f"TrainConfig.sh_degree must be in 0..3, got {self.sh_degree}")
+        if not 0.0 <= self.ssim_lambda <= 1.0:
+            raise ValueError(f"TrainConfig.ssim_lambda must be in [0, 1], got {self.ssim_lambda}")
+
+    # Resolved schedules ---------------------------------------------------------------------
+    @property
+    def sh_interval(self) -> int:
+        return self.sh_degree_interval or max(self.steps // 6, 1)
+
+    @property
+    def refine_start_step(self) -> int:
+        return self.refine_start if self.refine_start is not None else max(self.steps // 20, 1)
+
+    @property
+    def refine_stop_step(self) -> int:
+        return self.refine_stop if self.refine_stop is not None else self.steps // 2
+
+    @property
+    def refine_every_steps(self) -> int:
+        return self.refine_every or max(self.steps // 60, 10)
+
+    @property
+    def reset_every_steps(self) -> int:
+        if self.reset_every is not None:
+            return self.reset_every if self.reset_every > 0 else 10**12
+        return max(self.steps // 5, 1)
+
+    @property
+    def checkpoint_every_steps(self) -> int:
+        return self.checkpoint_every or max(self.steps // 10, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)

@@ -1,0 +1,138 @@
+"""The Gaussians being trained: parameters, their initialisation, optimizers and rendering.
+
+Parameters are stored the way the 3DGS paper optimises them, in unconstrained form, so Adam
+can move them freely: log-scales, raw quaternions (normalised when used), opacity logits and
+spherical-harmonic coefficients split into the DC band ``sh0`` [N, 1, 3] and the rest
+``shN`` [N, K-1, 3] (they get different learning rates). The names match gsplat's, which is
+what lets its ``DefaultStrategy`` clone, split and prune them for us.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..capture import Capture, points_inside_masks
+from ..splat3d import num_sh_coeffs, rasterization, rgb_to_sh
+from .config import TrainConfig
+
+__all__ = [
+    "PARAM_NAMES",
+    "Gaussians",
+    "init_gaussians",
+    "knn_scale",
+    "make_optimizers",
+    "render",
+    "set_learning_rates",
+]
+
+PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN")
+Gaussians = torch.nn.ParameterDict  # keys: PARAM_NAMES
+
+
+def knn_scale(points: Tensor, k: int = 3, chunk: int = 2048) -> Tensor:
+    """[M] RMS distance of each point to its k nearest neighbours (the paper's initial size)."""
+    if len(points) <= k:
+        return torch.full((len(points),), 0.01, dtype=points.dtype)
+    out = []
+    for block in points.split(chunk):
+        d = torch.cdist(block, points).topk(k + 1, largest=False).values[:, 1:]
+        out.append(d.square().mean(-1).sqrt())
+    return torch.cat(out).clamp_min(1e-7)
+
+
+def _initial_points(capture: Capture, cfg: TrainConfig, gen: torch.Generator):
+    pts, cols = capture.points.float(), capture.point_colors.float()
+    if len(pts) and capture.masks is not None:
+        keep = points_inside_masks(capture)
+        pts, cols = pts[keep], cols[keep]
+    if len(pts) == 0:
+        lo, hi = capture.object_bbox().float()
+        n = cfg.init_random_points
+        pts = lo + (hi - lo) * torch.rand(n, 3, generator=gen)
+        cols = torch.rand(n, 3, generator=gen)
+    elif cfg.max_init_points is not None and len(pts) > cfg.max_init_points:
+        idx = torch.randperm(len(pts), generator=gen)[: cfg.max_init_points]
+        pts, cols = pts[idx], cols[idx]
+    return pts, cols
+
+
+def init_gaussians(capture: Capture, cfg: TrainConfig | None = None) -> Gaussians:
+    """One Gaussian per SfM point (inside the masks), or random ones in the object box.
+
+    Sizes start at the distance to the nearest neighbours, so the surface is covered without
+    big overlaps; every Gaussian starts round, fairly transparent (opacity 0.1) and with the
+    colour of its point.
+    """
+    cfg = cfg or TrainConfig()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pts, cols = _initial_points(capture, cfg, gen)
+    n = len(pts)
+    scales = (knn_scale(pts) * cfg.init_scale).log()[:, None].repeat(1, 3)
+    quats = torch.zeros(n, 4)
+    quats[:, 0] = 1.0
+    opacities = torch.full((n,), math.log(cfg.init_opacity / (1 - cfg.init_opacity)))
+    k = num_sh_coeffs(cfg.sh_degree)
+    sh0 = rgb_to_sh(cols)[:, None, :]
+    shN = torch.zeros(n, k - 1, 3)
+    params = {"means": pts, "scales": scales, "quats": quats, "opacities": opacities,
+              "sh0": sh0, "shN": shN}
+    return torch.nn.ParameterDict({k_: torch.nn.Parameter(v.contiguous()) for k_, v in params.items()})
+
+
+def make_optimizers(params: Gaussians, cfg: TrainConfig, scene_scale: float
+                    ) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per parameter (what ``DefaultStrategy`` expects), with the paper's rates."""
+    opts = {}
+    for name in PARAM_NAMES:
+        opts[name] = torch.optim.Adam([{"params": [params[name]], "lr": 0.0, "name": name}],
+                                      eps=1e-15)
+    set_learning_rates(opts, cfg, scene_scale, step=0)
+    return opts
+
+
+def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: TrainConfig,
+                       scene_scale: float, step: int) -> None:
+    """Positions decay exponentially from lr_means to lr_means_final; the rest stay fixed.
+
+    Position rates are in units of the scene scale so the recipe does not depend on whether
+    the scene is measured in metres or millimetres.
+    """
+    t = min(step / max(cfg.steps, 1), 1.0)
+    lr_means = cfg.lr_means * (cfg.lr_means_final / cfg.lr_means) ** t * scene_scale
+    rates = {"means": lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
+             "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
+    for name, opt in opts.items():
+        for group in opt.param_groups:
+            group["lr"] = rates[name]
+
+
+def render(
+    params: Gaussians | dict[str, Tensor],
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None = None,
+    background: Tensor | None = None,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor, dict]:
+    """Render C cameras: (rgb [C,H,W,3], alpha [C,H,W,1], info) over a constant background.
+
+    ``sh_degree`` None uses every band the parameters hold.
+    """
+    colors = torch.cat([params["sh0"], params["shN"]], dim=1)
+    if sh_degree is None:
+        sh_degree = int(math.isqrt(colors.shape[1])) - 1
+    C = viewmats.shape[0]
+    bg = None
+    if background is not None:
+        bg = background.to(colors.dtype).reshape(-1, 3).expand(C, 3)
+    rgb, alpha, info = rasterization(
+        params["means"], params["quats"], torch.exp(params["scales"]),
+        torch.sigmoid(params["opacities"]), colors, viewmats, Ks, width, height,
+        sh_degree=sh_degree, backgrounds=bg, packed=False, backend=backend,
+    )
+    return rgb, alpha, info

@@ -1,0 +1,320 @@
+"""The training loop: photos + cameras in, fitted 3D Gaussians out.
+
+One step (as in the 3DGS paper and gsplat's simple_trainer):
+
+1. pick a training view (each view once per epoch, in a shuffled order);
+2. render it with the current SH degree (one more band every ``sh_interval`` steps);
+3. loss = 0.8 L1 + 0.2 (1 - SSIM) against the photo (both over the same background);
+4. backward, one Adam step per parameter group;
+5. let gsplat's ``DefaultStrategy`` clone / split / prune Gaussians from the accumulated
+   screen-space gradients, and reset opacities now and then.
+
+Everything that a resumed run needs is in the checkpoint: parameters, Adam moments, the
+strategy's gradient statistics, the step, the random states and the order of the views
+still to visit in this epoch. Resuming therefore continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..capture import Capture
+from ..splat3d import make_strategy
+from .config import TrainConfig
+from .evaluate import EvalResult, evaluate
+from .loss import l1_ssim_loss, psnr
+from .model import PARAM_NAMES, Gaussians, init_gaussians, make_optimizers, render, set_learning_rates
+
+__all__ = ["CHECKPOINT_NAME", "FitResult", "Trainer", "fit", "train_view_capture"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def train_view_capture(capture: Capture, crop: bool = True) -> Capture:
+    """The capture the loop renders: cropped to the objects' masks (less background to
+    rasterize, same cameras); evaluation still uses the full frame."""
+    if crop and capture.masks is not None:
+        return capture.crop(*capture.mask_bbox())
+    return capture
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the Gaussians plus how the fit went."""
+
+    params: Gaussians
+    config: TrainConfig
+    history: list[dict[str, Any]]
+    seconds: float  # training wall time (evaluation and checkpoints excluded)
+    eval: EvalResult | None = None
+    capture_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_gaussians(self) -> int:
+        return int(self.params["means"].shape[0])
+
+    def summary(self) -> dict[str, Any]:
+        out = {"steps": self.config.steps, "fit_seconds": round(self.seconds, 2),
+               "gaussians": self.n_gaussians}
+        if self.eval is not None:
+            out["ssim_heldout"] = round(self.eval.ssim, 4)
+            out["psnr_heldout"] = round(self.eval.psnr, 2)
+        return out
+
+    def save_ply(self, path: str | Path) -> Path:
+        from .export import save_ply
+
+        return save_ply(self.params, path)
+
+
+class Trainer:
+    """Holds the state of one fit; ``run()`` trains to ``config.steps`` (resumable)."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        config: TrainConfig | None = None,
+        *,
+        backend: str | None = None,
+        checkpoint_dir: str | Path | None = None,
+        progress: bool = True,
+        crop: bool = True,
+    ) -> None:
+        self.cfg = config or TrainConfig()
+        if len(capture.train_idx) == 0:
+            raise ValueError(f"capture {capture.name!r} has no training views")
+        self.capture = capture
+        self.train_cap = train_view_capture(capture, crop)
+        self.backend = backend
+        self.progress = progress
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.device = capture.images.device
+        self.scene_scale = capture.scene_scale()
+        self.bg = capture.background_tensor()
+
+        torch.manual_seed(self.cfg.seed)
+        self.params = init_gaussians(capture, self.cfg).to(self.device)
+        self.optimizers = make_optimizers(self.params, self.cfg, self.scene_scale)
+        self.strategy = make_strategy(
+            prune_opa=self.cfg.prune_opa,
+            grow_grad2d=self.cfg.grow_grad2d,
+            grow_scale3d=self.cfg.grow_scale3d,
+            prune_scale3d=self.cfg.prune_scale3d,
+            refine_start_iter=self.cfg.refine_start_step,
+            refine_stop_iter=self.cfg.refine_stop_step if self.cfg.densify else 0,
+            refine_every=self.cfg.refine_every_steps,
+            reset_every=self.cfg.reset_every_steps,
+        )
+        self.strategy.check_sanity(self.params, self.optimizers)
+        self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
+        self.gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.order: list[int] = []
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # ---- one step ----------------------------------------------------------------------------
+    @property
+    def n_gaussians(self) -> int:
+        return int(self.params["means"].shape[0])
+
+    def sh_degree_at(self, step: int) -> int:
+        return min(step // self.cfg.sh_interval, self.cfg.sh_degree)
+
+    def _next_view(self) -> int:
+        if not self.order:
+            train = torch.tensor(self.capture.train_idx)
+            self.order = train[torch.randperm(len(train), generator=self.gen)].tolist()
+        return self.order.pop()
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step; returns its loss and the training view's PSNR."""
+        cfg, cap, step = self.cfg, self.train_cap, self.step
+        i = self._next_view()
+        set_learning_rates(self.optimizers, cfg, self.scene_scale, step)
+        target = cap.images[i:i + 1]
+        bg = self.bg
+        if cfg.random_background and cap.masks is not None:
+            bg = torch.rand(3, generator=self.gen).to(self.device)
+            target = torch.where(cap.masks[i:i + 1, ..., None], target, bg)
+        rgb, alpha, info = render(self.params, cap.viewmats[i:i + 1], cap.Ks[i:i + 1],
+                                  cap.width, cap.height, self.sh_degree_at(step), bg,
+                                  self.backend)
+        self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state,
+                                        step, info)
+        loss = l1_ssim_loss(rgb, target, cfg.ssim_lambda)
+        if cfg.mask_lambda > 0 and cap.masks is not None:
+            loss = loss + cfg.mask_lambda * (alpha[..., 0] - cap.masks[i:i + 1].float()).abs().mean()
+        loss.backward()
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        # Densify after the Adam step, as gsplat's simple_trainer does; stop growing at the cap.
+        can_grow = cfg.max_gaussians is None or self.n_gaussians < cfg.max_gaussians
+        self.strategy.grow_grad2d = cfg.grow_grad2d if can_grow else float("inf")
+        self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
+                                         step, info, packed=bool(info.get("packed", False)))
+        self.step += 1
+        with torch.no_grad():
+            p = psnr(rgb.clamp(0, 1), target)
+        return {"loss": float(loss), "psnr": float(p)}
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def evaluate(self, idx: list[int] | None = None, keep_images: bool = False) -> EvalResult:
+        return evaluate(self.params, self.capture, idx, backend=self.backend,
+                        keep_images=keep_images)
+
+    def run(
+        self,
+        until: int | None = None,
+        eval_every: int | None = None,
+        callback: Callable[[Trainer, dict], None] | None = None,
+        time_budget: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train up to step ``until`` (default ``config.steps``), checkpointing on the way.
+
+        ``time_budget`` (seconds of training) stops early; on Ctrl-C the last finished step
+        is checkpointed before the interrupt propagates, so nothing is lost.
+        """
+        until = self.cfg.steps if until is None else min(until, self.cfg.steps)
+        eval_every = eval_every if eval_every is not None else self.cfg.eval_every
+        ckpt_every = self.cfg.checkpoint_every_steps
+        bar = tqdm(total=until, initial=self.step, disable=not self.progress, desc="fit",
+                   unit="step", leave=False)
+        ema = None
+        try:
+            while self.step < until:
+                if time_budget is not None and self.elapsed >= time_budget:
+                    break
+                t0 = time.perf_counter()
+                out = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                ema = out if ema is None else {k: 0.9 * ema[k] + 0.1 * v for k, v in out.items()}
+                record = {"step": self.step, "seconds": self.elapsed, **out,
+                          "gaussians": self.n_gaussians}
+                if eval_every and (self.step % eval_every == 0 or self.step == until):
+                    ev = self.evaluate()
+                    record.update(ssim_heldout=ev.ssim, psnr_heldout=ev.psnr)
+                self.history.append(record)
+                if callback is not None:
+                    callback(self, record)
+                bar.update(1)
+                if self.step % 10 == 0 or self.step == until:
+                    bar.set_postfix(loss=f"{ema['loss']:.4f}", psnr=f"{ema['psnr']:.2f}",
+                                    n=self.n_gaussians)
+                if self.checkpoint_dir is not None and self.step % ckpt_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            if self.checkpoint_dir is not None:
+                self.save_checkpoint()
+            raise
+        finally:
+            bar.close()
+        if self.checkpoint_dir is not None:
+            self.save_checkpoint()
+        return self.history
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "config": self.cfg.to_dict(),
+            "capture_name": self.capture.name,
+            "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "strategy_state": {k: (v.detach().cpu().clone() if torch.is_tensor(v) else v)
+                               for k, v in self.strategy_state.items()},
+            "torch_rng": torch.get_rng_state(),
+            "view_rng": self.gen.get_state(),
+            "order": list(self.order),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        cfg = TrainConfig.from_dict(state["config"])
+        if cfg != self.cfg:
+            raise ValueError("checkpoint was written with a different TrainConfig; "
+                             "build the Trainer with TrainConfig.from_dict(ckpt['config'])")
+        missing = set(PARAM_NAMES) - set(state["params"])
+        if missing:
+            raise ValueError(f"checkpoint is missing parameters {sorted(missing)}")
+        self.params = torch.nn.ParameterDict(
+            {k: torch.nn.Parameter(state["params"][k].to(self.device)) for k in PARAM_NAMES})
+        self.optimizers = make_optimizers(self.params, self.cfg, self.scene_scale)
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.strategy_state = {k: (v.to(self.device) if torch.is_tensor(v) else v)
+                               for k, v in state["strategy_state"].items()}
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["view_rng"])
+        self.order = list(state["order"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.history = list(state["history"])
+
+    def checkpoint_path(self) -> Path:
+        if self.checkpoint_dir is None:
+            raise ValueError("this Trainer has no checkpoint_dir")
+        return self.checkpoint_dir / CHECKPOINT_NAME
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write atomically (temp file + rename) so a crash never leaves a broken checkpoint."""
+        path = Path(path) if path is not None else self.checkpoint_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        path = Path(path) if path is not None else self.checkpoint_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"{path}: not a readable training checkpoint ({exc})") from exc
+        self.load_state_dict(state)
+
+    def result(self, evaluate_heldout: bool = True) -> FitResult:
+        ev = self.evaluate(keep_images=True) if evaluate_heldout and self.capture.test_idx else None
+        return FitResult(params=self.params, config=self.cfg, history=self.history,
+                         seconds=self.elapsed, eval=ev, capture_name=self.capture.name)
+
+
+def fit(
+    capture: Capture,
+    config: TrainConfig | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    backend: str | None = None,
+    progress: bool = True,
+    eval_every: int | None = None,
+    time_budget: float | None = None,
+    callback: Callable[[Trainer, dict], None] | None = None,
+    crop: bool = True,
+    **overrides: Any,
+) -> FitResult:
+    """Fit 3D Gaussians to a capture and score them on its held-out views.
+
+    ``overrides`` are TrainConfig fields (``fit(cap, steps=500)``). With ``checkpoint_dir``
+    the fit checkpoints every ``config.checkpoint_every`` steps and, with ``resume=True``,
+    continues from a checkpoint found there instead of starting again.
+    """
+    cfg = (config or TrainConfig()).updated(**overrides) if overrides else (config or TrainConfig())
+    trainer = Trainer(capture, cfg, backend=backend, checkpoint_dir=checkpoint_dir,
+                      progress=progress, crop=crop)
+    if checkpoint_dir is not None and resume and trainer.checkpoint_path().is_file():
+        trainer.load_checkpoint()
+    trainer.run(eval_every=eval_every, callback=callback, time_budget=time_budget)
+    return trainer.result()

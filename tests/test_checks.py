@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from splatcourse import checks, toy2d
+from splatcourse.nbgrader_ext import RedactHiddenTests, strip_hidden_tests
+
+
+def test_check_tensor_messages():
+    with pytest.raises(AssertionError, match="should be a torch.Tensor, got list"):
+        checks.check_tensor("x", [1, 2])
+    with pytest.raises(AssertionError, match=r"shape \[2, 3\], expected \[2, \*, 4\]"):
+        checks.check_tensor("x", torch.zeros(2, 3), (2, None, 4))
+    with pytest.raises(AssertionError, match="NaN or inf"):
+        checks.check_tensor("x", torch.tensor([float("nan")]))
+    assert checks.check_tensor("x", torch.zeros(2, 5), (2, None)).shape == (2, 5)
+
+
+def test_check_close_reports_worst_entry_and_hint():
+    want = torch.zeros(3, 3)
+    got = want.clone()
+    got[1, 2] = 0.5
+    with pytest.raises(AssertionError) as err:
+        checks.check_close("image", got, want, hint="look here")
+    msg = str(err.value)
+    assert "1 of 9 entries" in msg and "[1, 2]" in msg and "got 0.5" in msg and "look here" in msg
+    checks.check_close("image", want + 1e-7, want)
+    checks.check_close("scalar", 1.0, torch.tensor(1.0))
+
+
+def test_check_number():
+    assert checks.check_number("n", "2.5", 0, 3) == 2.5
+    with pytest.raises(AssertionError, match="outside the expected range"):
+        checks.check_number("n", 5, 0, 3)
+    with pytest.raises(AssertionError, match="should be a number"):
+        checks.check_number("n", None)
+
+
+def test_forbid_catches_imported_names_and_restores():
+    from splatcourse.toy2d import render_splats as imported
+
+    grid = toy2d.pixel_grid(4)
+    args = (torch.zeros(1, 2), torch.zeros(1), torch.ones(1), grid)
+    before = imported(*args)
+    with checks.forbid(toy2d.render_splats):
+        with pytest.raises(AssertionError, match="reference implementation"):
+            imported(*args)
+    assert torch.equal(imported(*args), before)
+
+
+def test_feedback_redacts_hidden_tests():
+    import nbformat
+
+    src = "assert visible\n### BEGIN HIDDEN TESTS\nassert secret == 42\n### END HIDDEN TESTS\n"
+    assert "secret" not in strip_hidden_tests(src) and "assert visible" in strip_hidden_tests(src)
+    cell = nbformat.v4.new_code_cell(src)
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="off by one",
+                                           traceback=["line 3: assert secret == 42"])]
+    out, _ = RedactHiddenTests().preprocess_cell(cell, {}, 0)
+    assert "secret" not in out.source
+    assert out.outputs[0]["traceback"] == ["AssertionError: off by one"]
