@@ -55,6 +55,7 @@ def test_feedback_redacts_hidden_tests():
     cell = nbformat.v4.new_code_cell(src)
     cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="off by one",
                                            traceback=["line 3: assert secret == 42"])]
-    out, _ = RedactHiddenTests().preprocess_cell(cell, {}, 0)
-    assert "secret" not in out.source
-    assert out.outputs[0]["traceback"] == ["AssertionError: off by one"]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    out, _ = RedactHiddenTests()(nb, {})  # called as nbconvert calls it, so it must be enabled
+    assert "secret" not in out.cells[0].source
+    assert out.cells[0].outputs[0]["traceback"] == ["AssertionError: off by one"]

@@ -69,7 +69,7 @@ def restore(user_ns: dict) -> None:
     sys.setprofile(None)
     sys.excepthook = sys.__excepthook__
     try:
-        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+        shell = get_ipython()  # type: ignore[name-defined]
     except NameError:
         return
     shell.set_custom_exc((), None)

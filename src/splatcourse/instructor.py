@@ -8,17 +8,26 @@ nothing else: the loop goes on to the next student and reports the failure at th
 from __future__ import annotations
 
 import csv
+import hashlib
+import html
 import json
 import os
+import queue
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import sandbox, submissions
 from .paths import repo_root
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
@@ -89,6 +98,15 @@ class NbgraderError(RuntimeError):
 def run_nbgrader(course: Course, args: list[str], timeout: float | None = None,
                  check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run one nbgrader command from `autograde/`, where its config lives."""
+    proc = subprocess.run(NBGRADER + args, cwd=course.autograde, env=_nbgrader_env(), text=True,
+                          capture_output=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
+                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _nbgrader_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     # graders run side by side: one thread per kernel avoids oversubscribing the cores
@@ -98,12 +116,7 @@ def run_nbgrader(course: Course, args: list[str], timeout: float | None = None,
     # the kernel must import the same splatcourse as we do, even from a temporary course copy
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                       env.get("PYTHONPATH")]))
-    proc = subprocess.run(NBGRADER + args, cwd=course.autograde, env=env, text=True,
-                          capture_output=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
-                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+    return env
 
 
 def release(course: Course | None = None, assignments: Iterable[str] | None = None) -> list[Path]:
@@ -122,8 +135,14 @@ def release(course: Course | None = None, assignments: Iterable[str] | None = No
 class GradeResult:
     student: str
     assignment: str
-    status: str  # "graded", "timeout" or "failed"
+    status: str  # "graded", "cached" (unchanged since last time), "zero", "timeout" or "failed"
     message: str = ""
+    score: float | None = None
+    max_score: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+OK_STATUSES = ("graded", "cached")
 
 
 @dataclass
@@ -132,13 +151,19 @@ class GradingReport:
 
     @property
     def failures(self) -> list[GradeResult]:
-        return [r for r in self.results if r.status != "graded"]
+        """Submissions that did not grade normally (they hold a score of 0 in the gradebook)."""
+        return [r for r in self.results if r.status not in OK_STATUSES]
 
     def summary(self) -> str:
-        lines = [f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
-                 "submissions"]
+        cached = sum(r.status == "cached" for r in self.results)
+        lines = [(f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
+                 f"submissions ({cached} unchanged since the last run, not regraded)")]
         for r in self.failures:
             lines.append(f"  {r.status}: {r.student}/{r.assignment}: {r.message}")
+        for r in self.results:
+            flagged = [n for n in r.notes if "flagged" in n]
+            if flagged:
+                lines.append(f"  review: {r.student}/{r.assignment}: " + "; ".join(flagged))
         return "\n".join(lines)
 
 
@@ -148,53 +173,291 @@ def find_submissions(folder: Path, assignments: list[str]) -> list[tuple[str, st
     if not folder.is_dir():
         raise FileNotFoundError(f"submissions folder {folder} does not exist")
     pairs = []
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
         for name in assignments:
             if (student_dir / name).is_dir():
                 pairs.append((student_dir.name, name))
     return pairs
 
 
-def autograde(submissions: Path | str, course: Course | None = None,
+def _state_path(course: Course, student: str, assignment: str) -> Path:
+    return course.autograde / "state" / assignment / f"{student}.json"
+
+
+def _write_state(course: Course, result: GradeResult, content_hash: str) -> None:
+    """Atomic (write, then rename): a crash mid-class never leaves half a record behind."""
+    path = _state_path(course, result.student, result.assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"hash": content_hash, **asdict(result)}, indent=1))
+    os.replace(tmp, path)
+
+
+def read_state(course: Course, student: str, assignment: str) -> dict | None:
+    """What the last run recorded for one submission (None if it never finished grading)."""
+    try:
+        return json.loads(_state_path(course, student, assignment).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _salt(course: Course, assignment: str) -> bytes:
+    """What else decides a grade: the source notebooks and the grading config."""
+    h = hashlib.sha256()
+    for p in [course.autograde / "nbgrader_config.py",
+              *sorted((course.solutions / assignment).glob("*.ipynb"))]:
+        h.update(p.read_bytes())
+    return h.digest()
+
+
+def _with_gradebook(course: Course, fn):
+    """Run fn(gradebook), retrying while another grader holds SQLite's write lock."""
+    import sqlalchemy.exc
+    from nbgrader.api import Gradebook
+
+    for attempt in range(40):
+        try:
+            with Gradebook(f"sqlite:///{course.gradebook}", "splat-course") as gb:
+                return fn(gb)
+        except sqlalchemy.exc.OperationalError:
+            if attempt == 39:
+                raise
+            time.sleep(0.5)
+    return None
+
+
+def _score(course: Course, student: str, assignment: str) -> tuple[float, float] | None:
+    from nbgrader.api import MissingEntry
+
+    def get(gb):
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return float(sub.score), float(sub.max_score)
+
+    return _with_gradebook(course, get)
+
+
+def _record_zero(course: Course, student: str, assignment: str) -> None:
+    """A submission that could not be graded holds an explicit 0, never a stale grade."""
+    def zero(gb):
+        gb.update_or_create_student(student)
+        sub = gb.update_or_create_submission(assignment, student)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                grade.auto_score = 0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+    with warnings.catch_warnings():  # SQLAlchemy notes nbgrader's lazy row creation; harmless
+        warnings.simplefilter("ignore")
+        _with_gradebook(course, zero)
+    shutil.rmtree(course.autograded / student / assignment, ignore_errors=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+class _Worker:
+    """One pool slot's nbgrader process (`splatcourse.grade_worker`), restarted when killed."""
+
+    def __init__(self, course: Course, slot: int, extra_args: list[str]) -> None:
+        self.course, self.slot, self.extra_args = course, slot, extra_args
+        self.proc: subprocess.Popen | None = None
+        self.log = course.autograde / "logs" / f"worker-{slot}.log"
+
+    def _start(self) -> subprocess.Popen:
+        env = _nbgrader_env()
+        env["SPLATCOURSE_SANDBOX_UID"] = str(61000 + self.slot)  # own uid: own process count
+        self.log.parent.mkdir(exist_ok=True)
+        with self.log.open("ab") as log:
+            # own session: on timeout the whole group (nbgrader, sandbox, kernel) goes at once
+            return subprocess.Popen([sys.executable, "-m", "splatcourse.grade_worker",
+                                     *self.extra_args], cwd=self.course.autograde, env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                    text=True, start_new_session=True)
+
+    def grade(self, assignment: str, student: str, timeout: float) -> tuple[bool, str | None]:
+        """(graded, error); error None means the time ran out."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        assert self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student})
+                                  + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.stop()
+            return False, "the grading process died"
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.stop()
+            return (False, None) if not ready else (False, "the grading process died")
+        reply = json.loads(line)
+        return bool(reply["ok"]), reply.get("error", "")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc)
+            self.proc = None
+
+
+def _grade_one(course: Course, folder: Path, student: str, assignment: str, worker: _Worker,
+               force: bool, timeout: float) -> GradeResult:
+    seen = submissions.inspect(folder, student, assignment, course.exercises / assignment)
+    content_hash = seen.content_hash(_salt(course, assignment))
+    previous = read_state(course, student, assignment)
+    if (not force and previous and previous.get("hash") == content_hash
+            and previous.get("status") in OK_STATUSES):
+        score = _score(course, student, assignment)
+        if score is not None:
+            return GradeResult(student, assignment, "cached", "", *score, seen.notes)
+    dest = course.submitted / student / assignment
+    shutil.rmtree(dest, ignore_errors=True)
+    if not seen.gradable:
+        _record_zero(course, student, assignment)
+        score = _score(course, student, assignment) or (0.0, None)
+        result = GradeResult(student, assignment, "zero", "; ".join(seen.notes) or "empty",
+                             *score, seen.notes)
+        _write_state(course, result, content_hash)
+        return result
+    dest.mkdir(parents=True)
+    for name, data in seen.files.items():
+        (dest / name).write_bytes(data)
+    ok, error = worker.grade(assignment, student, timeout)
+    if ok:
+        status, message = "graded", ""
+    else:
+        status = "timeout" if error is None else "failed"
+        message = f"no result within {timeout:.0f} s" if error is None else error
+        _record_zero(course, student, assignment)
+    score = _score(course, student, assignment) or (0.0, None)
+    result = GradeResult(student, assignment, status, message, *score, seen.notes)
+    _write_state(course, result, content_hash)
+    return result
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def autograde(submissions_folder: Path | str, course: Course | None = None,
               assignments: Iterable[str] | None = None,
-              timeout: float = DEFAULT_SUBMISSION_TIMEOUT) -> GradingReport:
+              timeout: float = DEFAULT_SUBMISSION_TIMEOUT, workers: int | None = None,
+              force: bool = False, cell_timeout: int | None = None,
+              progress: bool = True, shard: tuple[int, int] | None = None) -> GradingReport:
     """Grade every submission in a folder laid out as <student>/<assignment>/<notebook>.ipynb.
 
-    Each submission is copied into `autograde/submitted/` (the instructor's folder is never
-    modified) and graded by its own nbgrader process with a wall-clock limit.
+    Each submission is checked first (`splatcourse.submissions`), copied into
+    `autograde/submitted/` (the instructor's folder is never modified) and graded by its own
+    nbgrader process under a wall-clock limit; only the notebook kernel runs student code, and it
+    runs in the sandbox (`splatcourse.sandbox`). `workers` submissions grade side by side
+    (default: one per core). A submission whose notebooks, source notebook and config are
+    unchanged since it last graded is not graded again unless `force`, so re-running is
+    idempotent and an interrupted run resumes where it stopped. `shard=(i, n)` grades only the
+    students whose sorted position is i modulo n: n machines, one shard each, cover a class.
     """
     course = course or default_course()
     names = list(assignments) if assignments else course.assignments()
-    pairs = find_submissions(Path(submissions), names)
-    report = GradingReport()
-    for student, name in tqdm(pairs, desc="autograde"):
-        dest = course.submitted / student / name
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(Path(submissions) / student / name, dest)
+    for name in names:
+        course.check_assignment(name)
+    folder = Path(submissions_folder)
+    pairs = find_submissions(folder, names)
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard={shard}: need 0 <= index < count")
+        students = sorted({s for s, _ in pairs})
+        mine = {s for i, s in enumerate(students) if i % count == index}
+        pairs = [p for p in pairs if p[0] in mine]
+    workers = workers or default_workers()
+    if workers < 1:
+        raise ValueError(f"workers={workers}: need at least one")
+    extra = [f"--Execute.timeout={int(cell_timeout)}"] if cell_timeout else []
+    sandbox.prepare_shared()  # fail early, and build shared caches once, before workers start
+    idle: queue.Queue[_Worker] = queue.Queue()
+    pool_workers = [_Worker(course, i, extra) for i in range(workers)]
+    for w in pool_workers:
+        idle.put(w)
+
+    def run(pair: tuple[str, str]) -> GradeResult:
+        worker = idle.get()
         try:
-            proc = run_nbgrader(course, ["autograde", name, "--student", student, "--force"],
-                                timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            report.results.append(GradeResult(student, name, "timeout",
-                                              f"no result within {timeout:.0f} s"))
-            continue
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            report.results.append(GradeResult(student, name, "failed", " | ".join(tail)))
-        else:
-            report.results.append(GradeResult(student, name, "graded"))
+            return _grade_one(course, folder, *pair, worker, force, timeout)
+        except Exception as err:  # noqa: BLE001 (one bad submission must not stop the class)
+            return GradeResult(*pair, "failed", f"{type(err).__name__}: {err}")
+        finally:
+            idle.put(worker)
+
+    report = GradingReport()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run, p) for p in pairs]
+            for fut in tqdm(as_completed(futures), total=len(futures), desc="autograde",
+                            disable=not progress):
+                report.results.append(fut.result())
+    finally:
+        for w in pool_workers:
+            w.stop()
+    order = {p: i for i, p in enumerate(pairs)}
+    report.results.sort(key=lambda r: order[(r.student, r.assignment)])
     return report
 
 
 def feedback(course: Course | None = None, assignments: Iterable[str] | None = None) -> list[Path]:
-    """Write one HTML feedback page per graded submission (hidden tests redacted)."""
+    """Write one HTML feedback page per graded submission (hidden tests redacted).
+
+    Pages also say what the grader did beyond running the tests: restored test cells, a renamed
+    notebook, a file that was not a notebook, a submission that could not be graded.
+    """
     course = course or default_course()
     names = list(assignments) if assignments else course.assignments()
     for name in names:
         if course.autograded.is_dir() and any(course.autograded.glob(f"*/{name}")):
             run_nbgrader(course, ["generate_feedback", name, "--force"])
+        for state_file in sorted((course.autograde / "state" / name).glob("*.json")):
+            state = json.loads(state_file.read_text())
+            _annotate_feedback(course, state, name)
     return sorted(course.feedback.glob("*/*/*.html"))
+
+
+def _annotate_feedback(course: Course, state: dict, assignment: str) -> None:
+    student, notes = state["student"], list(state.get("notes") or [])
+    folder = course.feedback / student / assignment
+    if state["status"] not in OK_STATUSES:
+        notes.insert(0, f"This submission could not be graded normally ({state['status']}: "
+                        f"{state.get('message') or 'see the notes'}); it scores 0. Ask your "
+                        "instructor to look at it.")
+        folder.mkdir(parents=True, exist_ok=True)
+        for nb in sorted((course.exercises / assignment).glob("*.ipynb")):
+            (folder / f"{nb.stem}.html").write_text(
+                f"<html><head><meta charset='utf-8'><title>{html.escape(assignment)}</title>"
+                f"</head><body><h1>{html.escape(assignment)}: {html.escape(student)}</h1>"
+                f"{_notes_html(notes)}</body></html>")
+        return
+    if not notes:
+        return
+    for page in folder.glob("*.html"):
+        text = page.read_text()
+        at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
+        page.write_text(text[:at] + _notes_html(notes) + text[at:])
+
+
+def _notes_html(notes: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return ("<div class='grading-notes' style='border:2px solid #c60;padding:0.5em;margin:1em'>"
+            f"<b>Notes from the grader</b><ul>{items}</ul></div>")
 
 
 def grade_table(course: Course | None = None) -> list[dict[str, object]]:

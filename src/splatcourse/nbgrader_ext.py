@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 BEGIN = "### BEGIN HIDDEN TESTS"
 END = "### END HIDDEN TESTS"
@@ -28,6 +29,9 @@ def strip_hidden_tests(source: str) -> str:
 
 class RedactHiddenTests(Preprocessor):
     """Drop hidden-test code and reduce their error outputs to the assertion message."""
+
+    # nbconvert runs a preprocessor only when it is enabled, and its default is off
+    enabled = Bool(True).tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):  # noqa: D102 (nbconvert API)
         if cell.cell_type != "code" or not has_hidden_tests(cell.source):

@@ -17,6 +17,7 @@ both cost time, and neither changes the comparison this course makes (see lesson
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "ray_box_bounds",
     "render_image",
     "render_rays",
+    "render_views",
     "scene_box",
     "stratified_samples",
     "train_nerf",
@@ -67,7 +69,7 @@ class TinyNeRF(nn.Module):
         self.n_freqs = n_freqs
         dims = [3 * (1 + 2 * n_freqs)] + [hidden] * layers
         blocks: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in itertools.pairwise(dims):
             blocks += [nn.Linear(a, b), nn.ReLU()]
         self.trunk = nn.Sequential(*blocks)
         self.head = nn.Linear(hidden, 4)  # density logit + 3 colour logits
@@ -205,16 +207,30 @@ def scene_box(capture: Capture, margin: float = 0.05) -> Tensor:
     return torch.stack([box[0] - grow, box[1] + grow])
 
 
-def evaluate_nerf(model: TinyNeRF, capture: Capture, idx: list[int] | None = None,
-                  n_samples: int = 64, box: Tensor | None = None) -> float:
-    """Mean PSNR over views `idx` (default: the held-out test views)."""
-    idx = capture.test_idx if idx is None else idx
+def render_views(model: TinyNeRF, capture: Capture, idx: list[int], n_samples: int = 64,
+                 box: Tensor | None = None) -> Tensor:
+    """[V, H, W, 3] renders of views `idx` over the capture's background."""
     box = scene_box(capture) if box is None else box
     bg = torch.tensor(capture.background, dtype=torch.float32)
-    scores = [psnr(render_image(model, capture.viewmats[i], capture.Ks[i], capture.width,
-                                capture.height, box, n_samples, bg), capture.images[i])
-              for i in idx]
-    return sum(scores) / len(scores)
+    return torch.stack([render_image(model, capture.viewmats[i], capture.Ks[i], capture.width,
+                                     capture.height, box, n_samples, bg) for i in idx])
+
+
+def evaluate_nerf(model: TinyNeRF, capture: Capture, idx: list[int] | None = None,
+                  n_samples: int = 64, box: Tensor | None = None) -> float:
+    """Mean PSNR over views `idx` (default: the held-out test views).
+
+    Scored like the splat trainer's evaluation (``splatcourse.train.evaluate``): outside the
+    object mask both images are set to the background, so only the object is compared.
+    """
+    idx = capture.test_idx if idx is None else idx
+    renders = render_views(model, capture, idx, n_samples, box)
+    photos = capture.images[idx].float()
+    if capture.masks is not None:
+        bg = torch.tensor(capture.background, dtype=torch.float32)
+        keep = capture.masks[idx][..., None]
+        renders, photos = torch.where(keep, renders, bg), torch.where(keep, photos, bg)
+    return sum(psnr(r, p) for r, p in zip(renders, photos)) / len(idx)
 
 
 def _training_rays(capture: Capture) -> tuple[Tensor, Tensor, Tensor]:
@@ -228,9 +244,11 @@ def _training_rays(capture: Capture) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def train_nerf(capture: Capture, cfg: NeRFConfig | None = None, eval_every: int = 0,
-               progress: bool = True) -> tuple[TinyNeRF, NeRFHistory]:
+               progress: bool = True, time_budget: float | None = None
+               ) -> tuple[TinyNeRF, NeRFHistory]:
     """Fit a TinyNeRF to the training views; every `eval_every` steps (0: only at the end)
-    record the held-out PSNR against the training time spent so far."""
+    record the held-out PSNR against the training time spent so far. `time_budget` (seconds
+    of training) stops early, so a lesson takes the same time on any machine."""
     cfg = cfg or NeRFConfig()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -252,16 +270,21 @@ def train_nerf(capture: Capture, cfg: NeRFConfig | None = None, eval_every: int 
         loss = ((pred - colours[pick]) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        loss = loss.detach()
         opt.step()
         sched.step()
         spent += time.perf_counter() - start
-        if (eval_every and step % eval_every == 0) or step == cfg.steps:
+        out_of_time = time_budget is not None and spent >= time_budget
+        if (eval_every and step % eval_every == 0) or step == cfg.steps or out_of_time:
             model.eval()
             hist.steps.append(step)
             hist.seconds.append(spent)
-            hist.train_loss.append(float(loss))
+            hist.train_loss.append(loss.item())
             hist.test_psnr.append(evaluate_nerf(model, capture, n_samples=cfg.render_samples,
                                                 box=box))
             model.train()
             bar.set_postfix(test_psnr=f"{hist.test_psnr[-1]:.2f}")
+        if out_of_time:
+            break
+    bar.close()
     return model, hist

@@ -19,7 +19,9 @@ process limit bites and nothing owned by root can be written.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import os
 import shutil
 import signal
@@ -35,6 +37,8 @@ from . import grading_guard
 from .grading_guard import REMEMBER_CODE, RESTORE_CODE
 
 MODES = ("auto", "bwrap", "rlimit", "none")
+#: output one cell may produce before it is cut off and interrupted
+MAX_OUTPUT_BYTES = 2 * 1024**2
 GiB = 1024**3
 
 
@@ -80,7 +84,8 @@ def sandbox_uid(mode: str) -> int | None:
 def _uid_runs_python(uid: int) -> bool:
     cmd = limit_args(Limits(), uid) + [sys.executable, "-c", "pass"]
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=60, cwd="/").returncode == 0
+        return subprocess.run(cmd, capture_output=True, timeout=60, cwd="/",
+                              check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -146,7 +151,8 @@ def bwrap_works() -> bool:
         home.mkdir()
         cmd = _bwrap_args(scratch, home, _python_paths()) + [sys.executable, "-c", "pass"]
         try:
-            return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+            return subprocess.run(cmd, capture_output=True, timeout=60,
+                                  check=False).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
 
@@ -170,6 +176,10 @@ def limit_args(limits: Limits, uid: int | None) -> list[str]:
     cmd += ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={limits.processes}",
             f"--fsize={limits.file_bytes}", f"--nofile={limits.open_files}", "--core=0", "--"]
     return cmd
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def kill_uid(uid: int) -> None:
@@ -257,6 +267,12 @@ class SandboxKernelManager(AsyncKernelManager):
         if mode == "bwrap":
             readonly = [*_python_paths(), *data, mpl]
             prefix = _bwrap_args(scratch, home, readonly) + limit_args(limits, uid)
+            # inside a PID namespace the kernel's parent is the namespace's init, which
+            # ipykernel would take for "parent died"; --die-with-parent covers that case instead
+            kernel_cmd.append("--IPKernelApp.parent_handle=1")
+            # an interrupt goes to the whole process group; bwrap itself must not die of it
+            # (ipykernel installs its own SIGINT handler while a cell runs)
+            kw["preexec_fn"] = _ignore_sigint
         elif mode == "rlimit":
             prefix = limit_args(limits, uid)
         else:
@@ -282,7 +298,7 @@ def _nbgrader_meta(cell) -> dict:
 
 
 def _make_execute():
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat.v4 import new_output
     from nbgrader.preprocessors import Execute
 
@@ -298,16 +314,33 @@ def _make_execute():
             kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
             super().__init__(*args, **kwargs)
             self._dead_at: int | None = None
+            self._out_bytes: dict[int, int] = {}
+            self._flooded: set[int] = set()
 
         def preprocess(self, nb, resources=None, km=None):
             self._dead_at = None
             return super().preprocess(nb, resources, km)
 
+        def output(self, outs, msg, display_id, cell_index):
+            """Keep at most MAX_OUTPUT_BYTES per cell; a flood is cut and its cell interrupted,
+            so gigabytes of prints cost neither the grader's memory nor the gradebook."""
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            used = self._out_bytes.get(cell_index, 0) + size
+            self._out_bytes[cell_index] = used
+            if used <= MAX_OUTPUT_BYTES:
+                return super().output(outs, msg, display_id, cell_index)
+            if cell_index not in self._flooded:
+                self._flooded.add(cell_index)
+                outs.append(new_output("stream", name="stderr", text=(
+                    f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
+                    "interrupted]\n")))
+                asyncio.ensure_future(self.km.interrupt_kernel())
+            return None
+
         def _silent(self, code: str) -> None:
             try:
-                self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False),
-                                    timeout=30)
-            except Exception as err:  # a broken guard must not stop grading
+                self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+            except Exception as err:  # noqa: BLE001 (a broken guard must not stop grading)
                 self.log.warning("grading guard failed: %s", err)
 
         def preprocess_cell(self, cell, resources, index):
@@ -316,19 +349,22 @@ def _make_execute():
             meta = _nbgrader_meta(cell)
             if self._dead_at is not None:
                 cell.outputs = [new_output("error", ename="KernelDied", evalue="not run",
-                                           traceback=[f"KernelDied: not run: the kernel died in "
-                                                      f"cell {self._dead_at + 1}"])]
+                                           traceback=[(f"KernelDied: not run: the kernel died in "
+                                                      f"cell {self._dead_at + 1}")])]
                 return cell, resources
             if meta.get("grade") and not meta.get("solution"):
                 self._silent(RESTORE_CODE)
             try:
                 cell, resources = super().preprocess_cell(cell, resources, index)
-            except DeadKernelError:
+            except (DeadKernelError, CellTimeoutError) as err:
+                # dead, or still running after an interrupt: nothing later can run reliably
                 self._dead_at = index
+                what = ("died running this cell (exit, signal or memory limit)"
+                        if isinstance(err, DeadKernelError) else
+                        "did not stop when this cell was interrupted at its time limit")
                 cell.outputs = list(cell.get("outputs", [])) + [new_output(
-                    "error", ename="KernelDied", evalue="the kernel died running this cell",
-                    traceback=["KernelDied: the kernel died running this cell (exit, signal or "
-                               "memory limit); later cells were not run"])]
+                    "error", ename="KernelDied", evalue=f"the kernel {what}",
+                    traceback=[f"KernelDied: the kernel {what}; later cells were not run"])]
                 return cell, resources
             if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
                 self._silent(REMEMBER_CODE)
@@ -343,3 +379,10 @@ def __getattr__(name: str):
         globals()["SandboxedExecute"] = cls
         return cls
     raise AttributeError(name)
+
+
+def prepare_shared() -> str:
+    """Once per grading run, before workers start: probe the sandbox and build shared caches."""
+    mode = effective_mode()
+    _mpl_cache()
+    return mode

@@ -24,12 +24,12 @@ from torch import Tensor
 
 from splatcourse.splat3d import (
     covariance_from_quat_scale,
+    eval_sh,
     intrinsics_from_fov,
     look_at,
     rasterization,
     rgb_to_sh,
 )
-from splatcourse.splat3d.sh import eval_sh
 
 __all__ = [
     "SH_DEGREE",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -110,12 +111,23 @@ class LabServer:
             path.write_text(json.dumps(values))
         return settings
 
+    def _write_nbgrader_config(self) -> None:
+        """Validate reads nbgrader_config.py from the server's working folder. Its default
+        per-cell limit (30 s) is too short for a fit cell on a busy CI machine, where it
+        fails with a confusing NameError in the next test cell instead."""
+        (self.root / "nbgrader_config.py").write_text(
+            "c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n")
+
     def start(self) -> LabServer:
+        self._write_nbgrader_config()
         env = dict(os.environ)
         for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                          ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")]:
             env[var] = str(self._tmp / sub)
         env["JUPYTER_PLATFORM_DIRS"] = "1"
+        # The kernels' tensors are small: extra torch threads gain nothing, and on a busy
+        # 2-core CI machine their spin-waiting made a lesson cost ~7x more CPU time.
+        env.setdefault("OMP_NUM_THREADS", "1")
         # the tests' Python and its venv come first, so the kernel's python is the same one
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         command = [
@@ -154,7 +166,10 @@ class LabServer:
         return f"{self.url}/api/{path}?token={self.token}"
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+        """A fresh workspace per page (`reset`), so no tabs or kernels from earlier pages
+        come back."""
+        workspace = secrets.token_hex(4)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={self.token}"
 
     def shutdown_kernels(self) -> None:
         """Stop every kernel, so a notebook finished with stops using the CPU."""
@@ -269,8 +284,9 @@ def widget_images(page, index: int):
 
 def slider(page, index: int, label: str):
     """The slider labelled `label` in cell `index`'s widget output."""
+    exact = re.compile(rf"^\s*{re.escape(label)}\s*$")
     return cell(page, index).locator(".widget-slider").filter(
-        has=page.locator(".widget-label", has_text=label)).first
+        has=page.locator(".widget-label", has_text=exact)).first
 
 
 def drag_slider(page, index: int, label: str, fraction: float = 0.3) -> None:
@@ -293,7 +309,9 @@ def drag_slider(page, index: int, label: str, fraction: float = 0.3) -> None:
 
 
 def click_button(page, index: int, text: str) -> None:
-    cell(page, index).locator("button.jupyter-button", has_text=text).first.click()
+    """Click the button (plain or one of a toggle group) whose text is exactly `text`."""
+    exact = re.compile(rf"^\s*{re.escape(text)}\s*$")
+    cell(page, index).locator(".jp-OutputArea-output button", has_text=exact).first.click()
 
 
 def screenshot(locator) -> np.ndarray:

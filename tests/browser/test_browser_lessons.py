@@ -10,6 +10,7 @@ To cover a new lesson or widget, add one line to CASES.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -24,7 +25,7 @@ from lab_driver import (
     widget_images,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.lesson.removesuffix('.ipynb')}-{self.cell.strip('(')}-{self.action}"
+        text = f"{self.lesson.removesuffix('.ipynb')}-{self.cell}-{self.action}"
+        return re.sub(r"_*-_*", "-", re.sub(r"[^A-Za-z0-9_-]+", "_", text)).strip("_")
 
 
 CASES = [
@@ -50,6 +52,10 @@ CASES = [
     Case("02_colour.ipynb", "FitScrubber(", "play"),
     Case("02_colour.ipynb", "SplatExplorer(", "drag width ↔"),
     Case("02_colour.ipynb", "SplatExplorer(", "click remove it"),
+    Case("03_one_gaussian_3d.ipynb", "GaussianExplorer3D(", "drag yaw °"),
+    Case("03_one_gaussian_3d.ipynb", "GaussianExplorer3D(", "drag cam distance"),
+    Case("04_rendering_a_cloud.ipynb", "SceneOrbiter(ring)", "drag azimuth °"),
+    Case("04_rendering_a_cloud.ipynb", "SceneOrbiter(scenes.occluding", "click sum (no order)"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 Obviously correct and obviously slow (work and memory grow as Gaussians x pixels). Tests
 compare the fast rasterizer against it and the benchmark measures the gap. Pixels are
-processed in chunks, with activation checkpointing when gradients are needed, only so that
+processed in chunks, recomputed in the backward pass when gradients are needed, only so that
 it fits in memory on bigger scenes; the arithmetic is the plain formula.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 from .rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN
 
@@ -30,6 +29,29 @@ def _composite_chunk(mx, my, A, B, C, opac, colors, px, py):
     T_ex = torch.cat([torch.ones_like(T[:, :1]), T[:, :-1]], dim=1)
     w = alpha * T_ex  # [P, G]
     return w @ colors, 1.0 - T[:, -1]
+
+
+class _Recompute(torch.autograd.Function):
+    """Run a chunk without keeping its [P, G] intermediates; recompute them in backward.
+
+    (``torch.utils.checkpoint`` either keeps part of them or forbids ``autograd.grad``.)
+    """
+
+    @staticmethod
+    def forward(ctx, *args):
+        ctx.save_for_backward(*args)
+        with torch.no_grad():
+            return _composite_chunk(*args)
+
+    @staticmethod
+    def backward(ctx, g_out, g_alpha):
+        args = [a.detach().requires_grad_(a.requires_grad) for a in ctx.saved_tensors]
+        wanted = [a for a, need in zip(args, ctx.needs_input_grad) if need]
+        with torch.enable_grad():
+            out, alpha = _composite_chunk(*args)
+            grads = iter(torch.autograd.grad((out, alpha), wanted, (g_out, g_alpha),
+                                             allow_unused=True))
+        return tuple(next(grads) if need else None for need in ctx.needs_input_grad)
 
 
 def dense_composite(
@@ -63,7 +85,7 @@ def dense_composite(
             renders.append(means2d.new_zeros(height, width, D))
             alphas.append(means2d.new_zeros(height, width, 1))
             continue
-        chunk = pixels_per_chunk or max(64, int(2e6 // G))  # cache-sized blocks
+        chunk = pixels_per_chunk or max(16, int(5e5 // G))  # cache-sized blocks
         mx, my = means2d[c, vis, 0], means2d[c, vis, 1]
         A, B, Cc = conics[c, vis].unbind(-1)
         op, col = opacities[c, vis], colors[c, vis]
@@ -71,7 +93,7 @@ def dense_composite(
         for s in range(0, px.numel(), chunk):
             args = (mx, my, A, B, Cc, op, col, px[s : s + chunk], py[s : s + chunk])
             if torch.is_grad_enabled() and any(a.requires_grad for a in args):
-                o, a = checkpoint(_composite_chunk, *args, use_reentrant=False)
+                o, a = _Recompute.apply(*args)
             else:
                 o, a = _composite_chunk(*args)
             img.append(o)

@@ -38,7 +38,7 @@ def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> Tensor:
     OpenCV convention (x right, y down, z forward), the one gsplat expects. ``up`` is the
     world direction that should appear upwards in the image.
     """
-    eye_t = torch.as_tensor(eye, dtype=torch.float32)
+    eye_t = torch.as_tensor(eye)
     dtype = eye_t.dtype if eye_t.is_floating_point() else torch.float32
     eye_t = eye_t.to(dtype)
     tgt = torch.as_tensor(target, dtype=dtype)

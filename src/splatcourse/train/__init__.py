@@ -14,6 +14,7 @@ from .loss import l1_ssim_loss, psnr, ssim
 from .model import PARAM_NAMES, Gaussians, init_gaussians, knn_scale, make_optimizers, render
 from .report import plot_ssim_vs_time, save_side_by_side, summary_table
 from .trainer import CHECKPOINT_NAME, FitResult, Trainer, fit, train_view_capture
+from .viewer import SplatViewer, orbit_viewmat
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -21,6 +22,7 @@ __all__ = [
     "EvalResult",
     "FitResult",
     "Gaussians",
+    "SplatViewer",
     "TrainConfig",
     "Trainer",
     "evaluate",
@@ -30,6 +32,7 @@ __all__ = [
     "l1_ssim_loss",
     "load_ply",
     "make_optimizers",
+    "orbit_viewmat",
     "plot_ssim_vs_time",
     "psnr",
     "render",

@@ -63,7 +63,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     try:
         ply = PlyData.read(str(path))
         v = ply["vertex"].data
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ValueError(f"load_ply: {path} is not a readable PLY with a vertex element "
                          f"({exc})") from exc
     names = v.dtype.names

@@ -125,7 +125,7 @@ def render(
     """
     colors = torch.cat([params["sh0"], params["shN"]], dim=1)
     if sh_degree is None:
-        sh_degree = int(math.isqrt(colors.shape[1])) - 1
+        sh_degree = math.isqrt(colors.shape[1]) - 1
     C = viewmats.shape[0]
     bg = None
     if background is not None:

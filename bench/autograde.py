@@ -1,0 +1,79 @@
+"""How many submissions per minute the class grader gets through, with 1 and 2 workers.
+
+Grades N copies of the solution of exercises 1 and 2 (different student ids) in a throw-away copy
+of the course, through the real pipeline (nbgrader, sandboxed kernel), once per worker count, and
+also once with the sandbox off, to show what isolation costs. Prints the machine's load, since
+other work on the machine slows every figure. Last line: one JSON object.
+
+    python bench/autograde.py            # 6 submissions per exercise and setting
+    python bench/autograde.py --quick    # 2 per exercise: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from grading_harness import completed, copy_course, write_submission
+
+from splatcourse import instructor, sandbox
+
+EXERCISES = ["ex01_toy_splats", "ex02_rgb_splats"]
+
+
+def grade_batch(tmp: Path, n: int, workers: int, mode: str) -> tuple[float, int]:
+    """Seconds to grade n submissions of each exercise from scratch, and how many failed."""
+    os.environ["SPLATCOURSE_SANDBOX"] = mode
+    course = copy_course(tmp / f"course-{workers}-{mode}", ROOT, with_gradebook=True)
+    subs = tmp / f"subs-{workers}-{mode}"
+    for a in EXERCISES:
+        answers = completed(course, a)
+        for i in range(n):
+            write_submission(subs, f"student{i:03d}", a, answers)
+    start = time.perf_counter()
+    report = instructor.autograde(subs, course, EXERCISES, workers=workers, force=True,
+                                  progress=False)
+    return time.perf_counter() - start, len(report.failures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 submissions per exercise")
+    parser.add_argument("-n", type=int, default=None, help="submissions per exercise")
+    args = parser.parse_args(argv)
+    n = args.n or (2 if args.quick else 6)
+    mode = sandbox.prepare_shared()
+    print(f"cores {instructor.default_workers()}, load average {os.getloadavg()[0]:.1f}, "
+          f"sandbox {mode}, {n} submissions of each of {', '.join(EXERCISES)}")
+    rates: dict[str, float] = {}
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = [(1, mode), (2, mode), (2, "none")]
+        for workers, m in settings:
+            seconds, bad = grade_batch(Path(tmp), n, workers, m)
+            failed += bad
+            key = f"workers{workers}_{m}"
+            rates[key] = 60 * n * len(EXERCISES) / seconds
+            print(f"{workers} worker(s), sandbox {m:6s}: {n * len(EXERCISES)} submissions in "
+                  f"{seconds:6.1f} s = {rates[key]:5.1f} per minute ({bad} failed)")
+    os.environ.pop("SPLATCOURSE_SANDBOX", None)
+    two, one = rates[f"workers2_{mode}"], rates[f"workers1_{mode}"]
+    print(f"2 workers / 1 worker: {two / one:.2f}x;  sandbox {mode} / none: "
+          f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate")
+    print(json.dumps({"submissions_per_min": round(two, 2), "workers": 2, "sandbox": mode,
+                      "per_setting": {k: round(v, 2) for k, v in rates.items()},
+                      "speedup_2_vs_1": round(two / one, 2), "failed": failed,
+                      "submissions_per_exercise": n, "load_average": os.getloadavg()[0]}))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

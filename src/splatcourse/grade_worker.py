@@ -1,0 +1,55 @@
+"""A long-lived nbgrader process that grades one submission per request.
+
+Starting nbgrader (imports, config, database setup) costs about as much as grading a small
+submission, so each worker of `instructor.autograde` keeps one of these running and sends it
+one `{"assignment": ..., "student": ...}` line per submission; it answers one JSON line. Student
+code never runs here (only in the sandboxed kernel it starts), so reusing the process is safe;
+the parent still kills it, and starts a fresh one, if a submission runs past its time limit.
+
+Run from the course's `autograde/` folder: `python -m splatcourse.grade_worker [nbgrader args]`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+
+
+class _Errors(logging.Handler):
+    """Collects the ERROR lines nbgrader logs for one submission: the failure's explanation."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().strip().splitlines()[-1][:300])
+
+
+def main(argv: list[str]) -> int:
+    from nbgrader.apps import AutogradeApp
+
+    app = AutogradeApp()
+    app.initialize(["--force", *argv])
+    errors = _Errors()
+    app.log.addHandler(errors)
+    for line in sys.stdin:
+        errors.lines.clear()
+        request = json.loads(line)
+        app.coursedir.assignment_id = request["assignment"]
+        app.coursedir.student_id = request["student"]
+        try:
+            app.start()
+            reply = {"ok": True, "error": ""}
+        except (Exception, SystemExit):  # noqa: BLE001 (report every failure, keep serving)
+            tail = errors.lines or traceback.format_exc().strip().splitlines()[-3:]
+            reply = {"ok": False, "error": " | ".join(tail)[-800:]}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,121 @@
+"""Look at a student's submission before grading it: what can be graded, and what to tell them.
+
+Everything here reads files only (no student code runs). It decides which notebook is graded
+under which name, refuses what is not a notebook, and notes test cells the student edited or
+deleted (nbgrader restores them from the gradebook; the notes tell the student it happened).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .grading_guard import tamper_notes
+
+#: a notebook bigger than this is not a reasonable submission (outputs are cleared anyway)
+MAX_NOTEBOOK_BYTES = 50 * 1024**2
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+
+
+@dataclass
+class Inspection:
+    """What will be graded (`files`: notebook name -> bytes) and what the student should know."""
+
+    student: str
+    assignment: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gradable(self) -> bool:
+        return bool(self.files)
+
+    def content_hash(self, salt: bytes = b"") -> str:
+        h = hashlib.sha256(salt)
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return h.hexdigest()
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def _read(path: Path) -> tuple[bytes | None, str | None]:
+    """The bytes of a plausible notebook, or why it is not one."""
+    if path.is_symlink() or not path.is_file():
+        return None, f"{path.name} is not a regular file (links are not followed)"
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        return None, f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 1024**2} MB"
+    data = path.read_bytes()
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception as err:  # noqa: BLE001 (any parse failure means "not a notebook")
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        return None, f"{path.name} is not a readable notebook ({first})"
+    return data, None
+
+
+def test_cell_notes(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode,
+                    name: str) -> list[str]:
+    """Which read-only cells (tests, setup) the student edited or deleted."""
+    mine = {_meta(c).get("grade_id"): c for c in submitted.cells if _meta(c).get("grade_id")}
+    notes = []
+    for cell in released.cells:
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
+        if not gid or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
+            continue
+        kind = "test cell" if meta.get("grade") else "read-only cell"
+        if gid not in mine:
+            notes.append(f"{name}: {kind} {gid} was deleted; the original was put back and graded")
+        elif mine[gid].source.strip() != cell.source.strip():
+            notes.append(f"{name}: {kind} {gid} was edited; the original was put back and graded")
+    return notes
+
+
+def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> Inspection:
+    """Pick the notebooks to grade from FOLDER/<student>/<assignment>/ (see module docstring)."""
+    out = Inspection(student, assignment)
+    if not STUDENT_ID.match(student):
+        out.notes.append(f"student folder name {student!r} is not a valid id: not graded")
+        return out
+    expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
+    if not expected:
+        raise FileNotFoundError(f"no released notebook in {release_dir}: run "
+                                f"`splatcourse release {assignment}` first")
+    here = Path(folder) / student / assignment
+    candidates = sorted(p for p in here.iterdir() if not p.name.startswith(".")) if here.is_dir() \
+        else []
+    readable: dict[str, bytes] = {}
+    for path in candidates:
+        if path.suffix != ".ipynb" and path.name not in expected:
+            continue
+        data, problem = _read(path)
+        if problem:
+            out.notes.append(problem)
+        else:
+            readable[path.name] = data  # type: ignore[assignment]
+    for name in expected:
+        if name in readable:
+            out.files[name] = readable.pop(name)
+    missing = [n for n in expected if n not in out.files]
+    if len(missing) == 1 and len(readable) == 1:
+        (other, data), = readable.items()
+        out.files[missing[0]] = data
+        out.notes.append(f"graded {other} as {missing[0]} (the notebook was renamed)")
+        missing = []
+    for name in missing:
+        out.notes.append(f"no notebook {name} was submitted: it scores 0")
+    for name, data in out.files.items():
+        released = nbformat.read(release_dir / name, as_version=4)
+        submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
+        out.notes += test_cell_notes(released, submitted, name)
+        out.notes += tamper_notes({f"{name}[{i}]": c.source for i, c in enumerate(submitted.cells)
+                                   if c.cell_type == "code" and not _meta(c).get("grade")})
+    return out

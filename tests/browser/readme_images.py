@@ -1,0 +1,112 @@
+"""Remake the README's pictures of a lesson and its widget, from the real JupyterLab.
+
+    python tests/browser/readme_images.py          # writes docs/img/*.png
+
+Runs lesson 1 in JupyterLab under headless Chromium (the same set-up as the browser tests),
+photographs the top of the lesson, the splat explorer and the fit scrubber, and stores them
+as small palette PNGs (each must stay under MAX_BYTES, so the repository stays light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from lab_driver import (
+    LabServer,
+    cell,
+    chromium_path,
+    click_button,
+    drag_slider,
+    find_cell,
+    launch_chromium,
+    open_notebook,
+    run_cells,
+    widget_images,
+)
+
+from splatcourse.paths import repo_root
+
+LESSON = "lessons/01_splats_in_2d.ipynb"
+MAX_BYTES = 150_000
+
+
+def small_png(png: bytes, path: Path, width: int) -> int:
+    """Shrink to `width` pixels and store with a 128-colour palette; returns the size."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)),
+                             Image.LANCZOS)
+    colours = 128
+    while True:
+        buffer = io.BytesIO()
+        image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(
+            buffer, format="png", optimize=True)
+        if buffer.tell() < MAX_BYTES or colours <= 16:
+            break
+        colours //= 2
+    path.write_bytes(buffer.getvalue())
+    return buffer.tell()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=repo_root() / "docs" / "img")
+    args = parser.parse_args()
+    executable = chromium_path()
+    if executable is None:
+        sys.exit("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    lab = LabServer(repo_root()).start()
+    try:
+        with sync_playwright() as playwright:
+            context, profile = launch_chromium(playwright, executable)
+            page = context.new_page()
+            page.set_viewport_size({"width": 1280, "height": 860})
+            open_notebook(page, lab, LESSON)
+            page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+            explorer = find_cell(lab.root / LESSON, "SplatExplorer(")
+            scrubber = find_cell(lab.root / LESSON, "FitScrubber(")
+            run_cells(page, 0, explorer)
+
+            page.evaluate("""() => { const nb = window.jupyterapp.shell.currentWidget.content;
+                nb.activeCellIndex = 0; nb.node.scrollTop = 0; }""")
+            page.wait_for_timeout(500)
+            lesson_png = page.locator(".jp-NotebookPanel").first.screenshot()
+
+            widget_images(page, scrubber)
+            scrubber_out = cell(page, scrubber).locator(".jp-Cell-outputWrapper")
+            drag_slider(page, scrubber, "snapshot", fraction=0.15)
+            page.wait_for_timeout(1500)
+            scrubber_png = scrubber_out.screenshot()
+
+            widget_images(page, explorer)
+            click_button(page, explorer, "depth-sorted alpha compositing")
+            drag_slider(page, explorer, "angle", fraction=0.2)
+            page.wait_for_timeout(1500)
+            explorer_png = cell(page, explorer).locator(".jp-Cell-outputWrapper").screenshot()
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+    finally:
+        lab.stop()
+
+    for name, png, width in [("lesson01.png", lesson_png, 900),
+                             ("splat_explorer.png", explorer_png, 900),
+                             ("fit_scrubber.png", scrubber_png, 800)]:
+        size = small_png(png, args.out / name, width)
+        print(f"{args.out / name}: {size / 1000:.0f} kB")
+        if size >= MAX_BYTES:
+            sys.exit(f"{name} is {size} bytes, over the {MAX_BYTES} limit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Hostile submissions, graded through the real pipeline (nbgrader + sandboxed kernel).
+
+Two honest students are graded first; then one batch of hostile students (infinite loop, memory
+and fork bombs, exits, tampering, snooping, vandalism, output floods, broken files) is graded in
+a single `autograde` run with two workers. Each hostile student must get the grade its honest
+content deserves, and the honest students' grades, files and the gradebook must be untouched.
+Exercise 1 is the vehicle (its solution grades in seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading_harness import cell_scores, completed, copy_course, notebooks, write_submission
+
+from splatcourse import instructor, sandbox
+
+pytestmark = pytest.mark.slow
+
+A = "ex01_toy_splats"
+NB = f"{A}.ipynb"
+FULL = 10.0
+RESULTS_POINTS = 2.0  # test_results; the `results` answer cell is the last one
+CELL_TIMEOUT = 60  # generous: a loaded CI machine must not time out honest cells
+
+
+def _set(nb, grade_id: str, source: str):
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            cell.source = source
+            return nb
+    raise AssertionError(f"no cell {grade_id}")
+
+
+def _solution(course):
+    return completed(course, A)[NB]
+
+
+def _results_cell(prelude: str) -> str:
+    """A results cell that runs `prelude` first: if the prelude raises, `results` is missing."""
+    return prelude + "\nresults = {n: fit(target, n)[1] for n in (4, 16, 64)}\n"
+
+
+def hostile_submissions(course, subs: Path, honest: Path) -> dict[str, float]:
+    """Write every hostile student's folder; returns the score each must get."""
+    root = course.root
+    expect: dict[str, float] = {}
+
+    def put(student: str, nb, score: float, name: str = NB) -> None:
+        write_submission(subs, student, A, {name: nb})
+        expect[student] = score
+
+    put("infinite_loop", _set(_solution(course), "results", "while True:\n    pass\n"),
+        FULL - RESULTS_POINTS)
+    put("ignores_interrupt", _set(_solution(course), "results",
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"),
+        FULL - RESULTS_POINTS)
+    put("memory_bomb", _set(_solution(course), "results", _results_cell(
+        "hog = [bytearray(256 * 1024**2) for _ in range(64)]  # 16 GB")), FULL - RESULTS_POINTS)
+    put("fork_bomb", _set(_solution(course), "results", _results_cell(
+        "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(3600)\n"
+        "        os._exit(0)")), FULL - RESULTS_POINTS)
+    put("sys_exit", _set(_solution(course), "results", _results_cell(
+        "import sys\nsys.exit(3)")), FULL - RESULTS_POINTS)
+    put("os_exit", _set(_solution(course), "results", _results_cell(
+        "import os\nos._exit(0)")), FULL - RESULTS_POINTS)
+    # the kernel kills itself in the first answer cell: nothing after it runs
+    put("kill_kernel", _set(_solution(course), "render",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"), 0.0)
+    # importing something missing leaves `render` undefined, and every test needs it (the hidden
+    # fit test keeps the student's render aside before swapping in the reference one)
+    sol = _solution(course)
+    render_src = next(c.source for c in sol.cells
+                      if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "render")
+    put("import_error", _set(sol, "render", "import no_such_module_xyz\n" + render_src), 0.0)
+    # wrong answers, plus every trick to make the checks pass anyway
+    cheat = notebooks(course.exercises / A)[NB]
+    _set(cheat, "render", (
+        "import types\nimport numpy as np\nimport torch\n"
+        "from splatcourse import checks as _c\n"
+        "def _ok(*a, **k):\n    return True\n"
+        "for _n in ('check_close', 'check_tensor', 'check_number', 'fail'):\n"
+        "    setattr(_c, _n, lambda *a, **k: None)\n"
+        "np.allclose = torch.allclose = torch.equal = _ok\n"
+        "checks = types.SimpleNamespace(check_close=_ok, check_tensor=_ok, check_number=_ok,\n"
+        "                               forbid=_c.forbid)\n"
+        "def render(means, log_scales, weights, grid):\n"
+        "    return torch.zeros(grid.shape[:2])\n"))
+    _set(cheat, "fit", (
+        "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
+        "    s = init_splats(n_gaussians, seed=seed)\n"
+        "    return {'means': s['means'], 'log_scales': s['log_scales'],\n"
+        "            'weights': s['weights'][:, 0]}, 1e9\n"))
+    _set(cheat, "results", "results = {4: 0.0, 16: 0.0, 64: -1.0}\n")
+    put("monkeypatch", cheat, 0.0)
+    # snooping and vandalism: the results cell succeeds only if the sandbox leaks
+    secret = [root / "solutions" / A / NB, root / "autograde" / "gradebook.db",
+              root / "autograde" / "submitted" / "honest" / A / NB]
+    put("read_solutions", _set(_solution(course), "results", _results_cell(
+        f"leaked = []\nfor p in {[str(p) for p in secret]!r}:\n"
+        "    try:\n        leaked.append(open(p, 'rb').read(100))\n    except OSError:\n"
+        "        pass\nassert leaked, 'nothing to read: the sandbox held'")), FULL - RESULTS_POINTS)
+    victims = [root / "autograde" / "gradebook.db",
+               root / "autograde" / "autograded" / "honest" / A / NB,
+               root / "autograde" / "submitted" / "honest" / A / NB, honest / "honest" / A / NB]
+    put("vandal", _set(_solution(course), "results", _results_cell(
+        f"broke = 0\nfor p in {[str(p) for p in victims]!r}:\n"
+        "    try:\n        open(p, 'wb').write(b'vandalised')\n        broke += 1\n"
+        "    except OSError:\n        pass\nassert broke, 'nothing writable: the sandbox held'")),
+        FULL - RESULTS_POINTS)
+    put("output_flood", _set(_solution(course), "results", _results_cell(
+        "import sys\nfor _ in range(10**6):\n    print('x' * 10000)  # 10 GB")),
+        FULL - RESULTS_POINTS)
+    # test cells emptied and one deleted: the originals are put back, so stubs score nothing
+    edited = notebooks(course.exercises / A)[NB]
+    for gid in ("test_render_visible", "test_render_hidden", "test_fit_hidden", "test_results"):
+        _set(edited, gid, "pass\n")
+    edited.cells = [c for c in edited.cells if c.get("metadata", {}).get("nbgrader", {})
+                    .get("grade_id") != "test_fit_visible"]
+    put("edited_tests", edited, 0.0)
+    put("wrong_name", _solution(course), FULL, name="my_homework.ipynb")
+    # files that are no notebook at all, and an empty folder
+    (subs / "corrupted" / A).mkdir(parents=True)
+    (subs / "corrupted" / A / NB).write_bytes(os.urandom(5000))
+    expect["corrupted"] = 0.0
+    (subs / "not_a_notebook" / A).mkdir(parents=True)
+    (subs / "not_a_notebook" / A / NB).write_text('{"hello": "world"}')
+    expect["not_a_notebook"] = 0.0
+    (subs / "empty" / A).mkdir(parents=True)
+    expect["empty"] = 0.0
+    return expect
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(released_course, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    course = copy_course(tmp / "course", released_course.root, with_gradebook=True)
+    honest = tmp / "honest_subs"
+    write_submission(honest, "honest", A, completed(course, A))
+    write_submission(honest, "untouched", A, notebooks(course.exercises / A))
+    first = instructor.autograde(honest, course, [A], cell_timeout=CELL_TIMEOUT, progress=False)
+    assert not first.failures, first.summary()
+    before = {s: cell_scores(course, A, s) for s in ("honest", "untouched")}
+    files_before = {p: _digest(p) for p in [*(course.autograde / "autograded").rglob("*.ipynb"),
+                                            *(course.autograde / "submitted").rglob("*.ipynb"),
+                                            *honest.rglob("*.ipynb")]}
+    hostile = tmp / "hostile_subs"
+    hostile.mkdir()
+    write_submission(hostile, "honest_twin", A, completed(course, A))  # graded alongside them
+    expect = hostile_submissions(course, hostile, honest)
+    expect["honest_twin"] = FULL
+    report = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
+                                  timeout=900, progress=False)
+    print(report.summary())
+    return course, report, expect, before, files_before, honest, hostile
+
+
+def test_every_hostile_submission_gets_the_grade_it_deserves(graded):
+    _course, report, expect, *_ = graded
+    got = {r.student: r.score for r in report.results}
+    wrong = {s: (got.get(s), want) for s, want in expect.items() if got.get(s) != want}
+    assert not wrong, f"(got, expected) per student: {wrong}\n{report.summary()}"
+    statuses = {r.student: r.status for r in report.results}
+    for student in ("corrupted", "not_a_notebook", "empty"):
+        assert statuses[student] == "zero", statuses
+    for student in set(expect) - {"corrupted", "not_a_notebook", "empty"}:
+        assert statuses[student] == "graded", (student, statuses[student], report.summary())
+
+
+def test_honest_students_and_gradebook_are_untouched(graded):
+    course, _report, expect, before, files_before, *_ = graded
+    for student, scores in before.items():
+        assert cell_scores(course, A, student) == scores, student
+    for path, digest in files_before.items():
+        assert path.exists() and _digest(path) == digest, f"{path} changed"
+    con = sqlite3.connect(course.gradebook)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    rows = {r["student"]: r["score"] for r in instructor.grade_table(course)}
+    assert set(rows) == set(expect) | set(before)
+    assert rows["honest"] == FULL and rows["untouched"] == 0.0
+
+
+def test_no_sandbox_process_survives(graded):
+    leftovers = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()
+                 and _uid(p) in range(61000, 61000 + 64)]
+    assert not leftovers, f"processes still running as sandbox uids: {leftovers}"
+
+
+def _uid(proc: Path) -> int:
+    try:
+        return proc.stat().st_uid
+    except OSError:
+        return -1
+
+
+def test_feedback_says_what_happened(graded):
+    course, report, *_ = graded
+    notes = {r.student: " ".join(r.notes) for r in report.results}
+    assert "deleted" in notes["edited_tests"] and "edited" in notes["edited_tests"]
+    assert "renamed" in notes["wrong_name"]
+    assert "not a readable notebook" in notes["corrupted"]
+    assert "flagged for review" in notes["monkeypatch"]
+    assert "flagged" not in notes["honest_twin"]
+    pages = instructor.feedback(course, [A])
+    text = {p.parent.parent.name: p.read_text() for p in pages}
+    assert set(text) >= {"honest", "honest_twin", "corrupted", "empty", "edited_tests"}
+    assert "could not be graded" in text["corrupted"]
+    assert "was deleted" in text["edited_tests"]
+    assert "KernelDied" in text["os_exit"]
+    assert "BEGIN HIDDEN TESTS" not in "".join(text.values())
+
+
+def test_regrading_is_idempotent_and_resumes(graded):
+    course, report, _expect, _, _, _, hostile = graded
+    again = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
+                                 progress=False)
+    assert all(r.status in ("cached", "zero") for r in again.results), again.summary()
+    assert {r.student: r.score for r in again.results} == {r.student: r.score
+                                                           for r in report.results}
+    # a crash mid-class loses the record of what was in flight: only that one is graded again
+    (course.autograde / "state" / A / "sys_exit.json").unlink()
+    resumed = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
+                                   progress=False)
+    regraded = {r.student for r in resumed.results if r.status == "graded"}
+    assert regraded == {"sys_exit"}
+    assert {r.student: r.score for r in resumed.results} == {r.student: r.score
+                                                             for r in report.results}
+
+
+def test_sandbox_mode_is_reported():
+    assert sandbox.effective_mode() in ("bwrap", "rlimit")
+
+
+def test_inspection_catches_broken_files(tmp_path, released_course):
+    from splatcourse.submissions import inspect
+
+    nb = notebooks(released_course.exercises / A)[NB]
+    (tmp_path / "s" / A).mkdir(parents=True)
+    (tmp_path / "s" / A / NB).symlink_to(released_course.solutions / A / NB)
+    seen = inspect(tmp_path, "s", A, released_course.exercises / A)
+    assert not seen.gradable and "not a regular file" in seen.notes[0]
+    (tmp_path / "t" / A).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "t" / A / NB)
+    seen = inspect(tmp_path, "t", A, released_course.exercises / A)
+    assert seen.gradable and not seen.notes
+    assert not inspect(tmp_path, "../x", A, released_course.exercises / A).gradable
