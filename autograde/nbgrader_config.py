@@ -10,7 +10,7 @@ wrapper: `splatcourse release | autograde | feedback | grades` (see the README).
 
 import os
 
-here = os.path.dirname(os.path.abspath(__file__))  # noqa: F821 (injected by traitlets)
+here = os.path.dirname(os.path.abspath(__file__))
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.root = os.path.dirname(here)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -29,8 +30,14 @@ from splatcourse import instructor, sandbox
 EXERCISES = ["ex01_toy_splats", "ex02_rgb_splats"]
 
 
-def grade_batch(tmp: Path, n: int, workers: int, mode: str) -> tuple[float, int]:
-    """Seconds to grade n submissions of each exercise from scratch, and how many failed."""
+def _cpu_seconds() -> float:
+    """CPU time of this process and every finished child (workers, nbgrader, kernels)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def grade_batch(tmp: Path, n: int, workers: int, mode: str) -> tuple[float, float, int]:
+    """Wall and CPU seconds to grade n submissions of each exercise, and how many failed."""
     os.environ["SPLATCOURSE_SANDBOX"] = mode
     course = copy_course(tmp / f"course-{workers}-{mode}", ROOT, with_gradebook=True)
     subs = tmp / f"subs-{workers}-{mode}"
@@ -38,10 +45,10 @@ def grade_batch(tmp: Path, n: int, workers: int, mode: str) -> tuple[float, int]
         answers = completed(course, a)
         for i in range(n):
             write_submission(subs, f"student{i:03d}", a, answers)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     report = instructor.autograde(subs, course, EXERCISES, workers=workers, force=True,
                                   progress=False)
-    return time.perf_counter() - start, len(report.failures)
+    return time.perf_counter() - start, _cpu_seconds() - cpu, len(report.failures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,21 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cores {instructor.default_workers()}, load average {os.getloadavg()[0]:.1f}, "
           f"sandbox {mode}, {n} submissions of each of {', '.join(EXERCISES)}")
     rates: dict[str, float] = {}
+    cpu_per_sub: dict[str, float] = {}
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         settings = [(1, mode), (2, mode), (2, "none")]
         for workers, m in settings:
-            seconds, bad = grade_batch(Path(tmp), n, workers, m)
+            seconds, cpu, bad = grade_batch(Path(tmp), n, workers, m)
             failed += bad
             key = f"workers{workers}_{m}"
             rates[key] = 60 * n * len(EXERCISES) / seconds
+            cpu_per_sub[key] = cpu / (n * len(EXERCISES))
             print(f"{workers} worker(s), sandbox {m:6s}: {n * len(EXERCISES)} submissions in "
-                  f"{seconds:6.1f} s = {rates[key]:5.1f} per minute ({bad} failed)")
+                  f"{seconds:6.1f} s = {rates[key]:5.1f} per minute, {cpu_per_sub[key]:5.1f} CPU s "
+                  f"each ({bad} failed)")
     os.environ.pop("SPLATCOURSE_SANDBOX", None)
     two, one = rates[f"workers2_{mode}"], rates[f"workers1_{mode}"]
     print(f"2 workers / 1 worker: {two / one:.2f}x;  sandbox {mode} / none: "
           f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate")
+    # reaped children only: kernels behind bwrap's PID namespace may not be counted
+    print(f"CPU per submission (this process and reaped children) "
+          f"{cpu_per_sub[f'workers2_{mode}']:.1f} s; load average {os.getloadavg()[0]:.1f}: "
+          "on a busy machine the rates above are far below what idle cores give")
     print(json.dumps({"submissions_per_min": round(two, 2), "workers": 2, "sandbox": mode,
+                      "reaped_cpu_s_per_submission": round(cpu_per_sub[f"workers2_{mode}"], 2),
                       "per_setting": {k: round(v, 2) for k, v in rates.items()},
                       "speedup_2_vs_1": round(two / one, 2), "failed": failed,
                       "submissions_per_exercise": n, "load_average": os.getloadavg()[0]}))

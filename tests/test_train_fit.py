@@ -120,3 +120,24 @@ def test_bad_config_is_named():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="unknown fields"):
         TrainConfig.from_dict({"steps": 3, "lr_foo": 1.0})
+
+
+def test_decision_strategy_matches_gsplat(tiny):
+    """The swappable clone/split rule reproduces gsplat's DefaultStrategy exactly."""
+    from splatcourse.train import densify_masks
+
+    cfg = TrainConfig(steps=25, sh_degree=0, refine_start=5, refine_every=10, refine_stop=24,
+                      reset_every=0, grow_grad2d=5e-5, grow_scale3d=0.02)
+    ref = Trainer(tiny, cfg, progress=False)
+    ref.run()
+    mine = Trainer(tiny, cfg, progress=False, densify_fn=densify_masks)
+    mine.run()
+    assert mine.n_gaussians == ref.n_gaussians != len(tiny.points)
+    for k in ref.params:
+        torch.testing.assert_close(mine.params[k], ref.params[k])
+    seen = []
+    never = Trainer(tiny, cfg, progress=False,
+                    densify_fn=lambda g, c, s, *a: seen.append(1) or (g < -1, g < -1))
+    n0 = never.n_gaussians
+    never.run()
+    assert seen and never.n_gaussians <= n0

@@ -18,8 +18,10 @@ def _cmd_release(args: argparse.Namespace) -> int:
 def _cmd_autograde(args: argparse.Namespace) -> int:
     from . import instructor
 
+    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     report = instructor.autograde(Path(args.submissions), assignments=args.assignment or None,
-                                  timeout=args.timeout)
+                                  timeout=args.timeout, workers=args.workers, force=args.force,
+                                  cell_timeout=args.cell_timeout, shard=shard)
     print(report.summary())
     return 0
 
@@ -58,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="wall-clock seconds allowed per submission (default 600)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="submissions graded side by side (default: one per core)")
+    p.add_argument("--force", action="store_true",
+                   help="regrade submissions unchanged since the last run")
+    p.add_argument("--cell-timeout", type=int, default=None,
+                   help="seconds one cell may run (default 240, from the config)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="grade only shard I of N (students in sorted order, I counted from 0)")
     p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("feedback", help="write HTML feedback for every graded submission")

@@ -35,6 +35,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from . import grading_guard
 from .grading_guard import REMEMBER_CODE, RESTORE_CODE
+from .paths import data_dir, shared_data_dir
 
 MODES = ("auto", "bwrap", "rlimit", "none")
 #: output one cell may produce before it is cut off and interrupted
@@ -101,8 +102,6 @@ def _python_paths() -> list[Path]:
 
 
 def _data_paths() -> list[Path]:
-    from .paths import data_dir, shared_data_dir
-
     out = []
     for get in (data_dir, shared_data_dir):
         try:
@@ -236,9 +235,7 @@ class SandboxKernelManager(AsyncKernelManager):
         (course / "autograde").mkdir(parents=True)
         (course / "autograde" / "nbgrader_config.py").write_text("# marker: sandbox course root\n")
         (course / "outputs").mkdir()
-        data = [p for p in _data_paths()]
-        from .paths import data_dir
-
+        data = _data_paths()
         try:
             (course / "data").symlink_to(data_dir())
         except FileNotFoundError:
@@ -253,8 +250,6 @@ class SandboxKernelManager(AsyncKernelManager):
             "SPLATCOURSE_ROOT": str(course), "NBGRADER_EXECUTION": "autograde",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        from .paths import shared_data_dir
-
         try:
             env["SPLATCOURSE_SHARED_DATA"] = str(shared_data_dir())
         except FileNotFoundError:

@@ -4,7 +4,7 @@
 
 Runs lesson 1 in JupyterLab under headless Chromium (the same set-up as the browser tests),
 photographs the top of the lesson, the splat explorer and the fit scrubber, and stores them
-as small palette PNGs (each must stay under MAX_BYTES, so the repository stays light).
+as small PNGs (each must stay under MAX_BYTES, so the repository stays light).
 """
 
 from __future__ import annotations
@@ -39,19 +39,18 @@ MAX_BYTES = 150_000
 
 
 def small_png(png: bytes, path: Path, width: int) -> int:
-    """Shrink to `width` pixels and store with a 128-colour palette; returns the size."""
+    """Shrink to `width` pixels and store as the smallest PNG that keeps the colours honest:
+    full colour if it fits under MAX_BYTES, else a 256-colour palette."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)),
                              Image.LANCZOS)
-    colours = 128
-    while True:
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", optimize=True)
+    if buffer.tell() >= MAX_BYTES:
         buffer = io.BytesIO()
-        image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(
+        image.quantize(256, method=Image.Quantize.FASTOCTREE).save(
             buffer, format="png", optimize=True)
-        if buffer.tell() < MAX_BYTES or colours <= 16:
-            break
-        colours //= 2
     path.write_bytes(buffer.getvalue())
     return buffer.tell()
 
@@ -71,27 +70,29 @@ def main() -> None:
         with sync_playwright() as playwright:
             context, profile = launch_chromium(playwright, executable)
             page = context.new_page()
-            page.set_viewport_size({"width": 1280, "height": 860})
+            page.set_viewport_size({"width": 1280, "height": 1100})
             open_notebook(page, lab, LESSON)
             page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
             explorer = find_cell(lab.root / LESSON, "SplatExplorer(")
             scrubber = find_cell(lab.root / LESSON, "FitScrubber(")
             run_cells(page, 0, explorer)
 
-            page.evaluate("""() => { const nb = window.jupyterapp.shell.currentWidget.content;
-                nb.activeCellIndex = 0; nb.node.scrollTop = 0; }""")
-            page.wait_for_timeout(500)
+            page.evaluate("""() => {
+                const panel = window.jupyterapp.shell.currentWidget;
+                panel.content.activeCellIndex = 0;
+                panel.node.querySelectorAll('*').forEach(el => { el.scrollTop = 0; }); }""")
+            page.wait_for_timeout(800)
             lesson_png = page.locator(".jp-NotebookPanel").first.screenshot()
 
             widget_images(page, scrubber)
             scrubber_out = cell(page, scrubber).locator(".jp-Cell-outputWrapper")
-            drag_slider(page, scrubber, "snapshot", fraction=0.15)
+            drag_slider(page, scrubber, "snapshot", fraction=0.06)
             page.wait_for_timeout(1500)
             scrubber_png = scrubber_out.screenshot()
 
             widget_images(page, explorer)
             click_button(page, explorer, "depth-sorted alpha compositing")
-            drag_slider(page, explorer, "angle", fraction=0.2)
+            drag_slider(page, explorer, "angle °", fraction=0.2)
             page.wait_for_timeout(1500)
             explorer_png = cell(page, explorer).locator(".jp-Cell-outputWrapper").screenshot()
             context.close()

@@ -8,6 +8,7 @@
 """
 
 from .config import TrainConfig
+from .densify import DecisionStrategy, densify_masks
 from .evaluate import EvalResult, evaluate, render_views
 from .export import load_ply, save_ply
 from .loss import l1_ssim_loss, psnr, ssim
@@ -19,12 +20,14 @@ from .viewer import SplatViewer, orbit_viewmat
 __all__ = [
     "CHECKPOINT_NAME",
     "PARAM_NAMES",
+    "DecisionStrategy",
     "EvalResult",
     "FitResult",
     "Gaussians",
     "SplatViewer",
     "TrainConfig",
     "Trainer",
+    "densify_masks",
     "evaluate",
     "fit",
     "init_gaussians",

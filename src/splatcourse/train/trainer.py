@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ..capture import Capture
 from ..splat3d import make_strategy
 from .config import TrainConfig
+from .densify import DecisionStrategy
 from .evaluate import EvalResult, evaluate
 from .loss import l1_ssim_loss, psnr
 from .model import (
@@ -95,8 +96,13 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         progress: bool = True,
         crop: bool = True,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
+        densify_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
+        """``loss_fn(render, target, ssim_lambda)`` and ``densify_fn`` (see
+        ``densify.densify_masks``) replace the reference loss and clone/split rule."""
         self.cfg = config or TrainConfig()
+        self.loss_fn = loss_fn or l1_ssim_loss
         if len(capture.train_idx) == 0:
             raise ValueError(f"capture {capture.name!r} has no training views")
         self.capture = capture
@@ -111,16 +117,21 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.params = init_gaussians(capture, self.cfg).to(self.device)
         self.optimizers = make_optimizers(self.params, self.cfg, self.scene_scale)
-        self.strategy = make_strategy(
-            prune_opa=self.cfg.prune_opa,
-            grow_grad2d=self.cfg.grow_grad2d,
-            grow_scale3d=self.cfg.grow_scale3d,
-            prune_scale3d=self.cfg.prune_scale3d,
-            refine_start_iter=self.cfg.refine_start_step,
-            refine_stop_iter=self.cfg.refine_stop_step if self.cfg.densify else 0,
-            refine_every=self.cfg.refine_every_steps,
-            reset_every=self.cfg.reset_every_steps,
-        )
+        strategy_kwargs = {
+            "prune_opa": self.cfg.prune_opa,
+            "grow_grad2d": self.cfg.grow_grad2d,
+            "grow_scale3d": self.cfg.grow_scale3d,
+            "prune_scale3d": self.cfg.prune_scale3d,
+            "refine_start_iter": self.cfg.refine_start_step,
+            "refine_stop_iter": self.cfg.refine_stop_step if self.cfg.densify else 0,
+            "refine_every": self.cfg.refine_every_steps,
+            "reset_every": self.cfg.reset_every_steps,
+        }
+        if densify_fn is None:
+            self.strategy = make_strategy(**strategy_kwargs)
+        else:
+            self.strategy = DecisionStrategy(**strategy_kwargs)
+            self.strategy.decide = densify_fn
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
@@ -159,7 +170,7 @@ class Trainer:
                                   self.backend)
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state,
                                         step, info)
-        loss = l1_ssim_loss(rgb, target, cfg.ssim_lambda)
+        loss = self.loss_fn(rgb, target, cfg.ssim_lambda)
         if cfg.mask_lambda > 0 and cap.masks is not None:
             loss = loss + cfg.mask_lambda * (alpha[..., 0] - cap.masks[i:i + 1].float()).abs().mean()
         loss.backward()
@@ -320,6 +331,8 @@ def fit(
     budget_clock: str = "wall",
     callback: Callable[[Trainer, dict], None] | None = None,
     crop: bool = True,
+    loss_fn: Callable | None = None,
+    densify_fn: Callable | None = None,
     **overrides: Any,
 ) -> FitResult:
     """Fit 3D Gaussians to a capture and score them on its held-out views.
@@ -330,7 +343,7 @@ def fit(
     """
     cfg = (config or TrainConfig()).updated(**overrides) if overrides else (config or TrainConfig())
     trainer = Trainer(capture, cfg, backend=backend, checkpoint_dir=checkpoint_dir,
-                      progress=progress, crop=crop)
+                      progress=progress, crop=crop, loss_fn=loss_fn, densify_fn=densify_fn)
     if checkpoint_dir is not None and resume and trainer.checkpoint_path().is_file():
         trainer.load_checkpoint()
     trainer.run(eval_every=eval_every, callback=callback, time_budget=time_budget,
