@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/lessons/01_splats_in_2d.ipynb --port=$(PORT)
 
+# Tests run two at a time, so each keeps to one torch thread (two would fight for the cores).
+# The browser tests share one JupyterLab and one Chromium, so they run in a single process.
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -m "not browser"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider -p no:xdist -m browser tests/browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -m "not slow and not browser"

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"figures in {out}; wall time incl. evaluation {time.perf_counter() - t_wall:.0f}s")
     result = {
         "capture": cap.name, "width": cap.width, "height": cap.height,
+        "n_views": len(final.view_ids),
         "threads": args.threads, "device": args.device, "steps": trainer.step,
         "ssim_heldout": round(final.ssim, 4), "psnr_heldout": round(final.psnr, 2),
         "ssim_heldout_object_crop": round(crop.ssim, 4),

@@ -35,6 +35,7 @@ from PIL import Image
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 
 # JupyterLab settings for a quiet, predictable page: every cell stays in the DOM (no
