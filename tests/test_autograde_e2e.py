@@ -85,13 +85,16 @@ def test_grades(assignment, mutant, released_course, tmp_path):
 
 
 def _hidden_lines(course, assignment: str) -> list[str]:
-    lines = []
+    """Lines that only hidden tests contain (a line also in visible code may be shown)."""
+    hidden_re = r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS"
+    lines, visible = [], set()
     for nb in notebooks(course.solutions / assignment).values():
         for cell in nb.cells:
-            for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS",
-                                    cell.source, flags=re.DOTALL):
+            for block in re.findall(hidden_re, cell.source, flags=re.DOTALL):
                 lines += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 25]
-    return lines
+            visible |= {ln.strip() for ln in
+                        re.sub(hidden_re, "", cell.source, flags=re.DOTALL).splitlines()}
+    return [ln for ln in lines if ln not in visible]
 
 
 def _check_feedback(course, assignment: str) -> None:

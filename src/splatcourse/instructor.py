@@ -275,7 +275,10 @@ class _Worker:
 
     def _start(self) -> subprocess.Popen:
         env = _nbgrader_env()
-        env["SPLATCOURSE_SANDBOX_UID"] = str(61000 + self.slot)  # own uid: own process count
+        # own uid per worker: own process count; the base can move so that two graders on one
+        # machine (e.g. parallel test runs) never share uids
+        base = int(os.environ.get("SPLATCOURSE_SANDBOX_UID_BASE", "61000"))
+        env["SPLATCOURSE_SANDBOX_UID"] = str(base + self.slot)
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
             # own session: on timeout the whole group (nbgrader, sandbox, kernel) goes at once

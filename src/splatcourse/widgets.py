@@ -309,7 +309,8 @@ class SplatExplorer:
         self.add_button = widgets.Button(description="add Gaussian", icon="plus")
         self.remove_button = widgets.Button(description="remove it", icon="trash")
         self.mode_toggle = widgets.ToggleButtons(options=list(MODES.items()), value="sum",
-                                                 description="combine by", style=style)
+                                                 description="combine by",
+                                                 style={**style, "button_width": "auto"})
         self.outline_toggle = widgets.Checkbox(value=True, description="outline active")
         self.render_view = widgets.Image(format="png")
         self.target_view = widgets.Image(format="png")
@@ -422,9 +423,11 @@ class FitScrubber:
         self.steps = [step for step, _ in result.snapshots]
         self.zoom = _zoom(shape[0], shape[1])
         errors = torch.stack([self._error(img) for _, img in result.snapshots])
-        # one colour scale for every step, so colours can be compared while scrubbing; a
-        # square-root scale, or the small late-fit errors would all look black
-        self.error_max = max(float(errors.max()), 1e-12)
+        # one colour scale for every step, so colours can be compared while scrubbing; set by
+        # the last three quarters of the fit (the first renders are so far off that their
+        # error would squash everything after into black; they saturate instead), and a
+        # square-root scale so small late errors stay visible
+        self.error_max = max(float(errors[len(errors) // 4:].max()), 1e-12)
         self.error_norm = PowerNorm(0.5, 0.0, self.error_max)
         self.cmap = matplotlib.colormaps["magma"]
         self._loss_base, self._marker_pixels, self._axes_rows = self._draw_loss_curve()

@@ -390,7 +390,7 @@ class SceneOrbiter:
                                                  float(change["new"])), names="value")
         self.mode_toggle = widgets.ToggleButtons(options=list(ORBIT_MODES.items()),
                                                  value="composite", description="combine",
-                                                 style=style)
+                                                 style={**style, "button_width": "auto"})
         self.mode_toggle.observe(self._on_mode, names="value")
         self.degree_picker = widgets.Dropdown(options=[0, 1, 2, 3], value=self.sh_degree,
                                               description="SH degree", style=style)
