@@ -122,7 +122,7 @@ def main() -> None:
                "vectorised_ms_per_step": round(vec_step * 1e3, 4),
                "full_fit_seconds_300_steps": round(vec_step * toy2d.REFERENCE_STEPS, 3),
                "losses_agree": math.isclose(py_loss, same.losses[args.steps - 1], rel_tol=1e-3),
-               "final_mse_after_%d_steps" % repeats: round(result.mse, 8)}
+               f"final_mse_after_{repeats}_steps": round(result.mse, 8)}
     if not args.quick:
         grade_s = grading_seconds()
         print(f"autograding one exercise-1 submission: {grade_s:.1f} s")

@@ -6,7 +6,7 @@ import pytest
 # the grading harness and the mutants are plain modules beside the tests
 sys.path.insert(0, str(Path(__file__).parent))
 
-from splatcourse.paths import repo_root  # noqa: E402
+from splatcourse.paths import repo_root
 
 
 @pytest.fixture(scope="session")

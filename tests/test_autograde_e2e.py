@@ -13,8 +13,15 @@ import re
 
 import nbformat
 import pytest
-from grading_harness import (apply, cell_scores, completed, copy_course, mutants_for, notebooks,
-                             write_submission)
+from grading_harness import (
+    apply,
+    cell_scores,
+    completed,
+    copy_course,
+    mutants_for,
+    notebooks,
+    write_submission,
+)
 
 from splatcourse import instructor
 from splatcourse.paths import repo_root

@@ -33,7 +33,7 @@ class RedactHiddenTests(Preprocessor):
     # nbconvert runs a preprocessor only when it is enabled, and its default is off
     enabled = Bool(True).tag(config=True)
 
-    def preprocess_cell(self, cell, resources, index):  # noqa: D102 (nbconvert API)
+    def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not has_hidden_tests(cell.source):
             return cell, resources
         cell.source = strip_hidden_tests(cell.source)

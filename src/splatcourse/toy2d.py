@@ -23,22 +23,22 @@ Tensor = torch.Tensor
 Params = dict[str, Tensor]
 
 __all__ = [
-    "pixel_grid",
-    "gradient_target",
+    "REFERENCE_LR",
+    "REFERENCE_STEPS",
+    "FitResult",
     "colour_target",
-    "init_splats",
-    "render_splats",
-    "render_splats_separable",
-    "render_splats_loop",
-    "covariance_2d",
-    "render_anisotropic",
     "composite_2d",
+    "covariance_2d",
+    "fit_splats",
+    "gradient_target",
+    "init_splats",
     "mse",
     "mse_per_channel",
-    "fit_splats",
-    "FitResult",
-    "REFERENCE_STEPS",
-    "REFERENCE_LR",
+    "pixel_grid",
+    "render_anisotropic",
+    "render_splats",
+    "render_splats_loop",
+    "render_splats_separable",
 ]
 
 # The step budget and learning rate every graded fit in exercises 1-2 uses, so a student's fit can

@@ -30,8 +30,6 @@ from __future__ import annotations
 import io
 import math
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,6 +43,7 @@ from matplotlib.figure import Figure
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from splatcourse.threads import one_torch_thread
 from splatcourse.toy2d import FitResult, composite_2d, mse, pixel_grid, render_anisotropic
 
 Tensor = torch.Tensor
@@ -86,22 +85,6 @@ def image_to_png(image: Tensor, zoom: int = 1) -> bytes:
     if image.dim() == 3 and image.shape[2] == 1:
         image = image[..., 0]
     return _png(_to_pil(image, zoom))
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread for a moment.
-
-    A widget's render is a few small tensors; splitting it over threads costs more than it
-    saves, and on a busy CPU waiting for the other threads made it ~20x slower (100 ms
-    instead of 5 ms at 96 x 96), which is the difference between live and laggy.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _titled(title: str, *children: widgets.Widget) -> widgets.VBox:
@@ -233,7 +216,7 @@ class SplatExplorer:
     def render(self) -> Tensor:
         """Render the current splats in the current mode, [H, W, 3] clipped to [0, 1]."""
         p = self.params()
-        with torch.no_grad(), _one_thread():
+        with torch.no_grad(), one_torch_thread():
             if self.mode == "sum":
                 weights = p["colours"] * p["opacities"][:, None]
                 image = render_anisotropic(p["means"], p["log_scales"], p["angles"], weights,
@@ -245,7 +228,7 @@ class SplatExplorer:
 
     def refresh(self) -> None:
         """Re-render, recompute the MSE and update the views (every control calls this)."""
-        with _one_thread():
+        with one_torch_thread():
             self.image = self.render()
             self.mse = None if self.target is None else mse(self.image, self.target)
         pil = _to_pil(self.image, self.zoom)
@@ -514,7 +497,7 @@ class FitScrubber:
     def _refresh(self, index: int) -> None:
         self.index = index
         self.step, self.image = self.result.snapshots[index]
-        with _one_thread():
+        with one_torch_thread():
             self.error = self._error(self.image)
         loss = self.result.losses[self.step]
         self.marker = (self.step, loss)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as widgets
@@ -50,24 +48,13 @@ from splatcourse.splat3d import (
     rasterization,
     rgb_to_sh,
 )
+from splatcourse.threads import one_torch_thread
 
 Tensor = torch.Tensor
 
 __all__ = ["EXPLORER_SLIDERS", "ORBIT_MODES", "GaussianExplorer3D", "SceneOrbiter"]
 
 DISPLAY_PIXELS = 384  # the rendered view is enlarged by a whole factor to about this width
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """One torch thread while rendering: these images are small, and on a busy CPU waiting
-    for a second thread costs more than it brings."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _enlarged(image: Tensor, zoom: int) -> PILImage.Image:
@@ -178,7 +165,7 @@ class GaussianExplorer3D:
 
     def refresh(self) -> None:
         """Recompute everything and redraw the views (every control calls this)."""
-        with torch.no_grad(), _single_thread():
+        with torch.no_grad(), one_torch_thread():
             self._update_model()
             self.image, self.alpha = self.render()
         pil = _enlarged(self.image, self.zoom)
@@ -347,7 +334,7 @@ class SceneOrbiter:
 
     def refresh(self) -> None:
         start = time.perf_counter()
-        with torch.no_grad(), _single_thread():
+        with torch.no_grad(), one_torch_thread():
             self.image, self.depth, self.info = self.render()
         self.milliseconds = 1e3 * (time.perf_counter() - start)
         self.render_view.value = _png(_enlarged(self.image, self.zoom))

@@ -17,11 +17,11 @@ deterministic; `seed` only drives the choice of surface sample points.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
 
+from ..threads import one_torch_thread
 from .dataset import Capture
 
 ATTRIBUTION = (
@@ -174,23 +174,11 @@ def intrinsics(width: int, height: int) -> torch.Tensor:
     return torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
 
 
-@contextmanager
-def _single_thread():
-    """The tracing loop is thousands of small tensor ops: extra intra-op threads only add
-    synchronisation (and collapse when other processes share the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 @lru_cache(maxsize=4)
 def _render_all(n_views: int, width: int, height: int, background: tuple[float, float, float]):
     viewmats = orbit_viewmats(n_views)
     K = intrinsics(width, height)
-    with _single_thread():
+    with one_torch_thread():
         images, cover = render_views(viewmats, K, width, height, background)
     return images, cover, viewmats, K
 
@@ -217,7 +205,7 @@ def synthetic_capture(
         )
     background = tuple(float(b) for b in background)
     images, cover, viewmats, K = _render_all(n_views, width, height, background)
-    with _single_thread():
+    with one_torch_thread():
         pts = surface_points(n_points, seed)
         colors = shade(pts)
     return Capture(
