@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
+# Jupyter refuses to run as root (containers, CI) unless told to
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 JOBS   ?= 2
 
 .PHONY: setup lab test test-fast lint bench release autograde feedback grades download clean-grading
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml
 	@echo "set-up done: run 'make lab' to open the course"
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/lessons/01_splats_in_2d.ipynb --port=$(PORT)
+	$(BIN)/jupyter lab lessons/01_splats_in_2d.ipynb --port=$(PORT) $(ALLOW_ROOT)
 
 # Tests run two at a time, so each keeps to one torch thread (two would fight for the cores).
 # The browser tests share one JupyterLab and one Chromium, so they run in a single process.
