@@ -15,13 +15,8 @@ CFG = TrainConfig(steps=30, sh_degree=1, sh_degree_interval=10, refine_start=4,
                   checkpoint_every=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny images: one thread avoids OpenMP hand-offs that dominate on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny images: one thread avoids OpenMP hand-offs that dominate on a busy machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

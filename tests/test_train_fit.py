@@ -16,14 +16,8 @@ from splatcourse.train import (
     make_optimizers,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny images: one thread avoids OpenMP hand-offs that dominate on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny images: one thread avoids OpenMP hand-offs that dominate on a busy machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
