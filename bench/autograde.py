@@ -1,11 +1,14 @@
 """How many submissions per minute the class grader gets through, with 1 and 2 workers.
 
 Grades N copies of the solution of exercises 1 and 2 (different student ids) in a throw-away copy
-of the course, through the real pipeline (nbgrader, sandboxed kernel), once per worker count, and
-also once with the sandbox off, to show what isolation costs. Prints the machine's load, since
-other work on the machine slows every figure. Last line: one JSON object.
+of the course, through the real pipeline (nbgrader, sandboxed kernel), once per worker count,
+then with 2 workers in bubblewrap mode (every kernel starts cold; only when the default is the
+pre-warmed ``warm`` mode) and with the sandbox off, to show what warming saves and isolation
+costs. Every rate includes the start-up of the workers (and their zygotes), as a real run does.
+Prints the machine's load, since other work on the machine slows every figure. Last line: one
+JSON object.
 
-    python bench/autograde.py            # 6 submissions per exercise and setting
+    python bench/autograde.py            # 8 submissions per exercise and setting
     python bench/autograde.py --quick    # 2 per exercise: a smoke run
 """
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 submissions per exercise")
     parser.add_argument("-n", type=int, default=None, help="submissions per exercise")
     args = parser.parse_args(argv)
-    n = args.n or (2 if args.quick else 6)
+    n = args.n or (2 if args.quick else 8)
     mode = sandbox.prepare_shared()
     print(f"cores {instructor.default_workers()}, load average {os.getloadavg()[0]:.1f}, "
           f"sandbox {mode}, {n} submissions of each of {', '.join(EXERCISES)}")
@@ -64,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu_per_sub: dict[str, float] = {}
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        settings = [(1, mode), (2, mode), (2, "none")]
+        settings = [(1, mode), (2, mode)]
+        if mode == "warm":
+            settings.append((2, "bwrap"))
+        settings.append((2, "none"))
         for workers, m in settings:
             seconds, cpu, bad = grade_batch(Path(tmp), n, workers, m)
             failed += bad
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("SPLATCOURSE_SANDBOX", None)
     two, one = rates[f"workers2_{mode}"], rates[f"workers1_{mode}"]
     print(f"2 workers / 1 worker: {two / one:.2f}x;  sandbox {mode} / none: "
-          f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate")
+          f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate"
+          + (f";  warm / bwrap: {two / rates['workers2_bwrap']:.2f}x" if mode == "warm" else ""))
     # reaped children only: kernels behind bwrap's PID namespace may not be counted
     print(f"CPU per submission (this process and reaped children) "
           f"{cpu_per_sub[f'workers2_{mode}']:.1f} s; load average {os.getloadavg()[0]:.1f}: "
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                       "reaped_cpu_s_per_submission": round(cpu_per_sub[f"workers2_{mode}"], 2),
                       "per_setting": {k: round(v, 2) for k, v in rates.items()},
                       "speedup_2_vs_1": round(two / one, 2), "failed": failed,
+                      "warm_vs_bwrap": (round(two / rates["workers2_bwrap"], 2)
+                                        if mode == "warm" else None),
                       "submissions_per_exercise": n, "load_average": os.getloadavg()[0]}))
     return 0 if failed == 0 else 1
 

@@ -4,7 +4,9 @@ Two honest students are graded first; then one batch of hostile students (infini
 and fork bombs, exits, tampering, snooping, vandalism, output floods, broken files) is graded in
 a single `autograde` run with two workers. Each hostile student must get the grade its honest
 content deserves, and the honest students' grades, files and the gradebook must be untouched.
-Exercise 1 is the vehicle (its solution grades in seconds).
+Exercise 1 is the vehicle (its solution grades in seconds). The whole suite runs once per
+namespace sandbox this machine supports: ``warm`` (kernels forked from a pre-warmed zygote that
+build their own sandbox) and ``bwrap`` (bubblewrap); the ``rlimit`` fallback is weaker by design.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import nbformat
 import pytest
 from grading_harness import cell_scores, completed, copy_course, notebooks, write_submission
 
-from splatcourse import instructor, sandbox
+from splatcourse import instructor, kernel_zygote, sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -150,9 +152,24 @@ def own_sandbox_uids():
         yield
 
 
+def _available_modes() -> list:
+    modes = []
+    for mode, works, why in (("warm", kernel_zygote.works, "needs root and namespaces"),
+                             ("bwrap", sandbox.bwrap_works, "bubblewrap missing or blocked")):
+        modes.append(pytest.param(mode, marks=() if works() else pytest.mark.skip(reason=why)))
+    return modes
+
+
+@pytest.fixture(scope="module", params=_available_modes())
+def mode(request):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPLATCOURSE_SANDBOX", request.param)
+        yield request.param
+
+
 @pytest.fixture(scope="module")
-def graded(released_course, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hostile")
+def graded(mode, released_course, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"hostile-{mode}")
     course = copy_course(tmp / "course", released_course.root, with_gradebook=True)
     honest = tmp / "honest_subs"
     write_submission(honest, "honest", A, completed(course, A))
@@ -247,8 +264,10 @@ def test_regrading_is_idempotent_and_resumes(graded):
                                                              for r in report.results}
 
 
-def test_sandbox_mode_is_reported():
-    assert sandbox.effective_mode() in ("bwrap", "rlimit")
+def test_default_mode_is_the_strongest_available(monkeypatch):
+    monkeypatch.delenv("SPLATCOURSE_SANDBOX", raising=False)
+    want = ("warm" if kernel_zygote.works() else "bwrap" if sandbox.bwrap_works() else "rlimit")
+    assert sandbox.effective_mode() == want
 
 
 def test_inspection_catches_broken_files(tmp_path, released_course):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 
@@ -29,6 +30,11 @@ class _Errors(logging.Handler):
 
 
 def main(argv: list[str]) -> int:
+    # Replies go over a private copy of stdout; fd 1 itself becomes stderr (the worker's log),
+    # so nothing else that writes to stdout (nbgrader, a kernel, a student's os.write(1, ...))
+    # can garble the conversation with the parent.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     from nbgrader.apps import AutogradeApp
 
     app = AutogradeApp()
@@ -46,8 +52,8 @@ def main(argv: list[str]) -> int:
         except (Exception, SystemExit):  # noqa: BLE001 (report every failure, keep serving)
             tail = errors.lines or traceback.format_exc().strip().splitlines()[-3:]
             reply = {"ok": False, "error": " | ".join(tail)[-800:]}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
     return 0
 
 

@@ -1,0 +1,188 @@
+"""The pre-warmed kernel sandbox (``warm`` mode): what a forked kernel can see and do.
+
+Each test starts real kernels through ``SandboxKernelManager``, the class nbgrader uses, and asks
+them questions. The hostile-submission suite covers the same ground end to end through nbgrader;
+these tests pin the individual properties, fast, with a clear message when one breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from splatcourse import kernel_zygote, sandbox
+from splatcourse.paths import repo_root
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not kernel_zygote.works(), reason="warm mode needs root and namespaces"),
+]
+
+UID = 63000  # not the hostile suite's or a real grader's uids
+
+
+@pytest.fixture(autouse=True)
+def warm_mode(monkeypatch):
+    monkeypatch.setenv("SPLATCOURSE_SANDBOX", "warm")
+    monkeypatch.setenv("SPLATCOURSE_SANDBOX_UID", str(UID))
+
+
+async def _start(folder: Path):
+    km = sandbox.SandboxKernelManager(kernel_name="python3")
+    await km.start_kernel(cwd=str(folder))
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=120)
+    return km, kc
+
+
+async def _run(kc, code: str, timeout: float = 60) -> tuple[str, str | None]:
+    """(stdout, error name) of one cell."""
+    msg_id = kc.execute(code)
+    out, err = [], None
+    while True:
+        msg = await kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind == "stream":
+            out.append(msg["content"]["text"])
+        elif kind == "error":
+            err = msg["content"]["ename"]
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(out), err
+
+
+async def _stop(km, kc) -> None:
+    kc.stop_channels()
+    await km.shutdown_kernel(now=True)
+
+
+def _facts(folder: Path) -> dict:
+    """What a kernel in folder reports about its world."""
+    code = f"""
+import json, os, socket, torch, numpy
+def writable(p):
+    try:
+        open(p, "w").close(); os.remove(p); return True
+    except OSError:
+        return False
+print(json.dumps({{
+    "uid": os.getuid(), "pid": os.getpid(), "host": socket.gethostname(),
+    "cwd_files": sorted(os.listdir(".")), "pids": [p for p in os.listdir("/proc") if p.isdigit()],
+    "sees_solutions": os.path.exists({str(repo_root() / "solutions")!r}),
+    "sees_autograde": os.path.exists({str(repo_root() / "autograde")!r}),
+    "package_writable": writable({str(Path(kernel_zygote.__file__).with_name("x.tmp"))!r}),
+    "etc_writable": writable("/etc/x.tmp"), "cwd_writable": writable("here.tmp"),
+    "torch_seed": torch.initial_seed(), "numpy_draw": float(numpy.random.rand()),
+    "env_keys": sorted(os.environ), "root_files": sorted(os.listdir("/")),
+}}))
+"""
+
+    async def go():
+        km, kc = await _start(folder)
+        try:
+            out, err = await _run(kc, code)
+            assert err is None, out
+            return json.loads(out)
+        finally:
+            await _stop(km, kc)
+
+    return asyncio.run(go())
+
+
+def test_a_forked_kernel_lives_in_its_own_sandbox(tmp_path):
+    (tmp_path / "mine.txt").write_text("my answer")
+    first, second = _facts(tmp_path), _facts(tmp_path)
+    assert first["uid"] == UID and first["pid"] == 1 and first["host"] == "sandbox"
+    assert first["pids"] == ["1"], "the kernel must see no process but its own"
+    assert first["cwd_files"] == ["mine.txt"]
+    assert not first["sees_solutions"] and not first["sees_autograde"]
+    assert not first["package_writable"] and not first["etc_writable"]
+    assert first["cwd_writable"]
+    assert "SPLATCOURSE_SANDBOX" not in first["env_keys"], "the grader's environment leaked in"
+    assert ".oldroot" not in first["root_files"]
+    # two forks of one zygote must not share random state
+    assert first["torch_seed"] != second["torch_seed"]
+    assert first["numpy_draw"] != second["numpy_draw"]
+
+
+def test_interrupt_reaches_the_kernel_and_it_survives(tmp_path):
+    async def go():
+        km, kc = await _start(tmp_path)
+        try:
+            msg_id = kc.execute("import time\ntime.sleep(60)")
+            await asyncio.sleep(1.0)
+            t0 = time.perf_counter()
+            await km.interrupt_kernel()
+            errors = []
+            while True:  # until the interrupted cell reports idle
+                msg = await kc.get_iopub_msg(timeout=30)
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "error":
+                    errors.append(msg["content"]["ename"])
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+            assert errors == ["KeyboardInterrupt"]
+            assert time.perf_counter() - t0 < 10
+            out, err = await _run(kc, "print(6 * 7)")
+            assert (out.strip(), err) == ("42", None)
+        finally:
+            await _stop(km, kc)
+
+    asyncio.run(go())
+
+
+def test_killing_the_stub_kills_the_kernel_and_its_children(tmp_path):
+    async def go():
+        km, kc = await _start(tmp_path)
+        # a child that would outlive a careless sandbox
+        out, err = await _run(kc, "import subprocess, os\n"
+                                  "p = subprocess.Popen(['sleep', '300'])\nprint(p.pid)")
+        assert err is None, out
+        kc.stop_channels()
+        stub = km.provisioner.process
+        os.killpg(stub.pid, signal.SIGKILL)  # what jupyter_client does to a hung kernel
+        stub.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and _sandbox_processes():
+            await asyncio.sleep(0.2)
+        assert not _sandbox_processes(), "kernel processes survived their stub"
+        await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())
+
+
+def test_a_kernel_that_exits_ends_its_stub(tmp_path):
+    async def go():
+        km, kc = await _start(tmp_path)
+        kc.execute("import os; os._exit(3)")
+        stub = km.provisioner.process
+        for _ in range(100):
+            if stub.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert stub.poll() == 3
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())
+
+
+def _sandbox_processes() -> list[str]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if p.stat().st_uid == UID:
+                    out.append(p.name)
+            except OSError:
+                pass
+    return out
