@@ -186,3 +186,25 @@ def _sandbox_processes() -> list[str]:
             except OSError:
                 pass
     return out
+
+
+def test_kernels_die_with_their_zygote(tmp_path):
+    """A grading worker killed at its time limit takes its zygote down: no kernel may linger."""
+
+    async def go():
+        km, kc = await _start(tmp_path)
+        out, err = await _run(kc, "import subprocess\nsubprocess.Popen(['sleep', '300'])")
+        assert err is None, out
+        assert len(_sandbox_processes()) >= 2
+        zygote = kernel_zygote.Zygote._instance
+        assert zygote is not None
+        zygote.proc.kill()
+        zygote.proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and _sandbox_processes():
+            await asyncio.sleep(0.2)
+        assert not _sandbox_processes(), "kernels outlived their zygote"
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())

@@ -146,6 +146,8 @@ def _drop_privileges(req: dict) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)  # from root to another uid: every capability is dropped
+        # changing uid clears the parent-death signal: set it again
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -204,6 +206,7 @@ def _session(conn: socket.socket, req: dict, fds: list[int]) -> None:
             _libc().sethostname(b"sandbox", 7)
             _build_root(req)
             _drop_privileges(req)
+            # fails (and so ends this process) if the session died before the death signal was set
             os.write(status_w, b"ok")
             os.close(status_w)
         except BaseException as err:  # noqa: BLE001 (reported to the grader, then exit)
