@@ -25,6 +25,9 @@ How it stays fast without a GPU:
    scan, for the colour still to come behind each pair.
 5. **Bands.** The image is cut into horizontal bands holding a bounded number of pairs, so
    peak memory stays bounded for any number of Gaussians.
+6. **Sums as a sparse product.** The compositing weights ``T_i alpha_i``, sorted by pixel, are
+   a CSR matrix [pixels, Gaussians]; every pixel's colour and alpha is one product with
+   ``[colours | 1]`` instead of per-pair gathers and segment sums.
 """
 
 from __future__ import annotations
