@@ -71,8 +71,18 @@ class RasterStats:
 
 def _pixel_starts(pix_sorted: Tensor, n_pix: int) -> Tensor:
     """First pair index of every pixel 0..n_pix (n_pix + 1 entries), pairs sorted by pixel."""
-    q = torch.arange(n_pix + 1, dtype=pix_sorted.dtype, device=pix_sorted.device)
-    return torch.searchsorted(pix_sorted, q).to(torch.int32)
+    counts = torch.bincount(pix_sorted, minlength=n_pix)
+    return F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
+
+
+def _run_pixel_starts(run_pix0: Tensor, run_len: Tensor, n_pix: int) -> Tensor:
+    """The same from the runs alone: each run adds one pair to each pixel it covers, so the
+    pairs per pixel are a difference array over run ends (cheaper than counting pairs)."""
+    one = torch.ones_like(run_pix0, dtype=torch.int32)
+    edges = torch.zeros(n_pix + 1, dtype=torch.int32, device=run_pix0.device)
+    edges.index_add_(0, run_pix0, one).index_add_(0, run_pix0 + run_len, -one)
+    counts = torch.cumsum(edges[:-1], 0, dtype=torch.int32)
+    return F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
 
 
 class _CompositeRows(torch.autograd.Function):
@@ -118,12 +128,16 @@ class _CompositeRows(torch.autograd.Function):
         alpha = F.threshold(alpha, ALPHA_MIN, 0.0)  # skip pairs fainter than 1/255
 
         n_pairs = int(torch.count_nonzero(alpha)) if stats is not None else 0
-        # log T before each pair: a cumulative sum restarted at every pixel (float64: the
-        # running sum over a whole band is large, the differences must stay exact).
-        la = torch.log1p(-alpha).to(torch.float64)
-        starts = _pixel_starts(pix, n_pix)
-        cs_ex = torch.cumsum(la, 0).sub_(la)
-        logT_ex = cs_ex.sub_(cs_ex.index_select(0, starts.index_select(0, pix)))
+        # log T before each pair: a cumulative sum restarted at every pixel (in float64: the
+        # running sum over a whole band is large, the differences must stay exact; what is
+        # left is small, so the rest, exp included, runs in the input precision again).
+        la = torch.log1p(-alpha)
+        la64 = la.to(torch.float64)
+        starts = _run_pixel_starts(run_pix0, run_len, n_pix)
+        cs_ex = torch.cumsum(la64, 0).sub_(la64)
+        del la64
+        logT_ex = cs_ex.sub_(cs_ex.index_select(0, starts.index_select(0, pix))).to(dtype)
+        del cs_ex
         # A pair that would bring T to 1e-4 or below ends its pixel, with all pairs behind.
         dead = (logT_ex + la) <= math.log(T_MIN)
         del la
@@ -137,7 +151,7 @@ class _CompositeRows(torch.autograd.Function):
         elif n_dead:
             alpha.masked_fill_(dead, 0.0)
         del dead
-        T_ex = torch.exp(logT_ex).to(dtype)
+        T_ex = torch.exp(logT_ex)
         del logT_ex
         w = T_ex * alpha
         gid = run_gid.index_select(0, r)
@@ -298,8 +312,8 @@ def rasterize_to_pixels(
                 x0 = torch.ceil(lo_x - 0.5 - _MARGIN).clamp_min(0).to(torch.int64)
                 x1 = torch.floor(hi_x - 0.5 + _MARGIN).clamp_max(width - 1).to(torch.int64)
                 run_len = x1 - x0 + 1
-                ok = run_len > 0
-                rg, y, x0, run_len = rg[ok], y[ok], x0[ok], run_len[ok]
+                keep = torch.nonzero(run_len > 0).squeeze(-1)  # one nonzero, four gathers
+                rg, y, x0, run_len = (v.index_select(0, keep) for v in (rg, y, x0, run_len))
                 run_pix0 = (y - y0) * width + x0
             # Differentiable (c0, c1, c2) per run: power - log(opacity) as a quadratic in xl.
             a_, b_, c_ = gA.index_select(0, rg), gB.index_select(0, rg), gC.index_select(0, rg)
