@@ -26,6 +26,7 @@ with it. Killing the stub kills the kernel.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import functools
@@ -33,6 +34,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -313,25 +315,36 @@ class Zygote:
     _lock = threading.Lock()
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.dir = tempfile.mkdtemp(prefix="splatcourse-zygote-")
-        os.chmod(self.dir, 0o700)
+        self.dir = tempfile.mkdtemp(prefix="splatcourse-zygote-")  # 0700: root's only
         self.socket = os.path.join(self.dir, "zygote.sock")
         self.root = os.path.join(self.dir, "root")  # mount point of every kernel's new root
         os.mkdir(self.root)
+        os.mkdir(os.path.join(self.dir, "home"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "splatcourse.kernel_zygote", self.socket],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd="/",
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd="/",
+            env={**env, "HOME": os.path.join(self.dir, "home")},
         )
+        atexit.register(self.close)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if line.strip() != b"ready":
-            self.proc.kill()
+            self.close()
             raise RuntimeError("the kernel zygote did not start (see its stderr above)")
+
+    def close(self) -> None:
+        """Stop the zygote (its kernels follow it) and remove its folder."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     @classmethod
     def get(cls, env: dict[str, str]) -> Zygote:
         with cls._lock:
             if cls._instance is None or cls._instance.proc.poll() is not None:
+                if cls._instance is not None:
+                    cls._instance.close()
                 cls._instance = cls(env)
             return cls._instance
 

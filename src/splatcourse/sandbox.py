@@ -226,11 +226,6 @@ def _base_env(mpl: Path) -> dict[str, str]:
     }
 
 
-@functools.cache
-def _zygote_home() -> Path:
-    return Path(tempfile.mkdtemp(prefix="splatcourse-zygote-home-"))
-
-
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the kernel inside the sandbox, in a scratch copy of the notebook's folder."""
 
@@ -280,7 +275,7 @@ class SandboxKernelManager(AsyncKernelManager):
             os.chmod(scratch / "kernel.json", 0o600)
         readonly = [*_python_paths(), *data, mpl]
         if mode == "warm":
-            zygote = kernel_zygote.Zygote.get({**_base_env(mpl), "HOME": str(_zygote_home()),
+            zygote = kernel_zygote.Zygote.get({**_base_env(mpl),
                                                "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
             try:
                 args = kernel_cmd[kernel_cmd.index("ipykernel_launcher") + 1:]
