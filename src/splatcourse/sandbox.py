@@ -15,9 +15,10 @@ kernel runs student code, so only the kernel is confined. Three modes:
   directory, clean environment and resource limits, but no namespaces: the kernel can still read
   any file its user may read.
 
-Both modes apply resource limits with ``prlimit`` (address space, processes, file size, open
-files, no core dumps) and, when the grader runs as root, drop to an unprivileged uid so that the
-process limit bites and nothing owned by root can be written.
+Every mode but ``none`` applies resource limits (address space, processes, file size, open
+files, no core dumps; ``prlimit``, or ``setrlimit`` in a warm kernel) and, when the grader runs
+as root, drops to an unprivileged uid so that the process limit bites and nothing owned by root
+can be written.
 """
 
 from __future__ import annotations
