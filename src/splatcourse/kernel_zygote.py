@@ -144,12 +144,13 @@ def _drop_privileges(req: dict) -> None:
                        (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(res, (value, value))
     uid = req.get("uid")
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)  # from root to another uid: every capability is dropped
-        # changing uid clears the parent-death signal: set it again
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if not uid:  # root inside the namespaces could undo them: never run a kernel as root
+        raise RuntimeError(f"warm sandbox: no unprivileged uid to run the kernel as ({uid!r})")
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)  # from root to another uid: every capability is dropped
+    # changing uid clears the parent-death signal: set it again
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
 
