@@ -312,6 +312,17 @@ class _Worker:
             _kill_group(self.proc)
             self.proc = None
 
+    def finish(self) -> None:
+        """End of the run: let the worker exit on its own (it then stops its kernel zygote and
+        removes its files), and kill what is left after a grace period."""
+        if self.proc is not None and self.proc.poll() is None and self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.stop()
+
 
 def _grade_one(course: Course, folder: Path, student: str, assignment: str, worker: _Worker,
                force: bool, timeout: float) -> GradeResult:
@@ -412,7 +423,7 @@ def autograde(submissions_folder: Path | str, course: Course | None = None,
                 report.results.append(fut.result())
     finally:
         for w in pool_workers:
-            w.stop()
+            w.finish()
     order = {p: i for i, p in enumerate(pairs)}
     report.results.sort(key=lambda r: order[(r.student, r.assignment)])
     return report
