@@ -152,9 +152,9 @@ def test_killing_the_stub_kills_the_kernel_and_its_children(tmp_path):
         os.killpg(stub.pid, signal.SIGKILL)  # what jupyter_client does to a hung kernel
         stub.wait()
         deadline = time.time() + 15
-        while time.time() < deadline and _sandbox_processes():
+        while time.time() < deadline and sandbox.processes_of([UID]):
             await asyncio.sleep(0.2)
-        assert not _sandbox_processes(), "kernel processes survived their stub"
+        assert not sandbox.processes_of([UID]), "kernel processes survived their stub"
         await km.shutdown_kernel(now=True)
 
     asyncio.run(go())
@@ -176,18 +176,6 @@ def test_a_kernel_that_exits_ends_its_stub(tmp_path):
     asyncio.run(go())
 
 
-def _sandbox_processes() -> list[str]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if p.stat().st_uid == UID:
-                    out.append(p.name)
-            except OSError:
-                pass
-    return out
-
-
 def test_kernels_die_with_their_zygote(tmp_path):
     """A grading worker killed at its time limit takes its zygote down: no kernel may linger."""
 
@@ -195,15 +183,15 @@ def test_kernels_die_with_their_zygote(tmp_path):
         km, kc = await _start(tmp_path)
         out, err = await _run(kc, "import subprocess\nsubprocess.Popen(['sleep', '300'])")
         assert err is None, out
-        assert len(_sandbox_processes()) >= 2
+        assert len(sandbox.processes_of([UID])) >= 2
         zygote = kernel_zygote.Zygote._instance
         assert zygote is not None
         zygote.proc.kill()
         zygote.proc.wait()
         deadline = time.time() + 15
-        while time.time() < deadline and _sandbox_processes():
+        while time.time() < deadline and sandbox.processes_of([UID]):
             await asyncio.sleep(0.2)
-        assert not _sandbox_processes(), "kernels outlived their zygote"
+        assert not sandbox.processes_of([UID]), "kernels outlived their zygote"
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
 

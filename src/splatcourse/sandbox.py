@@ -192,15 +192,26 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def kill_uid(uid: int) -> None:
-    """End every process left running as the sandbox uid (a fork bomb's orphans, in rlimit mode)."""
+def processes_of(uids: range | list[int]) -> list[int]:
+    """PIDs of the processes running as any of these uids (what a sandbox left behind)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat().st_uid == uid:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError):
+            if entry.stat().st_uid in uids:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_uid(uid: int) -> None:
+    """End every process left running as the sandbox uid (a fork bomb's orphans, in rlimit mode)."""
+    for pid in processes_of([uid]):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
             continue
 
 

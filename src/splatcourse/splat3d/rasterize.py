@@ -172,7 +172,6 @@ class _CompositeRows(torch.autograd.Function):
         # d alpha / d power: -alpha where unclamped, 0 where clamped at 0.999 or skipped.
         dadp = F.threshold(-alpha, -ALPHA_MAX, 0.0)
         ctx.save_for_backward(r, xl, alpha, dadp, T_ex, pix, starts, gid, alpha_pix, colors_t)
-        ctx.colors_shape = colors_t.shape
         ctx.n_runs = c0.shape[0]
         return out, alpha_pix
 
@@ -186,7 +185,7 @@ class _CompositeRows(torch.autograd.Function):
         g = [g_out[:, k].index_select(0, pix) for k in range(D)]
         grad_colors = None
         if ctx.needs_input_grad[3]:
-            grad_colors = torch.zeros(ctx.colors_shape, dtype=dtype, device=dev)
+            grad_colors = torch.zeros_like(colors_t)
             for k in range(D):
                 grad_colors[k].index_add_(0, gid, w * g[k])
         grads = [None, None, None]
