@@ -41,15 +41,15 @@ c.OverwriteCells.add_missing_cells = True
 # feedback never shows hidden tests: neither their source nor the tracebacks that quote it
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "splatcourse.nbgrader_ext.RedactHiddenTests",
+    "splatcourse.grading.nbgrader_ext.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
-# Student code runs only in the notebook kernel: splatcourse.sandbox confines that kernel
+# Student code runs only in the notebook kernel: splatcourse.grading.sandbox confines that kernel
 # (bubblewrap namespaces + resource limits, or limits alone where bubblewrap cannot run), puts
 # back grading helpers a submission replaced, and grades on if the kernel dies.
 c.Autograde.autograde_preprocessors = [
-    "splatcourse.sandbox.SandboxedExecute",
+    "splatcourse.grading.sandbox.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

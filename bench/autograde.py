@@ -18,17 +18,13 @@ import argparse
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from grading_harness import completed, copy_course, write_submission
-
-from splatcourse import instructor, sandbox
+from splatcourse.grading import instructor, sandbox
+from splatcourse.grading.harness import completed, copy_course, write_submission
 
 EXERCISES = ["ex01_toy_splats", "ex02_rgb_splats"]
 

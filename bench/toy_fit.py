@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,10 +66,8 @@ def python_fit(target: list[list[float]], start: dict[str, torch.Tensor], steps:
 
 def grading_seconds() -> float:
     """Wall time to autograde one exercise-1 submission in a temporary course copy."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from grading_harness import completed, copy_course, write_submission
-
-    from splatcourse import instructor
+    from splatcourse.grading import instructor
+    from splatcourse.grading.harness import completed, copy_course, write_submission
 
     with tempfile.TemporaryDirectory() as tmp:
         course = copy_course(Path(tmp) / "course")

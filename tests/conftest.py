@@ -1,10 +1,6 @@
-import sys
 from pathlib import Path
 
 import pytest
-
-# the grading harness and the mutants are plain modules beside the tests
-sys.path.insert(0, str(Path(__file__).parent))
 
 from splatcourse.paths import repo_root
 
@@ -26,9 +22,8 @@ def one_thread():
 @pytest.fixture(scope="session")
 def released_course(tmp_path_factory):
     """The course released from solutions/ into a temporary copy, gradebook included."""
-    from grading_harness import copy_course
-
-    from splatcourse import instructor
+    from splatcourse.grading import instructor
+    from splatcourse.grading.harness import copy_course
 
     course = copy_course(tmp_path_factory.mktemp("released"))
     instructor.release(course)

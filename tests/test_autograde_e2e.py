@@ -13,7 +13,9 @@ import re
 
 import nbformat
 import pytest
-from grading_harness import (
+
+from splatcourse.grading import instructor
+from splatcourse.grading.harness import (
     apply,
     cell_scores,
     completed,
@@ -22,8 +24,6 @@ from grading_harness import (
     notebooks,
     write_submission,
 )
-
-from splatcourse import instructor
 from splatcourse.paths import repo_root
 
 ASSIGNMENTS = instructor.default_course().assignments()

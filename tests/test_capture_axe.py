@@ -10,9 +10,9 @@ from splatcourse.capture import (
     load_capture,
     read_bundler,
     read_photoscan_xml,
-    shared_data_dir,
 )
 from splatcourse.capture.photoscan import bundler_agreement
+from splatcourse.paths import shared_data_dir
 
 AXE = shared_data_dir() / COURSE_CAPTURE
 pytestmark = pytest.mark.skipif(not AXE.is_dir(), reason=f"shared capture not found at {AXE}")

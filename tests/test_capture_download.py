@@ -15,10 +15,10 @@ from splatcourse.capture import (
     CaptureDownloadError,
     download_capture,
     load_capture,
-    shared_data_dir,
 )
 from splatcourse.capture.download import main
-from splatcourse.capture.manifest import hash_folder, manifest_path
+from splatcourse.capture.manifest import hash_folder
+from splatcourse.paths import manifest_path, shared_data_dir
 
 AXE = shared_data_dir() / COURSE_CAPTURE
 

@@ -8,11 +8,10 @@ import pytest
 from splatcourse.capture import (
     COURSE_CAPTURE,
     load_manifest,
-    repo_root,
     sha256_file,
-    shared_data_dir,
 )
 from splatcourse.capture.manifest import verify_folder
+from splatcourse.paths import repo_root, shared_data_dir
 
 AXE = shared_data_dir() / COURSE_CAPTURE
 

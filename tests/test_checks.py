@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from splatcourse import checks, toy2d
-from splatcourse.nbgrader_ext import RedactHiddenTests, strip_hidden_tests
+from splatcourse.grading.nbgrader_ext import RedactHiddenTests, strip_hidden_tests
 
 
 def test_check_tensor_messages():

@@ -1,7 +1,8 @@
 import subprocess
 import sys
 
-from splatcourse import cli, instructor
+from splatcourse import cli
+from splatcourse.grading import instructor
 
 
 def test_grades_without_gradebook_is_a_clear_error(tmp_path, capsys, monkeypatch):

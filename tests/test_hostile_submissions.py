@@ -18,9 +18,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_harness import cell_scores, completed, copy_course, notebooks, write_submission
 
-from splatcourse import instructor, kernel_zygote, sandbox
+from splatcourse.grading import instructor, sandbox, zygote
+from splatcourse.grading.harness import (
+    cell_scores,
+    completed,
+    copy_course,
+    notebooks,
+    write_submission,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +160,7 @@ def own_sandbox_uids():
 
 def _available_modes() -> list:
     modes = []
-    for mode, works, why in (("warm", kernel_zygote.works, "needs root and namespaces"),
+    for mode, works, why in (("warm", zygote.works, "needs root and namespaces"),
                              ("bwrap", sandbox.bwrap_works, "bubblewrap missing or blocked")):
         modes.append(pytest.param(mode, marks=() if works() else pytest.mark.skip(reason=why)))
     return modes
@@ -258,12 +264,12 @@ def test_regrading_is_idempotent_and_resumes(graded):
 
 def test_default_mode_is_the_strongest_available(monkeypatch):
     monkeypatch.delenv("SPLATCOURSE_SANDBOX", raising=False)
-    want = ("warm" if kernel_zygote.works() else "bwrap" if sandbox.bwrap_works() else "rlimit")
+    want = ("warm" if zygote.works() else "bwrap" if sandbox.bwrap_works() else "rlimit")
     assert sandbox.effective_mode() == want
 
 
 def test_inspection_catches_broken_files(tmp_path, released_course):
-    from splatcourse.submissions import inspect
+    from splatcourse.grading.submissions import inspect
 
     nb = notebooks(released_course.exercises / A)[NB]
     (tmp_path / "s" / A).mkdir(parents=True)

@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
-from splatcourse import compositing, scenes
-from splatcourse.splat3d import params_per_gaussian, quat_to_rotmat, rasterization
+from splatcourse.splat3d import (
+    compositing,
+    params_per_gaussian,
+    quat_to_rotmat,
+    rasterization,
+    scenes,
+)
 
 
 def _rot(axis: str, degrees: float) -> torch.Tensor:

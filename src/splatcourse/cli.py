@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from . import instructor
+    from .grading import instructor
 
     for path in instructor.release(assignments=args.assignment or None):
         print(f"released {path}")
@@ -16,7 +16,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 
 def _cmd_autograde(args: argparse.Namespace) -> int:
-    from . import instructor
+    from .grading import instructor
 
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     report = instructor.autograde(Path(args.submissions), assignments=args.assignment or None,
@@ -27,7 +27,7 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
 
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    from . import instructor
+    from .grading import instructor
 
     pages = instructor.feedback(assignments=args.assignment or None)
     print(f"wrote {len(pages)} feedback page(s) under {instructor.default_course().feedback}")
@@ -35,7 +35,7 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def _cmd_grades(args: argparse.Namespace) -> int:
-    from . import instructor
+    from .grading import instructor
 
     csv_path, plot_path = instructor.export_grades(out_dir=args.out)
     print(f"grades: {csv_path}\nplot:   {plot_path}")

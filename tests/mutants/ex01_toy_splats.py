@@ -1,4 +1,4 @@
-from grading_harness import Mutant
+from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # forgot the 1/2 in the exponent: the render is too narrow everywhere

@@ -1,4 +1,4 @@
-from grading_harness import Mutant
+from splatcourse.grading.harness import Mutant
 
 _RENDER = 'return torch.einsum("nhw,nc->hwc", g, colours)'
 

@@ -1,4 +1,4 @@
-from grading_harness import Mutant
+from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # used the quaternion as it came: an unnormalised one scales the "rotation"

@@ -1,4 +1,4 @@
-from grading_harness import Mutant
+from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # swapped the weights: 0.2 on L1 and 0.8 on the SSIM term

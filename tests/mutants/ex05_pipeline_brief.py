@@ -1,4 +1,4 @@
-from grading_harness import Mutant
+from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # scene photos sent through multi-view diffusion: the photos already are the views

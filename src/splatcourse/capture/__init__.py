@@ -14,7 +14,6 @@ from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_te
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
 from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
 from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
-from .paths import captures_dir, data_dir, repo_root, shared_data_dir
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
 from .synthetic import synthetic_capture
 from .transforms_json import load_transforms_json, write_transforms_json
@@ -40,8 +39,6 @@ __all__ = [
     "ColmapModel",
     "PhotoScanDocument",
     "View",
-    "captures_dir",
-    "data_dir",
     "download_capture",
     "find_capture",
     "load_capture",
@@ -54,9 +51,7 @@ __all__ = [
     "read_bundler",
     "read_colmap_model",
     "read_photoscan_xml",
-    "repo_root",
     "sha256_file",
-    "shared_data_dir",
     "split_indices",
     "synthetic_capture",
     "verify_folder",

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..paths import ENV_DATA_URL, captures_dir
 from .manifest import CaptureEntry, FileEntry, check_file, get_entry
-from .paths import ENV_DATA_URL, captures_dir
 
 CHUNK = 1 << 16
 

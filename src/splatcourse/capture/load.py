@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..paths import captures_dir, shared_data_dir
 from .colmap import find_model_dir, load_colmap
 from .dataset import Capture
 from .manifest import CaptureEntry, load_manifest
-from .paths import captures_dir, shared_data_dir
 from .photoscan import load_photoscan_folder
 from .synthetic import synthetic_capture
 from .transforms_json import load_transforms_json

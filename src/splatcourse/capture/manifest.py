@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import manifest_path
+from ..paths import manifest_path
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from .loss import l1_ssim_loss, psnr, ssim
 from .model import PARAM_NAMES, Gaussians, init_gaussians, knn_scale, make_optimizers, render
 from .report import plot_ssim_vs_time, save_side_by_side, summary_table
 from .trainer import CHECKPOINT_NAME, FitResult, Trainer, fit, train_view_capture
-from .viewer import SplatViewer, orbit_viewmat
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -24,7 +23,6 @@ __all__ = [
     "EvalResult",
     "FitResult",
     "Gaussians",
-    "SplatViewer",
     "TrainConfig",
     "Trainer",
     "densify_masks",
@@ -35,7 +33,6 @@ __all__ = [
     "l1_ssim_loss",
     "load_ply",
     "make_optimizers",
-    "orbit_viewmat",
     "plot_ssim_vs_time",
     "psnr",
     "render",

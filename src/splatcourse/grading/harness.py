@@ -7,7 +7,7 @@ only the gradebook counts).
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from splatcourse import instructor
+from splatcourse.grading import instructor
 from splatcourse.paths import repo_root
 
 _MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
@@ -39,11 +39,18 @@ class Mutant:
         object.__setattr__(self, "fails", frozenset(self.fails))
 
 
-def mutants_for(assignment: str) -> list[Mutant]:
-    try:
-        module = importlib.import_module(f"mutants.{assignment}")
-    except ModuleNotFoundError:
+def mutants_for(assignment: str, folder: Path | None = None) -> list[Mutant]:
+    """The wrong answers written for `assignment` (`tests/mutants/<assignment>.py`), if any.
+
+    Loaded by file path, so the package never needs the tests folder on `sys.path`.
+    """
+    path = (folder or repo_root() / "tests" / "mutants") / f"{assignment}.py"
+    if not path.is_file():
         return []
+    spec = importlib.util.spec_from_file_location(f"_mutants_{assignment}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return list(module.MUTANTS)
 
 

@@ -6,7 +6,7 @@ one `{"assignment": ..., "student": ...}` line per submission; it answers one JS
 code never runs here (only in the sandboxed kernel it starts), so reusing the process is safe;
 the parent still kills it, and starts a fresh one, if a submission runs past its time limit.
 
-Run from the course's `autograde/` folder: `python -m splatcourse.grade_worker [nbgrader args]`.
+Run from the course's `autograde/` folder: `python -m splatcourse.grading.worker [nbgrader args]`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ kernel runs student code, so only the kernel is confined. Three modes:
 
 - ``warm`` (default where the grader runs as root): the same sandbox as ``bwrap``, built by
   each kernel itself right after it is forked from a zygote that has already imported torch
-  and friends (see ``kernel_zygote``); saves about 5 CPU-seconds per submission.
+  and friends (see ``zygote``); saves about 5 CPU-seconds per submission.
 - ``bwrap``: the kernel runs under bubblewrap in fresh mount, PID, IPC, UTS and network
   namespaces. It sees a read-only system (/usr, /etc), the Python install and the course
   package, a private /tmp and home, and one writable scratch folder holding a copy of its own
@@ -37,9 +37,9 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from . import grading_guard, kernel_zygote
-from .grading_guard import REMEMBER_CODE, RESTORE_CODE
-from .paths import data_dir, shared_data_dir
+from ..paths import data_dir, shared_data_dir
+from . import guard, zygote
+from .guard import REMEMBER_CODE, RESTORE_CODE
 
 MODES = ("auto", "warm", "bwrap", "rlimit", "none")
 #: output one cell may produce before it is cut off and interrupted
@@ -100,7 +100,7 @@ def _uid_runs_python(uid: int) -> bool:
 def _python_paths() -> list[Path]:
     """Folders the kernel needs read-only: the interpreter, the venv and this package's source."""
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-             Path(__file__).resolve().parents[1]}
+             Path(__file__).resolve().parents[2]}
     real_exe = Path(sys.executable).resolve()
     if not any(real_exe.is_relative_to(p) for p in paths):
         paths.add(real_exe.parent)
@@ -165,10 +165,10 @@ def bwrap_works() -> bool:
 def effective_mode() -> str:
     mode = requested_mode()
     if mode == "auto":
-        if kernel_zygote.works():
+        if zygote.works():
             return "warm"
         return "bwrap" if bwrap_works() else "rlimit"
-    if mode == "warm" and not kernel_zygote.works():
+    if mode == "warm" and not zygote.works():
         raise RuntimeError("SPLATCOURSE_SANDBOX=warm needs root and permission to create "
                            "namespaces here; use bwrap (or auto) instead")
     if mode == "bwrap" and not bwrap_works():
@@ -236,7 +236,7 @@ def _base_env(mpl: Path) -> dict[str, str]:
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(mpl), "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
@@ -282,22 +282,22 @@ class SandboxKernelManager(AsyncKernelManager):
             env["SPLATCOURSE_SHARED_DATA"] = str(shared_data_dir())
         except FileNotFoundError:
             pass
-        kernel_cmd = list(kernel_cmd) + grading_guard.kernel_arguments()
+        kernel_cmd = list(kernel_cmd) + guard.kernel_arguments()
         if uid is not None:
             for p in [scratch, *scratch.rglob("*")]:
                 os.lchown(p, uid, uid)
             os.chmod(scratch / "kernel.json", 0o600)
         readonly = [*_python_paths(), *data, mpl]
         if mode == "warm":
-            zygote = kernel_zygote.Zygote.get({**_base_env(mpl),
-                                               "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+            warm = zygote.Zygote.get({**_base_env(mpl),
+                                    "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
             try:
                 args = kernel_cmd[kernel_cmd.index("ipykernel_launcher") + 1:]
             except ValueError:
                 raise RuntimeError(f"warm sandbox: not an ipykernel command: {kernel_cmd}") from None
             # parent_handle=1: no banner on stdout, no polling for a parent (PID 1 has none)
             args += ["--IPKernelApp.parent_handle=1", "--HistoryManager.enabled=False"]
-            prefix, kernel_cmd = [], zygote.command({
+            prefix, kernel_cmd = [], warm.command({
                 "scratch": str(scratch), "cwd": str(work), "env": env, "argv": args, "uid": uid,
                 "limits": asdict(limits), "readonly": [str(p) for p in readonly],
             })

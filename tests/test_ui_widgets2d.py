@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from splatcourse import toy2d
-from splatcourse.widgets import FitScrubber, Splat, SplatExplorer, image_to_png
+from splatcourse.ui.widgets2d import FitScrubber, Splat, SplatExplorer, image_to_png
 
 SIZE = 40
 

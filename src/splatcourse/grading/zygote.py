@@ -254,7 +254,7 @@ def _warm_up() -> None:
     from ipykernel import debugger, ipkernel, kernelapp, zmqshell  # noqa: F401
 
     import splatcourse.checks
-    import splatcourse.grading_guard
+    import splatcourse.grading.guard
     import splatcourse.splat3d
     import splatcourse.toy2d  # noqa: F401
 
@@ -322,7 +322,7 @@ class Zygote:
         os.mkdir(self.root)
         os.mkdir(os.path.join(self.dir, "home"))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "splatcourse.kernel_zygote", self.socket],
+            [sys.executable, "-m", "splatcourse.grading.zygote", self.socket],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd="/",
             env={**env, "HOME": os.path.join(self.dir, "home")},
         )

@@ -17,8 +17,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from splatcourse.scenes import SH_DEGREE, Camera, GaussianScene
 from splatcourse.splat3d import ALPHA_THRESHOLD, project_gaussians
+
+from .scenes import SH_DEGREE, Camera, GaussianScene
 
 __all__ = ["ALPHA_MAX", "MODES", "alpha_maps", "composite_front_to_back", "render_by_hand"]
 

@@ -77,18 +77,18 @@ def restore(user_ns: dict) -> None:
 
 def kernel_arguments() -> list[str]:
     """ipykernel flags that take the snapshot before the notebook's first cell."""
-    return ["--IPKernelApp.exec_lines=['import splatcourse.grading_guard as _g; _g.snapshot()']"]
+    return ["--IPKernelApp.exec_lines=['import splatcourse.grading.guard as _g; _g.snapshot()']"]
 
 
-RESTORE_CODE = ("__import__('sys').modules['splatcourse.grading_guard']"
+RESTORE_CODE = ("__import__('sys').modules['splatcourse.grading.guard']"
                 ".restore(get_ipython().user_ns)")
-REMEMBER_CODE = ("__import__('sys').modules['splatcourse.grading_guard']"
+REMEMBER_CODE = ("__import__('sys').modules['splatcourse.grading.guard']"
                  ".remember(get_ipython().user_ns)")
 
 _TAMPER = re.compile(
     r"(\b(np|numpy|torch|checks|builtins|testing)\.\w+\s*=[^=])"
     r"|setattr\s*\(|__builtins__|sys\.modules|set_custom_exc|settrace|setprofile|excepthook"
-    r"|grading_guard|\bctypes\b|\bgc\.get_", re.MULTILINE)
+    r"|splatcourse\.grading|grading\.guard|\bctypes\b|\bgc\.get_", re.MULTILINE)
 
 
 def tamper_notes(sources: dict[str, str]) -> list[str]:

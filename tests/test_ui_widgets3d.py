@@ -14,9 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from splatcourse import scenes
-from splatcourse.splat3d import covariance_from_quat_scale
-from splatcourse.widgets3d import EXPLORER_SLIDERS, GaussianExplorer3D, SceneOrbiter
+from splatcourse.splat3d import covariance_from_quat_scale, scenes
+from splatcourse.ui.widgets3d import EXPLORER_SLIDERS, GaussianExplorer3D, SceneOrbiter
 
 W, H = 64, 48
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..paths import repo_root
 from . import sandbox, submissions
-from .paths import repo_root
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 #: nbgrader's own start-up is a few seconds; a submission gets this long in all by default
@@ -114,7 +114,7 @@ def _nbgrader_env() -> dict[str, str]:
     # nbgrader shells out to `alembic` and jupyter kernels: find them beside this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     # the kernel must import the same splatcourse as we do, even from a temporary course copy
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
                                                       env.get("PYTHONPATH")]))
     return env
 
@@ -266,7 +266,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 class _Worker:
-    """One pool slot's nbgrader process (`splatcourse.grade_worker`), restarted when killed."""
+    """One pool slot's nbgrader process (`splatcourse.grading.worker`), restarted when killed."""
 
     def __init__(self, course: Course, slot: int, extra_args: list[str]) -> None:
         self.course, self.slot, self.extra_args = course, slot, extra_args
@@ -282,7 +282,7 @@ class _Worker:
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
             # own session: on timeout the whole group (nbgrader, sandbox, kernel) goes at once
-            return subprocess.Popen([sys.executable, "-m", "splatcourse.grade_worker",
+            return subprocess.Popen([sys.executable, "-m", "splatcourse.grading.worker",
                                      *self.extra_args], cwd=self.course.autograde, env=env,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                     text=True, start_new_session=True)
@@ -373,10 +373,10 @@ def autograde(submissions_folder: Path | str, course: Course | None = None,
               progress: bool = True, shard: tuple[int, int] | None = None) -> GradingReport:
     """Grade every submission in a folder laid out as <student>/<assignment>/<notebook>.ipynb.
 
-    Each submission is checked first (`splatcourse.submissions`), copied into
+    Each submission is checked first (`splatcourse.grading.submissions`), copied into
     `autograde/submitted/` (the instructor's folder is never modified) and graded by its own
     nbgrader process under a wall-clock limit; only the notebook kernel runs student code, and it
-    runs in the sandbox (`splatcourse.sandbox`). `workers` submissions grade side by side
+    runs in the sandbox (`splatcourse.grading.sandbox`). `workers` submissions grade side by side
     (default: one per core). A submission whose notebooks, source notebook and config are
     unchanged since it last graded is not graded again unless `force`, so re-running is
     idempotent and an interrupted run resumes where it stopped. `shard=(i, n)` grades only the

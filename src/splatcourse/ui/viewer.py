@@ -17,9 +17,9 @@ from torch import Tensor
 
 from ..capture import Capture
 from ..splat3d import look_at
-from ..widgets import image_to_png
-from .evaluate import evaluate
-from .model import render
+from ..train.evaluate import evaluate
+from ..train.model import render
+from .widgets2d import image_to_png
 
 __all__ = ["SplatViewer", "orbit_viewmat"]
 

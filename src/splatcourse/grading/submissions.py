@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from .grading_guard import tamper_notes
+from .guard import tamper_notes
 
 #: a notebook bigger than this is not a reasonable submission (outputs are cleared anyway)
 MAX_NOTEBOOK_BYTES = 50 * 1024**2

@@ -32,21 +32,21 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from splatcourse import compositing
-from splatcourse.scenes import (
+from splatcourse.splat3d import (
+    Projection,
+    compositing,
+    covariance_from_quat_scale,
+    project_gaussians,
+    rasterization,
+    rgb_to_sh,
+)
+from splatcourse.splat3d.scenes import (
     SH_DEGREE,
     Camera,
     GaussianScene,
     orbit_camera,
     quat_from_euler,
     sh_cloud,
-)
-from splatcourse.splat3d import (
-    Projection,
-    covariance_from_quat_scale,
-    project_gaussians,
-    rasterization,
-    rgb_to_sh,
 )
 from splatcourse.threads import one_torch_thread
 

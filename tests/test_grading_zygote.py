@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from splatcourse import kernel_zygote, sandbox
+from splatcourse.grading import sandbox, zygote
 from splatcourse.paths import repo_root
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not kernel_zygote.works(), reason="warm mode needs root and namespaces"),
+    pytest.mark.skipif(not zygote.works(), reason="warm mode needs root and namespaces"),
 ]
 
 UID = 63000  # not the hostile suite's or a real grader's uids
@@ -78,7 +78,7 @@ print(json.dumps({{
     "cwd_files": sorted(os.listdir(".")), "pids": [p for p in os.listdir("/proc") if p.isdigit()],
     "sees_solutions": os.path.exists({str(repo_root() / "solutions")!r}),
     "sees_autograde": os.path.exists({str(repo_root() / "autograde")!r}),
-    "package_writable": writable({str(Path(kernel_zygote.__file__).with_name("x.tmp"))!r}),
+    "package_writable": writable({str(Path(zygote.__file__).with_name("x.tmp"))!r}),
     "etc_writable": writable("/etc/x.tmp"), "cwd_writable": writable("here.tmp"),
     "torch_seed": torch.initial_seed(), "numpy_draw": float(numpy.random.rand()),
     "env_keys": sorted(os.environ), "root_files": sorted(os.listdir("/")),
@@ -184,10 +184,10 @@ def test_kernels_die_with_their_zygote(tmp_path):
         out, err = await _run(kc, "import subprocess\nsubprocess.Popen(['sleep', '300'])")
         assert err is None, out
         assert len(sandbox.processes_of([UID])) >= 2
-        zygote = kernel_zygote.Zygote._instance
-        assert zygote is not None
-        zygote.proc.kill()
-        zygote.proc.wait()
+        warm = zygote.Zygote._instance
+        assert warm is not None
+        warm.proc.kill()
+        warm.proc.wait()
         deadline = time.time() + 15
         while time.time() < deadline and sandbox.processes_of([UID]):
             await asyncio.sleep(0.2)
