@@ -13,7 +13,7 @@ PORT   ?= 8888
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 JOBS   ?= 2
 
-.PHONY: setup lab test test-fast lint bench release autograde feedback grades download clean-grading
+.PHONY: setup lab test test-fast lint bench release autograde feedback grades download
 
 setup: $(STAMP)
 
@@ -39,12 +39,18 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -n $(JOBS) -p no:cacheprovider -m "not slow and not browser"
 
+# The rules live in pyproject.toml: ruff (code and notebooks), the formatter, pyright on src/,
+# and import-linter's contracts for the package's layers (see CONTRIBUTING.md).
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+	$(BIN)/lint-imports
 
+# Every benchmark in bench/, one after the other; each ends with one JSON line.
+BENCHES := $(sort $(wildcard bench/*.py))
 bench: setup
-	$(BIN)/python bench/toy_fit.py
-	$(BIN)/python bench/rasterizer.py
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b; done
 
 # --- instructor -----------------------------------------------------------------------------
 release: setup

@@ -1,7 +1,13 @@
 """splatcourse: the package behind the Gaussian-splatting course.
 
 Notebooks stay thin: they explain, call this package, plot and ask. Everything that is
-computed lives here, where it is typed and tested.
+computed lives here, where it is typed and tested. CONTRIBUTING.md maps each lesson and
+exercise to its modules; the layers (teaching library, `ui`, `grading`) are enforced in CI.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("splatcourse")  # one source: pyproject.toml
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

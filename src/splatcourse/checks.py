@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -95,3 +96,18 @@ def forbid(*functions: Callable[..., Any]) -> Iterator[None]:
     finally:
         for f, code in saved:
             f.__code__ = code
+
+
+def loaded_gsplat_references() -> list[Callable[..., Any]]:
+    """gsplat's pure-PyTorch reference functions, if the student's kernel has imported them.
+
+    A hidden test passes these to `forbid` alongside the course's own reference, so an answer
+    cannot hand the work to gsplat either. gsplat's module is slow to import, so it is looked
+    up, never imported: code that never imported it cannot be calling it.
+    """
+    impl = sys.modules.get("gsplat.cuda._torch_impl")
+    if impl is None:
+        return []
+    names = ("_quat_to_rotmat", "_quat_scale_to_matrix", "_quat_scale_to_covar_preci",
+             "_persp_proj", "_world_to_cam", "_fully_fused_projection")
+    return [getattr(impl, n) for n in names if hasattr(impl, n)]
