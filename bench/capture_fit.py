@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = dict(QUICK_RECIPE if args.quick else AXE_RECIPE)
     if args.steps:
         recipe["steps"] = args.steps
+    recipe["eval_every"] = args.eval_every or (20 if args.quick else 100)
     cfg = TrainConfig(**recipe)
-    eval_every = args.eval_every or (20 if args.quick else 100)
     out = args.out or str(outputs_dir() / ("bench_fit_quick" if args.quick else "bench_fit"))
 
     print(f"capture: {cap.name} {cap.width}x{cap.height}, {len(cap.train_idx)} train / "
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{rec['gaussians']:6d}  loss {rec['loss']:.4f}  held-out SSIM "
                   f"{rec['ssim_heldout']:.4f}  PSNR {rec['psnr_heldout']:.2f}", flush=True)
 
-    trainer.run(eval_every=eval_every, callback=log, time_budget=args.budget,
-                budget_clock=args.clock)
+    trainer.run(callback=log, time_budget=args.budget, budget_clock=args.clock)
     final = evaluate(trainer.params, cap)
     # The full frame is mostly constant background; also score the object's bounding box.
     crop = evaluate(trainer.params, cap.crop(*cap.mask_bbox(margin=0.02)), keep_images=False)

@@ -3,6 +3,8 @@
 A bare `assert` fails with nothing but a line number. These raise AssertionError with the
 quantity that is off, what was expected, and a hint, so the student can fix it without
 seeing the hidden tests.
+
+Used by: the test cells of every exercise (1-5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`splatcourse` command line: one command for each thing an instructor or student does."""
+"""`splatcourse` command line: one command for each thing an instructor or student does.
+
+Used by: instructors (release, autograde, feedback, grades) and everyone who downloads a capture.
+"""
 
 from __future__ import annotations
 

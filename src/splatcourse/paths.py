@@ -6,6 +6,8 @@ it), so nothing may rely on the working directory: every path is derived from th
 found here. Environment variables override each location; the grading sandbox sets
 ``SPLATCOURSE_ROOT`` and ``SPLATCOURSE_SHARED_DATA`` so that a confined kernel finds the
 manifest and the captures exactly where an ordinary one does.
+
+Used by: lessons 5-7 and exercises 4-5 (outputs_dir), the capture loaders, the CLI and the grading sandbox.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ the *decisions*, not the wording, so synonyms are accepted.
 
 The systems tables below are facts from the papers and product announcements, each with its
 source; typical times are the order of magnitude reported by the authors on their hardware.
+
+Used by: lesson 7 and exercise 5 (the recommender the hidden tests compare with).
 """
 
 from __future__ import annotations

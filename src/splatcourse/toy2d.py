@@ -7,6 +7,8 @@ to the 3D splatting of later lessons, which is why the course starts here.
 
 Coordinates are normalised: x and y run over [0, 1] across the image, pixel centres included, so a
 fit does not depend on the image resolution.
+
+Used by: lessons 1-2 and exercises 1-2 (the references the hidden tests compare with), and the 2D widgets.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
     result = fit(load_capture("default"), steps=500)
     result.summary()      # {'fit_seconds': ..., 'gaussians': ..., 'ssim_heldout': ..., ...}
     result.save_ply(path) # standard 3DGS .ply, opens in common splat viewers
+
+Used by: lesson 5 and exercise 4; lessons 6 and 7 call its fit.
 """
 
 from .config import TrainConfig

@@ -4,6 +4,8 @@ Defaults follow the 3D Gaussian Splatting paper (Kerbl et al. 2023) and gsplat's
 ``simple_trainer.py``, with the step counts shrunk for a CPU: the paper trains 30,000 steps
 and densifies from step 500 to 15,000; on a laptop we train a few thousand steps, so every
 schedule is expressed relative to ``steps`` unless set explicitly.
+
+Used by: lesson 5 (the recipe it explains) and exercise 4.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 gsplat's ``DefaultStrategy`` makes the decision inside ``_grow_gs``; here it is a plain
 function of the accumulated statistics, and ``DecisionStrategy`` calls whichever function it
 is given (the course's reference or a student's) and then clones/splits with gsplat's ops.
+
+Used by: lesson 5 and exercise 4 (the densify rule students write).
 """
 
 from __future__ import annotations

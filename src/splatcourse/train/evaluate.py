@@ -4,6 +4,8 @@ Fair comparison with a masked capture: outside the object mask both the photo an
 render are set to the same constant background colour, so only the object is judged (a
 render cannot win or lose points on a background the photos do not share). Views are
 rendered one at a time, so memory does not grow with the number of views.
+
+Used by: lessons 5-6 and exercise 4 (held-out scores), the capture-fit bench.
 """
 
 from __future__ import annotations
@@ -31,10 +33,6 @@ class EvalResult:
     psnr_per_view: list[float] = field(default_factory=list)
     renders: Tensor | None = None  # [V, H, W, 3]
     photos: Tensor | None = None  # [V, H, W, 3]
-
-    def as_dict(self) -> dict:
-        return {"ssim": self.ssim, "psnr": self.psnr, "view_ids": self.view_ids,
-                "ssim_per_view": self.ssim_per_view, "psnr_per_view": self.psnr_per_view}
 
 
 @torch.no_grad()

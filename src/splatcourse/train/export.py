@@ -6,6 +6,8 @@ Values are stored as trained, i.e. unconstrained: opacity as a logit, scales as 
 rotations as (w, x, y, z) quaternions that viewers normalise. ``f_rest`` is channel-major
 (all red coefficients, then green, then blue), as in the original implementation; the
 normals are unused and written as zeros.
+
+Used by: lesson 5 and exercise 4 (the saved .ply).
 """
 
 from __future__ import annotations

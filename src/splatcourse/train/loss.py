@@ -5,6 +5,8 @@
 SSIM comes from ``pytorch_msssim`` (11x11 Gaussian window, sigma 1.5, the standard
 constants) rather than being written here, so the number we train on is the number the
 community reports.
+
+Used by: lesson 5 and exercise 4 (the loss students write), lesson 6.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ can move them freely: log-scales, raw quaternions (normalised when used), opacit
 spherical-harmonic coefficients split into the DC band ``sh0`` [N, 1, 3] and the rest
 ``shN`` [N, K-1, 3] (they get different learning rates). The names match gsplat's, which is
 what lets its ``DefaultStrategy`` clone, split and prune them for us.
+
+Used by: lessons 5-7 and exercise 4 (through fit and render).
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Plausible wrong answers per assignment (one module per assignment, a MUTANTS list each)."""
