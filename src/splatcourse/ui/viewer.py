@@ -1,4 +1,5 @@
-"""A small widget to look at fitted splats: orbit them, and hold a render up to a photo.
+"""A small widget to look at fitted splats, used by lesson 5: orbit them, and hold a render up
+to a photo.
 
 Left: the splats from an orbiting camera (azimuth, elevation, distance sliders) around the
 capture's centre, with "up" taken from the capture's own cameras. Right: a held-out photo,
@@ -19,7 +20,7 @@ from ..capture import Capture
 from ..splat3d import look_at
 from ..train.evaluate import evaluate
 from ..train.model import render
-from .widgets2d import image_to_png
+from .display import NotebookWidget, image_to_png, titled
 
 __all__ = ["SplatViewer", "orbit_viewmat"]
 
@@ -44,8 +45,14 @@ def orbit_viewmat(capture: Capture, azimuth: float, elevation: float,
     return look_at(centre + distance * direction, centre, up=tuple(up.tolist()))
 
 
-class SplatViewer:
-    """``SplatViewer(params, capture).widget`` — display it in a notebook cell."""
+class SplatViewer(NotebookWidget):
+    """Orbit fitted splats and compare them with the capture's held-out photos.
+
+    params: the fitted Gaussians (train.model's parameter dict); capture: the capture they
+    were fitted to (its held-out views fill the dropdown); zoom: whole enlargement of the
+    images. Put the viewer last in a cell to display it (``viewer.widget``, the ipywidgets
+    view itself, shows the same thing).
+    """
 
     def __init__(self, params, capture: Capture, zoom: int = 2) -> None:
         self.params, self.capture, self.zoom = params, capture, zoom
@@ -69,10 +76,9 @@ class SplatViewer:
         self.update_orbit()
         self.update_compare()
         self.widget = widgets.HBox([
-            widgets.VBox([widgets.HTML("<b>Orbit the splats</b>"), self.orbit_image,
-                          *self.sliders.values()]),
-            widgets.VBox([widgets.HTML("<b>Held-out photo | render | |error|</b>"),
-                          self.compare_image, self.view, self.scores]),
+            titled("Orbit the splats", self.orbit_image, *self.sliders.values()),
+            titled("Held-out photo | render | |error|", self.compare_image, self.view,
+                   self.scores),
         ])
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Interactive widgets for the 2D lessons: touch the model before you fit it.
+"""Interactive widgets for the 2D lessons (lessons 1 and 2): touch the model before you fit it.
 
 **`SplatExplorer`: what a splat is, by hand.**
 Each Gaussian has a position, two widths, a rotation, a colour and an opacity. Move the sliders
@@ -27,7 +27,6 @@ re-renders exactly as dragging the slider does.
 
 from __future__ import annotations
 
-import io
 import math
 import random
 from dataclasses import dataclass, replace
@@ -46,6 +45,8 @@ from PIL import ImageDraw
 from splatcourse.threads import one_torch_thread
 from splatcourse.toy2d import FitResult, composite_2d, mse, pixel_grid, render_anisotropic
 
+from .display import NotebookWidget, image_to_png, titled, to_pil, whole_zoom
+
 Tensor = torch.Tensor
 
 __all__ = ["FitScrubber", "Splat", "SplatExplorer", "image_to_png"]
@@ -56,39 +57,6 @@ DISPLAY_PIXELS = 256
 MODES = {"sum": "sum", "depth-sorted alpha compositing": "composite"}
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#ffe119", "#469990"]
-
-
-def _zoom(height: int, width: int) -> int:
-    return max(1, round(DISPLAY_PIXELS / max(height, width)))
-
-
-def _to_pil(image: Tensor | np.ndarray, zoom: int) -> PILImage.Image:
-    """[H, W] grey or [H, W, 3] colour in [0, 1] (or uint8 RGB) -> enlarged Pillow image."""
-    if isinstance(image, torch.Tensor):
-        array = (image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    else:
-        array = image
-    pil = PILImage.fromarray(array)
-    return pil.resize((pil.width * zoom, pil.height * zoom), PILImage.NEAREST)
-
-
-def _png(pil: PILImage.Image) -> bytes:
-    buffer = io.BytesIO()
-    pil.save(buffer, format="png", compress_level=1)  # speed over size: these never leave RAM
-    return buffer.getvalue()
-
-
-def image_to_png(image: Tensor, zoom: int = 1) -> bytes:
-    """PNG bytes of a [H, W] or [H, W, 3] image in [0, 1] (values outside are clipped)."""
-    if image.dim() not in (2, 3) or (image.dim() == 3 and image.shape[2] not in (1, 3)):
-        raise ValueError(f"image_to_png wants [H, W] or [H, W, 3], got {tuple(image.shape)}")
-    if image.dim() == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    return _png(_to_pil(image, zoom))
-
-
-def _titled(title: str, *children: widgets.Widget) -> widgets.VBox:
-    return widgets.VBox([widgets.HTML(f"<b>{title}</b>"), *children])
 
 
 def _figure_rgb(fig: Figure) -> np.ndarray:
@@ -145,7 +113,7 @@ def _as_rgb_target(target: Tensor) -> Tensor:
     return target.detach().float().expand(-1, -1, 3).clone()
 
 
-class SplatExplorer:
+class SplatExplorer(NotebookWidget):
     """A live 2D splat explorer: place Gaussians by hand and watch the render and MSE.
 
     target: optional [H, W] or [H, W, 3] image in [0, 1] to match (a grey target is compared
@@ -171,7 +139,7 @@ class SplatExplorer:
         else:
             height, width = self.target.shape[:2]
         self.grid = pixel_grid(height, width)
-        self.zoom = _zoom(height, width)
+        self.zoom = whole_zoom(max(height, width), DISPLAY_PIXELS)
         self._rng = random.Random(seed)
         self.splats: list[Splat] = [self._new_splat(i, n) for i in range(n)]
         self.active = 0
@@ -231,10 +199,10 @@ class SplatExplorer:
         with one_torch_thread():
             self.image = self.render()
             self.mse = None if self.target is None else mse(self.image, self.target)
-        pil = _to_pil(self.image, self.zoom)
+        pil = to_pil(self.image, self.zoom)
         if self.outline_toggle.value:
             self._draw_outline(pil, self.splats[self.active])
-        self.render_view.value = _png(pil)
+        self.render_view.value = image_to_png(pil)
         if self.mse is None:
             self.mse_label.value = "MSE: <i>no target given</i>"
         else:
@@ -310,10 +278,10 @@ class SplatExplorer:
         self.mode_toggle.observe(self._on_mode, names="value")
         self.outline_toggle.observe(lambda _change: self.refresh(), names="value")
 
-        views = [_titled("Your splats", self.render_view)]
+        views = [titled("Your splats", self.render_view)]
         if self.target is not None:
             self.target_view.value = image_to_png(self.target, self.zoom)
-            views.append(_titled("Target", self.target_view))
+            views.append(titled("Target", self.target_view))
         hint = widgets.HTML(
             "<small><i>sum</i>: overlaps add up and depth is ignored. "
             "<i>compositing</i>: the nearest (smallest depth) covers what is behind it.</small>")
@@ -362,23 +330,13 @@ class SplatExplorer:
         self.sliders["depth"].disabled = self.mode == "sum"
         self.refresh()
 
-    # -- display ----------------------------------------------------------------------------
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
 
 # --------------------------------------------------------------------------------------------
 # Fit scrubber
 # --------------------------------------------------------------------------------------------
 
 
-class FitScrubber:
+class FitScrubber(NotebookWidget):
     """Scrub through a recorded fit: render, target, error map and loss curve at each step.
 
     result: a FitResult from `fit_splats(..., record_every=k)` (k > 0, so it has snapshots);
@@ -404,7 +362,7 @@ class FitScrubber:
         self.result = result
         self.target = target.detach().float()
         self.steps = [step for step, _ in result.snapshots]
-        self.zoom = _zoom(shape[0], shape[1])
+        self.zoom = whole_zoom(max(shape[0], shape[1]), DISPLAY_PIXELS)
         errors = torch.stack([self._error(img) for _, img in result.snapshots])
         # one colour scale for every step, so colours can be compared while scrubbing; set by
         # the last three quarters of the fit (the first renders are so far off that their
@@ -429,9 +387,9 @@ class FitScrubber:
         self.slider.observe(lambda change: self._refresh(change["new"]), names="value")
 
         panels = widgets.HBox([
-            _titled("Fit at this step", self.render_view),
-            _titled("Target", self.target_view),
-            _titled("Squared error per pixel", self.error_view, self.colourbar_view),
+            titled("Fit at this step", self.render_view),
+            titled("Target", self.target_view),
+            titled("Squared error per pixel", self.error_view, self.colourbar_view),
         ])
         self.widget = widgets.VBox([widgets.HBox([self.play, self.slider, self.info_label]),
                                     panels, self.loss_view])
@@ -480,7 +438,7 @@ class FitScrubber:
         bar.set_label("squared error (square-root scale)", fontsize=7)
         bar.ax.tick_params(labelsize=7)
         bar.ax.xaxis.get_offset_text().set_fontsize(7)
-        return _png(PILImage.fromarray(_figure_rgb(fig)))
+        return image_to_png(_figure_rgb(fig))
 
     def show(self, index: int) -> None:
         """Show snapshot `index` (0 = the start, -1 = the end), moving the slider too."""
@@ -505,7 +463,7 @@ class FitScrubber:
 
         self.render_view.value = image_to_png(self.image, self.zoom)
         coloured = self.cmap(self.error_norm(self.error.numpy()), bytes=True)
-        self.error_view.value = _png(_to_pil(np.ascontiguousarray(coloured[..., :3]), self.zoom))
+        self.error_view.value = image_to_png(coloured[..., :3], self.zoom)
 
         curve = self._loss_base.copy()
         draw = ImageDraw.Draw(curve)
@@ -513,14 +471,6 @@ class FitScrubber:
         top, bottom = self._axes_rows
         draw.line([(x, top), (x, bottom)], fill=(220, 40, 40), width=1)
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(220, 40, 40), outline=(0, 0, 0))
-        self.loss_view.value = _png(curve)
+        self.loss_view.value = image_to_png(curve)
         self.info_label.value = (f"step <b>{self.step}</b> of {self.steps[-1]} · "
                                  f"MSE <b>{loss:.6f}</b>")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)

@@ -1,4 +1,5 @@
-"""Interactive widgets for the 3D lessons: turn a Gaussian, orbit a camera, watch the image.
+"""Interactive widgets for the 3D lessons (lesson 3: `GaussianExplorer3D`, lesson 4:
+`SceneOrbiter`): turn a Gaussian, orbit a camera, watch the image.
 
 **`GaussianExplorer3D`: one 3D Gaussian and its 2D footprint.**
 Rotate the Gaussian (yaw, pitch, roll), stretch its three axes, and move the camera around it.
@@ -20,7 +21,6 @@ from code re-renders exactly as dragging does (the tests drive them that way).
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from typing import Any
@@ -50,23 +50,13 @@ from splatcourse.splat3d.scenes import (
 )
 from splatcourse.threads import one_torch_thread
 
+from .display import NotebookWidget, image_to_png, titled, to_pil, whole_zoom
+
 Tensor = torch.Tensor
 
 __all__ = ["EXPLORER_SLIDERS", "ORBIT_MODES", "GaussianExplorer3D", "SceneOrbiter"]
 
 DISPLAY_PIXELS = 384  # the rendered view is enlarged by a whole factor to about this width
-
-
-def _enlarged(image: Tensor, zoom: int) -> PILImage.Image:
-    array = np.clip(image.detach().float().numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
-    pil = PILImage.fromarray(array)
-    return pil.resize((pil.width * zoom, pil.height * zoom), PILImage.NEAREST)
-
-
-def _png(pil: PILImage.Image) -> bytes:
-    buffer = io.BytesIO()
-    pil.save(buffer, format="png", compress_level=1)
-    return buffer.getvalue()
 
 
 def _ellipse_points(centre: Tensor, cov: Tensor, k: float, n: int = 64) -> list[tuple]:
@@ -84,10 +74,6 @@ def _matrix_html(name: str, m: Tensor, fmt: str = "{:.3g}") -> str:
                                     f"{fmt.format(float(v))}</td>" for v in row) + "</tr>"
                    for row in m)
     return f"<div style='margin-right:14px'>{name}<table>{rows}</table></div>"
-
-
-def _titled(title: str, *children: widgets.Widget) -> widgets.VBox:
-    return widgets.VBox([widgets.HTML(f"<b>{title}</b>"), *children])
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +96,7 @@ EXPLORER_SLIDERS: dict[str, tuple[float, float, float, str, float]] = {
 _GAUSSIAN_RGB = (1.0, 0.55, 0.1)
 
 
-class GaussianExplorer3D:
+class GaussianExplorer3D(NotebookWidget):
     """One 3D Gaussian at the origin, a camera orbiting it, and the 2D footprint, live.
 
     width, height: render size in pixels; fov_x: horizontal field of view in degrees.
@@ -130,7 +116,7 @@ class GaussianExplorer3D:
         if not 1.0 <= fov_x <= 170.0:
             raise ValueError(f"GaussianExplorer3D: fov_x must be in [1, 170] degrees, got {fov_x}")
         self.width, self.height, self.fov_x = width, height, fov_x
-        self.zoom = max(1, round(DISPLAY_PIXELS / width))
+        self.zoom = whole_zoom(width, DISPLAY_PIXELS)
         self.values = {name: spec[4] for name, spec in EXPLORER_SLIDERS.items()}
         self.render_count = 0
         self._build_controls()
@@ -168,11 +154,11 @@ class GaussianExplorer3D:
         with torch.no_grad(), one_torch_thread():
             self._update_model()
             self.image, self.alpha = self.render()
-        pil = _enlarged(self.image, self.zoom)
+        pil = to_pil(self.image, self.zoom)
         if self.outline_toggle.value and self.projection.visible[0, 0]:
             self._draw_footprint(pil)
-        self.render_view.value = _png(pil)
-        self.top_view.value = _png(self._draw_top_view())
+        self.render_view.value = image_to_png(pil)
+        self.top_view.value = image_to_png(self._draw_top_view())
         self.info.value = self._info_html()
         self.render_count += 1
 
@@ -259,21 +245,13 @@ class GaussianExplorer3D:
         controls = widgets.VBox([widgets.HTML("<b>Gaussian</b>"), *gaussian,
                                  widgets.HTML("<b>Camera</b>"), *camera,
                                  self.dilation_toggle, self.outline_toggle])
-        views = widgets.HBox([_titled("Camera image", self.render_view),
-                              _titled("Where the camera is", self.top_view)])
+        views = widgets.HBox([titled("Camera image", self.render_view),
+                              titled("Where the camera is", self.top_view)])
         self.widget = widgets.HBox([widgets.VBox([views, self.info]), controls])
 
     def _on_slider(self, name: str, value: float) -> None:
         self.values[name] = float(value)
         self.refresh()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +265,7 @@ ORBIT_MODES = {
 }
 
 
-class SceneOrbiter:
+class SceneOrbiter(NotebookWidget):
     """Orbit a small GaussianScene; switch the combining rule and the SH degree.
 
     scene: a scenes.GaussianScene (default: the SH ring, or pass occluding_pair() etc.);
@@ -311,7 +289,7 @@ class SceneOrbiter:
             raise ValueError(f"SceneOrbiter: width and height must be whole numbers >= 8, "
                              f"got {width!r} x {height!r}")
         self.scene, self.width, self.height = scene, width, height
-        self.zoom = max(1, round(DISPLAY_PIXELS / width))
+        self.zoom = whole_zoom(width, DISPLAY_PIXELS)
         self.azimuth, self.elevation, self.distance = float(azimuth), float(elevation), \
             float(distance)
         self.mode = "composite"
@@ -337,15 +315,17 @@ class SceneOrbiter:
         with torch.no_grad(), one_torch_thread():
             self.image, self.depth, self.info = self.render()
         self.milliseconds = 1e3 * (time.perf_counter() - start)
-        self.render_view.value = _png(_enlarged(self.image, self.zoom))
-        self.depth_view.value = _png(self._depth_picture())
+        self.render_view.value = image_to_png(self.image, self.zoom)
+        side_zoom = max(1, self.zoom // 2)  # the depth is a smaller side view
+        self.depth_view.value = image_to_png(self._depth_picture(), side_zoom)
         visible = int((self.info["radii"][0] > 0).all(-1).sum())
         self.label.value = (f"{len(self.scene)} Gaussians, {visible} in view · "
                             f"{self.info['n_pairs']:,} Gaussian-pixel pairs composited · "
                             f"{self.milliseconds:.0f} ms")
         self.render_count += 1
 
-    def _depth_picture(self) -> PILImage.Image:
+    def _depth_picture(self) -> np.ndarray:
+        """[H, W, 3] uint8: expected depth through viridis, white where nothing was hit."""
         d = self.depth.numpy()
         valid = d > 0
         shown = np.zeros(d.shape + (3,), dtype=np.uint8) + 255
@@ -353,9 +333,7 @@ class SceneOrbiter:
             lo, hi = float(d[valid].min()), float(d[valid].max())
             norm = (d - lo) / max(hi - lo, 1e-6)
             shown[valid] = self._cmap(norm[valid], bytes=True)[..., :3]
-        pil = PILImage.fromarray(shown)
-        small = max(1, self.zoom // 2)  # a smaller side view
-        return pil.resize((pil.width * small, pil.height * small), PILImage.NEAREST)
+        return shown
 
     # -- controls ---------------------------------------------------------------------------
 
@@ -387,8 +365,8 @@ class SceneOrbiter:
         self.label = widgets.HTML()
         controls = widgets.VBox([*self.sliders.values(), widgets.HBox([self.play]),
                                  self.degree_picker])
-        views = widgets.HBox([_titled("Render", self.render_view),
-                              _titled("Expected depth (near = dark)", self.depth_view)])
+        views = widgets.HBox([titled("Render", self.render_view),
+                              titled("Expected depth (near = dark)", self.depth_view)])
         self.widget = widgets.VBox([widgets.HBox([views, controls]), self.mode_toggle,
                                     self.label])
 
@@ -403,12 +381,3 @@ class SceneOrbiter:
     def _on_degree(self, change: dict[str, Any]) -> None:
         self.sh_degree = int(change["new"])
         self.refresh()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
