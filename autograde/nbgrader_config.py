@@ -49,7 +49,7 @@ c.GenerateFeedback.preprocessors = [
 # (bubblewrap namespaces + resource limits, or limits alone where bubblewrap cannot run), puts
 # back grading helpers a submission replaced, and grades on if the kernel dies.
 c.Autograde.autograde_preprocessors = [
-    "splatcourse.grading.sandbox.SandboxedExecute",
+    "splatcourse.grading.execute.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
