@@ -1,11 +1,13 @@
-"""The course's nbgrader configuration names preprocessors that exist, and cheaply.
+"""The course's nbgrader configuration reaches `SandboxedExecute` whole, and cheaply.
 
 nbgrader names its preprocessors by import string, so a renamed class fails only when a class is
-graded; these tests catch that in a second.
+graded; these tests catch that, and a config option nbgrader would ignore (with a warning in
+every worker's log), in a second.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -25,6 +27,20 @@ def test_every_preprocessor_the_config_names_imports():
     assert "splatcourse.grading.execute.SandboxedExecute" in names
     for name in names:
         assert isinstance(import_item(name), type), name
+
+
+def test_sandboxed_execute_takes_every_option_the_config_sets(caplog):
+    from splatcourse.grading.execute import SandboxedExecute
+    from splatcourse.grading.sandbox import SandboxKernelManager
+
+    config = _course_config()
+    with caplog.at_level(logging.WARNING):
+        execute = SandboxedExecute(config=config)
+    ignored = [r.getMessage() for r in caplog.records if "not recognized" in r.getMessage()]
+    assert not ignored, ignored
+    assert execute.timeout == config.Execute.timeout
+    assert execute.allow_errors, "a failing cell must not stop grading"
+    assert execute.kernel_manager_class is SandboxKernelManager
 
 
 def test_the_sandbox_does_not_import_nbgrader():
