@@ -47,8 +47,9 @@ c.GenerateFeedback.preprocessors = [
 ]
 
 # Student code runs only in the notebook kernel: splatcourse.grading.sandbox confines that kernel
-# (bubblewrap namespaces + resource limits, or limits alone where bubblewrap cannot run), puts
-# back grading helpers a submission replaced, and grades on if the kernel dies.
+# (namespaces + resource limits, or limits alone where namespaces cannot be made), and its
+# preprocessor, splatcourse.grading.execute, puts back grading helpers a submission replaced and
+# grades on if the kernel dies.
 c.Autograde.autograde_preprocessors = [
     "splatcourse.grading.execute.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
