@@ -28,9 +28,10 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # nbgrader 0.9: Execute.timeout is the per-cell limit that wins over ExecutePreprocessor.timeout.
+# A failing cell never stops the run: nbgrader's Execute fixes allow_errors to True (it is no
+# config option; setting it here only earns a 'not recognized' warning from every worker).
 c.Execute.timeout = 240
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
 # a student's output flood is cut before it reaches the gradebook or feedback
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
@@ -46,10 +47,11 @@ c.GenerateFeedback.preprocessors = [
 ]
 
 # Student code runs only in the notebook kernel: splatcourse.grading.sandbox confines that kernel
-# (bubblewrap namespaces + resource limits, or limits alone where bubblewrap cannot run), puts
-# back grading helpers a submission replaced, and grades on if the kernel dies.
+# (namespaces + resource limits, or limits alone where namespaces cannot be made), and its
+# preprocessor, splatcourse.grading.execute, puts back grading helpers a submission replaced and
+# grades on if the kernel dies.
 c.Autograde.autograde_preprocessors = [
-    "splatcourse.grading.sandbox.SandboxedExecute",
+    "splatcourse.grading.execute.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -1,4 +1,5 @@
-"""The pre-warmed kernel sandbox (``warm`` mode): what a forked kernel can see and do.
+"""The pre-warmed kernel sandbox (``warm`` mode): what a forked kernel can see and do, and what
+a kernel in every sandbox mode finds of the course (paths, manifest, the real capture).
 
 Each test starts real kernels through ``SandboxKernelManager``, the class nbgrader uses, and asks
 them questions. The hostile-submission suite covers the same ground end to end through nbgrader;
@@ -16,21 +17,29 @@ from pathlib import Path
 
 import pytest
 
+from splatcourse.capture import COURSE_CAPTURE, load_manifest
 from splatcourse.grading import sandbox, zygote
-from splatcourse.paths import repo_root
+from splatcourse.paths import repo_root, shared_data_dir
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not zygote.works(), reason="warm mode needs root and namespaces"),
-]
+pytestmark = pytest.mark.slow
 
 UID = 63000  # not the hostile suite's or a real grader's uids
+#: what each sandbox mode needs from this machine (rlimit runs anywhere)
+NEEDS = {"warm": (zygote.works, "needs root and namespaces"),
+         "bwrap": (sandbox.bwrap_works, "bubblewrap missing or blocked")}
 
 
 @pytest.fixture(autouse=True)
-def warm_mode(monkeypatch):
-    monkeypatch.setenv("SPLATCOURSE_SANDBOX", "warm")
+def sandbox_mode(request, monkeypatch):
+    """``warm``, unless a test asks for another mode (``parametrize(..., indirect=True)``);
+    skipped where this machine cannot run that mode."""
+    mode = getattr(request, "param", "warm")
+    works, why = NEEDS.get(mode, (lambda: True, ""))
+    if not works():
+        pytest.skip(f"{mode} sandbox: {why}")
+    monkeypatch.setenv("SPLATCOURSE_SANDBOX", mode)
     monkeypatch.setenv("SPLATCOURSE_SANDBOX_UID", str(UID))
+    return mode
 
 
 async def _start(folder: Path):
@@ -196,3 +205,47 @@ def test_kernels_die_with_their_zygote(tmp_path):
         await km.shutdown_kernel(now=True)
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("sandbox_mode", ["warm", "bwrap", "rlimit"], indirect=True)
+def test_a_sandboxed_kernel_finds_the_course_paths_and_the_real_capture(sandbox_mode, tmp_path):
+    """The sandbox hands the kernel a scratch course root; through it the kernel must still find
+    the manifest, and so load the capture at the course resolution, not its native 512x341."""
+    if not (shared_data_dir() / COURSE_CAPTURE).is_dir():
+        pytest.skip(f"the real capture is not at {shared_data_dir() / COURSE_CAPTURE}")
+    entry = load_manifest()[COURSE_CAPTURE]
+    assert entry.default_width is not None, "the manifest must say the course resolution"
+    code = f"""
+import json, os
+from splatcourse import paths
+from splatcourse.capture import load_capture, load_manifest
+manifest = paths.manifest_path()
+entry = load_manifest()[{COURSE_CAPTURE!r}] if manifest.is_file() else None
+cap = load_capture({COURSE_CAPTURE!r}, fallback=False, verbose=False)
+print(json.dumps({{
+    "root_env": os.environ.get("SPLATCOURSE_ROOT"), "repo_root": str(paths.repo_root()),
+    "manifest": str(manifest), "manifest_exists": manifest.is_file(),
+    "default_width": entry and entry.default_width,
+    "name": cap.name, "source": cap.source, "shape": list(cap.images.shape),
+}}))
+"""
+
+    async def go():
+        km, kc = await _start(tmp_path)
+        try:
+            return await _run(kc, code, timeout=60)
+        finally:
+            await _stop(km, kc)
+
+    out, err = asyncio.run(go())
+    assert err is None, f"the {sandbox_mode} kernel raised {err}: {out}"
+    seen = json.loads(out)
+    assert seen["repo_root"] == seen["root_env"], "the kernel must use the sandbox's course root"
+    assert seen["manifest_exists"], f"no manifest inside the {sandbox_mode} kernel: {seen}"
+    assert seen["default_width"] == entry.default_width
+    assert seen["name"] == COURSE_CAPTURE
+    assert Path(seen["source"]) == shared_data_dir() / COURSE_CAPTURE
+    width = seen["shape"][2]  # images are [N, H, W, 3]
+    assert width == entry.default_width, (
+        f"{sandbox_mode} kernel loaded the capture {width} px wide, the manifest says "
+        f"{entry.default_width}: {seen}")

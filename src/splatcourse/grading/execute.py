@@ -1,0 +1,94 @@
+"""`SandboxedExecute`, the nbgrader preprocessor that runs a submission in the sandboxed kernel.
+
+A module of its own so that importing `sandbox` (the kernel manager, used by the workers and the
+zygote tests) does not import nbgrader's preprocessors; nbgrader imports this module by the name
+given in ``autograde/nbgrader_config.py`` when it builds its autograde pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import Execute
+
+from .guard import REMEMBER_CODE, RESTORE_CODE
+from .sandbox import SandboxKernelManager
+
+#: output one cell may produce before it is cut off and interrupted
+MAX_OUTPUT_BYTES = 2 * 1024**2
+
+
+def _nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute with a sandboxed kernel, tamper repair and kernel-death handling.
+
+    If the kernel dies (os._exit, a signal, the memory limit), the cell that killed it and
+    every later cell get an error output saying so, instead of the whole submission failing:
+    cells that ran before keep their marks and the student learns what happened.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
+        super().__init__(*args, **kwargs)
+        self._dead_at: int | None = None
+        self._out_bytes: dict[int, int] = {}
+        self._flooded: set[int] = set()
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._dead_at = None
+        return super().preprocess(nb, resources, km)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most MAX_OUTPUT_BYTES per cell; a flood is cut and its cell interrupted,
+        so gigabytes of prints cost neither the grader's memory nor the gradebook."""
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._out_bytes.get(cell_index, 0) + size
+        self._out_bytes[cell_index] = used
+        if used <= MAX_OUTPUT_BYTES:
+            return super().output(outs, msg, display_id, cell_index)
+        if cell_index not in self._flooded:
+            self._flooded.add(cell_index)
+            outs.append(new_output("stream", name="stderr", text=(
+                f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
+                "interrupted]\n")))
+            asyncio.ensure_future(self.km.interrupt_kernel())
+        return None
+
+    def _silent(self, code: str) -> None:
+        try:
+            self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+        except Exception as err:  # noqa: BLE001 (a broken guard must not stop grading)
+            self.log.warning("grading guard failed: %s", err)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        meta = _nbgrader_meta(cell)
+        if self._dead_at is not None:
+            cell.outputs = [new_output("error", ename="KernelDied", evalue="not run",
+                                       traceback=[(f"KernelDied: not run: the kernel died in "
+                                                  f"cell {self._dead_at + 1}")])]
+            return cell, resources
+        if meta.get("grade") and not meta.get("solution"):
+            self._silent(RESTORE_CODE)
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except (DeadKernelError, CellTimeoutError) as err:
+            # dead, or still running after an interrupt: nothing later can run reliably
+            self._dead_at = index
+            what = ("died running this cell (exit, signal or memory limit)"
+                    if isinstance(err, DeadKernelError) else
+                    "did not stop when this cell was interrupted at its time limit")
+            cell.outputs = list(cell.get("outputs", [])) + [new_output(
+                "error", ename="KernelDied", evalue=f"the kernel {what}",
+                traceback=[f"KernelDied: the kernel {what}; later cells were not run"])]
+            return cell, resources
+        if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+            self._silent(REMEMBER_CODE)
+        return cell, resources
