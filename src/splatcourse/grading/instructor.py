@@ -86,6 +86,40 @@ class Course:
             raise ValueError(f"unknown assignment {name!r}; the course has: {', '.join(known)}")
         return name
 
+    def required_captures(self, name: str) -> list[str]:
+        """Captures an assignment's hidden tests load, from its source notebook's metadata
+        (``"splatcourse": {"captures": [...]}``): without them it cannot be graded fairly."""
+        needed: list[str] = []
+        for path in sorted((self.solutions / name).glob("*.ipynb")):
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+            needed += [c for c in meta.get("splatcourse", {}).get("captures", []) if c not in needed]
+        return needed
+
+
+class MissingCourseData(FileNotFoundError):
+    """An assignment needs a capture this machine does not have; nothing was graded."""
+
+
+def check_course_data(course: Course, assignments: Iterable[str]) -> None:
+    """Refuse to grade, before any submission runs, when an assignment's capture is missing.
+
+    A hidden test that cannot find its data would fail every student through no fault of
+    theirs, and substituting another capture would grade them on something else.
+    """
+    from ..capture import find_capture  # the capture package loads torch: only when grading
+    from ..paths import captures_dir, shared_data_dir
+
+    missing = [(a, c) for a in assignments for c in course.required_captures(a)
+               if find_capture(c) is None]
+    if missing:
+        lines = "\n".join(f"  {a} needs the capture {c!r}" for a, c in missing)
+        first = missing[0][1]
+        raise MissingCourseData(
+            f"cannot grade: this machine lacks course data.\n{lines}\n"
+            f"Looked in {captures_dir()} and {shared_data_dir()}. Get it with "
+            f"`splatcourse download {first}` (or point SPLATCOURSE_SHARED_DATA at a folder "
+            "that holds it), then run autograde again. Nothing was graded.")
+
 
 def default_course() -> Course:
     return Course(repo_root())
@@ -388,6 +422,7 @@ def autograde(submissions_folder: Path | str, course: Course | None = None,
         course.check_assignment(name)
     folder = Path(submissions_folder)
     pairs = find_submissions(folder, names)
+    check_course_data(course, sorted({a for _, a in pairs}))
     if shard is not None:
         index, count = shard
         if not 0 <= index < count:
