@@ -5,13 +5,16 @@
     cap.images, cap.masks, cap.viewmats, cap.Ks, cap.points, cap.train_idx, cap.test_idx
 
 Formats: PhotoScan/Metashape XML (+ Bundler .out points), COLMAP models, transforms.json
-(nerfstudio / instant-ngp). `python -m splatcourse.capture.download NAME` fetches and
-verifies a capture listed in data/manifest.json.
+(nerfstudio / instant-ngp). Each format is parsed into `Frame`s, and `assemble` loads any list
+of frames the same way (mask names, photos of different sizes: see `capture.frames`).
+`python -m splatcourse.capture.download NAME` fetches and verifies a capture listed in
+data/manifest.json.
 """
 
 from .bundler import BundlerModel, read_bundler
 from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
+from .frames import Frame, assemble, find_mask
 from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
 from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
@@ -37,10 +40,13 @@ __all__ = [
     "CaptureDownloadError",
     "CaptureEntry",
     "ColmapModel",
+    "Frame",
     "PhotoScanDocument",
     "View",
+    "assemble",
     "download_capture",
     "find_capture",
+    "find_mask",
     "load_capture",
     "load_colmap",
     "load_folder",

@@ -7,8 +7,8 @@ colours). COLMAP puts pixel centres at +0.5, as `Capture` does, so K is used unc
 Binary models (`cameras.bin`, ...) are read through `pycolmap` when it is installed.
 Distortion parameters are ignored (a note says so when they are not zero).
 
-The usual layout is `ROOT/images/` + `ROOT/sparse/0/`; `load_colmap` accepts ROOT or the
-model folder itself.
+The usual layout is `ROOT/images/` + `ROOT/sparse/0/` (+ optional `ROOT/masks/`); `load_colmap`
+accepts ROOT or the model folder itself.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .dataset import Capture
-from .images import composite, image_size, read_mask, read_rgb, stack_images, target_size
+from .frames import Frame, assemble, find_mask, masks_folder_in
 
 #: Models whose leading parameters are pinhole intrinsics: name -> (fx, fy, cx, cy) indices.
 _PINHOLE_PARAMS = {
@@ -248,6 +247,38 @@ def find_model_dir(root: Path) -> Path | None:
     return None
 
 
+def _model_root(path: Path, model_dir: Path) -> Path:
+    """The capture folder: ROOT for ROOT/sparse/0, ROOT/sparse or ROOT itself."""
+    if model_dir != path:
+        return path
+    return path.parent.parent if path.parent.name == "sparse" else path.parent
+
+
+def _frames(model: ColmapModel, images_dir: Path) -> list[Frame]:
+    """One frame per registered image, ordered by image name."""
+    ims = sorted(model.images.values(), key=lambda im: im.name)
+    missing = [im.name for im in ims if not (images_dir / im.name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{images_dir}: {len(missing)} registered images missing, e.g. {missing[0]}"
+        )
+    masks_dir = masks_folder_in(images_dir.parent)
+    frames = []
+    for im in ims:
+        cam = model.cameras[im.camera_id]
+        frames.append(
+            Frame(
+                name=im.name,
+                image_path=images_dir / im.name,
+                viewmat=im.viewmat(),
+                K=cam.K(),
+                K_size=(cam.width, cam.height),
+                mask_path=find_mask(masks_dir, im.name),
+            )
+        )
+    return frames
+
+
 def load_colmap(
     path: str | Path,
     images_dir: str | Path | None = None,
@@ -256,8 +287,9 @@ def load_colmap(
     name: str | None = None,
     attribution: str = "",
 ) -> Capture:
-    """Load a COLMAP reconstruction. Masks are used when `masks/` sits next to `images/`
-    (`NAME.png` or `STEM_mask.png`). Images are ordered by name."""
+    """Load a COLMAP reconstruction. Masks are used when `masks/` sits next to `images/`;
+    mask names and photos of different sizes follow `splatcourse.capture.frames`.
+    Images are ordered by name."""
     path = Path(path)
     model_dir = find_model_dir(path)
     if model_dir is None:
@@ -265,65 +297,25 @@ def load_colmap(
             f"{path}: no COLMAP model (looked for cameras.txt/.bin in "
             f"{path}, {path}/sparse/0 and {path}/sparse)"
         )
-    root = (
-        path
-        if model_dir != path
-        else (path.parent.parent if path.parent.name == "sparse" else path.parent)
-    )
+    root = _model_root(path, model_dir)
     images_dir = Path(images_dir) if images_dir is not None else root / "images"
     if not images_dir.is_dir():
         raise FileNotFoundError(f"images folder not found: {images_dir} (pass images_dir=...)")
-    masks_dir = images_dir.parent / "masks"
     model = read_colmap_model(model_dir)
     if not model.images:
         raise ValueError(f"{model_dir}: the model has no registered images")
-
     notes = []
-    ims = sorted(model.images.values(), key=lambda im: im.name)
-    missing = [im.name for im in ims if not (images_dir / im.name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{images_dir}: {len(missing)} registered images missing, e.g. {missing[0]}"
-        )
-    if any(model.cameras[im.camera_id].has_distortion for im in ims):
+    if any(model.cameras[im.camera_id].has_distortion for im in model.images.values()):
         notes.append("COLMAP lens distortion ignored (pinhole model); undistort first for accuracy")
-    w0, h0 = image_size(images_dir / ims[0].name)
-    size = target_size(w0, h0, width)
-    imgs, masks, Ks, viewmats = [], [], [], []
-    for im in ims:
-        cam = model.cameras[im.camera_id]
-        rgb = read_rgb(images_dir / im.name, size)
-        K = np.diag([size[0] / cam.width, size[1] / cam.height, 1.0]) @ cam.K()
-        if masks_dir.is_dir():
-            stem = Path(im.name).stem
-            cands = [
-                masks_dir / f"{im.name}.png",
-                masks_dir / f"{stem}.png",
-                masks_dir / f"{stem}_mask.png",
-            ]
-            found = next((c for c in cands if c.is_file()), None)
-            if found is None:
-                raise FileNotFoundError(
-                    f"{masks_dir}: no mask for {im.name} (looked for {cands[1].name})"
-                )
-            cover = read_mask(found, size)
-            rgb = composite(rgb, cover, background)
-            masks.append(cover >= 0.5)
-        imgs.append(rgb)
-        Ks.append(K)
-        viewmats.append(im.viewmat())
-    return Capture(
+    return assemble(
+        _frames(model, images_dir),
         name=name or root.name,
-        images=stack_images(imgs),
-        masks=torch.from_numpy(np.stack(masks)) if masks else None,
-        viewmats=torch.tensor(np.stack(viewmats), dtype=torch.float32),
-        Ks=torch.tensor(np.stack(Ks), dtype=torch.float32),
-        image_names=[im.name for im in ims],
-        points=torch.tensor(model.points, dtype=torch.float32),
-        point_colors=torch.tensor(model.colors / 255.0, dtype=torch.float32),
-        attribution=attribution,
-        background=tuple(float(b) for b in background),
         source=str(model_dir),
+        width=width,
+        background=background,
+        points=model.points,
+        point_colors=model.colors / 255.0,
+        attribution=attribution,
         notes=notes,
     )
 

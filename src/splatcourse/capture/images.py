@@ -23,11 +23,6 @@ def target_size(width: int, height: int, new_width: int | None) -> tuple[int, in
     return new_width, max(1, int(height * new_width / width))
 
 
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Photo as float32 [H, W, 3] in [0, 1]; an alpha channel is dropped (see read_rgba)."""
-    return read_rgba(path, size)[0]
-
-
 def read_rgba(
     path: Path, size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -36,10 +36,6 @@ class CaptureEntry:
     default_width: int | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def total_size(self) -> int:
-        return sum(f.size for f in self.files)
-
 
 def load_manifest(path: str | Path | None = None) -> dict[str, CaptureEntry]:
     path = Path(path) if path is not None else manifest_path()

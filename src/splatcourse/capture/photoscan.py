@@ -7,8 +7,10 @@ The chunk may carry its own transform (here only a scale, the chunk's size in me
 unit); applying it puts the scene in metres.
 
 A *PhotoScan capture folder* (the layout of the shared MicroPasts captures) holds
-`images/`, optionally `masks/` (`NAME_mask.png`, white = object) and, anywhere below the
-folder, the camera XML and optionally a Bundler `.out` export with the sparse points.
+`images/`, optionally `masks/` (`NAME_mask.png`, white = object; the other accepted names are
+in `splatcourse.capture.frames`) and, anywhere below the folder, the camera XML and optionally
+a Bundler `.out` export with the sparse points. This module only parses those files into
+`Frame`s; `frames.assemble` reads the photos.
 
 Lens distortion is ignored (pinhole cameras). For the socketed axe this was measured: at
 512x341 the PhotoScan radial terms move a pixel at most 2.2 px in the image corners but at most
@@ -22,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .bundler import BundlerModel, read_bundler
 from .dataset import Capture, points_inside_masks
-from .images import composite, image_size, read_mask, read_rgb, stack_images, target_size
+from .frames import Frame, assemble, find_mask, masks_folder_in
 
 
 @dataclass
@@ -203,25 +204,43 @@ def _find_camera_xml(folder: Path) -> Path:
     raise FileNotFoundError(f"{folder}: no PhotoScan camera XML (with sensor calibration) found")
 
 
-def _find_mask(masks_dir: Path, label: str) -> Path:
-    stem = Path(label).stem
-    for name in (
-        f"{stem}_mask.png",
-        f"{stem}_mask.jpg",
-        f"{stem}_mask.JPG",
-        f"{stem}.png",
-        f"{label}.png",
-    ):
-        if (masks_dir / name).is_file():
-            return masks_dir / name
-    raise FileNotFoundError(
-        f"{masks_dir}: no mask for photo {label} (looked for {stem}_mask.png and {stem}.png)"
+def _find_images_dir(folder: Path) -> Path:
+    for d in ("images", "photos"):
+        if (folder / d).is_dir():
+            return folder / d
+    raise FileNotFoundError(f"{folder}: no images/ (or photos/) folder")
+
+
+def _cameras_with_photos(
+    doc: PhotoScanDocument, images_dir: Path, xml_path: Path
+) -> tuple[list[PhotoScanCamera], list[str]]:
+    """(enabled cameras with both a pose and a photo, sorted by photo name; notes on the rest)."""
+    photos = {p.name for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+    posed = sorted(
+        (c for c in doc.cameras if c.transform is not None and c.enabled), key=lambda c: c.label
     )
+    used = [c for c in posed if c.label in photos]
+    if not used:
+        raise ValueError(
+            f"{images_dir.parent}: no camera in {xml_path.name} has a photo in {images_dir}"
+        )
+    no_photo = [c.label for c in posed if c.label not in photos]
+    no_pose = sorted(photos - {c.label for c in posed})
+    notes = []
+    if no_photo:
+        notes.append(f"{len(no_photo)} posed cameras have no photo, skipped: {', '.join(no_photo)}")
+    if no_pose:
+        notes.append(
+            f"{len(no_pose)} photos have no pose in {xml_path.name}, skipped: {', '.join(no_pose)}"
+        )
+    return used, notes
 
 
-def _region_frame(doc: PhotoScanDocument) -> np.ndarray:
+def _world_to_region(doc: PhotoScanDocument) -> np.ndarray:
     """4x4 map from PhotoScan world to a frame centred on the region box, axes along its
-    edges; metric scale is kept."""
+    edges (metric scale kept); the identity when the XML has no region."""
+    if doc.region_center is None:
+        return np.eye(4)
     s = doc.scale
     c_world = (doc.chunk_to_world @ np.append(doc.region_center, 1.0))[:3]
     R_chunk = doc.chunk_to_world[:3, :3] / s
@@ -230,6 +249,85 @@ def _region_frame(doc: PhotoScanDocument) -> np.ndarray:
     A[:3, :3] = R
     A[:3, 3] = -R @ c_world
     return A
+
+
+def _region_bbox(doc: PhotoScanDocument) -> np.ndarray | None:
+    """[2, 3] the region box in the region frame (+-size/2, in metres when scaled), if any."""
+    if doc.region_size is None:
+        return None
+    half = doc.region_size * doc.scale / 2
+    return np.stack([-half, half])
+
+
+def _frames(
+    doc: PhotoScanDocument,
+    cameras: list[PhotoScanCamera],
+    images_dir: Path,
+    world_to_region: np.ndarray,
+) -> list[Frame]:
+    region_to_world = np.linalg.inv(world_to_region)
+    masks_dir = masks_folder_in(images_dir.parent)
+    frames = []
+    for cam in cameras:
+        sensor = doc.sensors[cam.sensor_id]
+        frames.append(
+            Frame(
+                name=cam.label,
+                image_path=images_dir / cam.label,
+                viewmat=doc.viewmat(cam) @ region_to_world,
+                K=sensor.K(sensor.width, sensor.height),
+                K_size=(sensor.width, sensor.height),
+                mask_path=find_mask(masks_dir, cam.label),
+            )
+        )
+    return frames
+
+
+def _bundler_points(
+    folder: Path, doc: PhotoScanDocument, xml_path: Path, world_to_region: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(points [M, 3] in the region frame, colours [M, 3] in [0, 1], notes) from the first
+    Bundler `.out` below the folder, if it has the XML's poses (else no points)."""
+    none = np.zeros((0, 3))
+    outs = sorted(folder.glob("*.out")) + sorted(folder.glob("*/*.out"))
+    if not outs:
+        note = "no Bundler .out file: no SfM points (initialise at random in the bbox)"
+        return none, none, [note]
+    model = read_bundler(outs[0])
+    err = bundler_agreement(doc, model)
+    if err > 1e-6 * max(1.0, doc.scale):
+        note = (
+            f"{outs[0].name} does not match {xml_path.name} (max pose difference "
+            f"{err:.3g}); its points are not used"
+        )
+        return none, none, [note]
+    A = world_to_region
+    return model.points @ A[:3, :3].T + A[:3, 3], model.colors / 255.0, []
+
+
+def _drop_points_outside_region(cap: Capture) -> None:
+    """SfM points more than 5% outside the region box are background or outliers."""
+    if cap.bbox is None or not len(cap.points):
+        return
+    inside = (cap.points.abs() <= cap.bbox[1] * 1.05).all(-1)
+    if (~inside).any():
+        cap.notes.append(
+            f"dropped {int((~inside).sum())} of {len(inside)} SfM points "
+            f"outside the reconstruction region"
+        )
+    cap.points, cap.point_colors = cap.points[inside], cap.point_colors[inside]
+
+
+def _drop_points_outside_masks(cap: Capture, min_fraction: float) -> None:
+    if cap.masks is None or not len(cap.points):
+        return
+    keep = points_inside_masks(cap, min_fraction)
+    if (~keep).any():
+        cap.notes.append(
+            f"dropped {int((~keep).sum())} of {len(keep)} SfM points that fall "
+            f"outside the object masks"
+        )
+    cap.points, cap.point_colors = cap.points[keep], cap.point_colors[keep]
 
 
 def load_photoscan_folder(
@@ -247,113 +345,31 @@ def load_photoscan_folder(
     to the box edges (still in metres when the chunk is scaled), so the object's bounding box
     is simply +-size/2. With masks, pixels outside the object are set to `background`, and
     SfM points that land outside the masks in more than (1 - point_mask_fraction) of the
-    views that see them are dropped (background and outlier points).
+    views that see them are dropped (background and outlier points). Mask names and photos
+    of different sizes follow `splatcourse.capture.frames`.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"capture folder not found: {folder}")
     xml_path = _find_camera_xml(folder)
     doc = read_photoscan_xml(xml_path)
-    images_dir = next((folder / d for d in ("images", "photos") if (folder / d).is_dir()), None)
-    if images_dir is None:
-        raise FileNotFoundError(f"{folder}: no images/ (or photos/) folder")
-    masks_dir = folder / "masks" if (folder / "masks").is_dir() else None
-    notes: list[str] = []
-
-    photos = {p.name for p in images_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
-    posed = sorted(
-        (c for c in doc.cameras if c.transform is not None and c.enabled), key=lambda c: c.label
-    )
-    used = [c for c in posed if c.label in photos]
-    no_photo = [c.label for c in posed if c.label not in photos]
-    no_pose = sorted(photos - {c.label for c in posed})
-    if no_photo:
-        notes.append(f"{len(no_photo)} posed cameras have no photo, skipped: {', '.join(no_photo)}")
-    if no_pose:
-        notes.append(
-            f"{len(no_pose)} photos have no pose in {xml_path.name}, skipped: {', '.join(no_pose)}"
-        )
-    if not used:
-        raise ValueError(f"{folder}: no camera in {xml_path.name} has a photo in {images_dir}")
-
-    # All photos of a capture share one size (they are resized copies of one camera's frames).
-    w0, h0 = image_size(images_dir / used[0].label)
-    size = target_size(w0, h0, width)
-    imgs, masks, Ks, viewmats = [], [], [], []
-    for cam in used:
-        w, h = image_size(images_dir / cam.label)
-        if (w, h) != (w0, h0):
-            raise ValueError(
-                f"{images_dir / cam.label}: {w}x{h}, but the other photos are {w0}x{h0}"
-            )
-        rgb = read_rgb(images_dir / cam.label, size)
-        if masks_dir is not None:
-            cover = read_mask(_find_mask(masks_dir, cam.label), size)
-            if cover.shape != rgb.shape[:2]:
-                raise ValueError(
-                    f"mask for {cam.label} has shape {cover.shape}, photo {rgb.shape[:2]}"
-                )
-            rgb = composite(rgb, cover, background)
-            masks.append(cover >= 0.5)
-        imgs.append(rgb)
-        Ks.append(doc.sensors[cam.sensor_id].K(*size))
-        viewmats.append(doc.viewmat(cam))
-
-    A = _region_frame(doc) if doc.region_center is not None else np.eye(4)
-    A_inv = np.linalg.inv(A)
-    viewmats = [V @ A_inv for V in viewmats]
-    bbox = None
-    if doc.region_size is not None:
-        half = doc.region_size * doc.scale / 2
-        bbox = torch.tensor(np.stack([-half, half]), dtype=torch.float32)
-
-    points = np.zeros((0, 3))
-    colors = np.zeros((0, 3))
-    outs = sorted(folder.glob("*.out")) + sorted(folder.glob("*/*.out"))
-    if outs:
-        model = read_bundler(outs[0])
-        err = bundler_agreement(doc, model)
-        if err > 1e-6 * max(1.0, doc.scale):
-            notes.append(
-                f"{outs[0].name} does not match {xml_path.name} (max pose difference "
-                f"{err:.3g}); its points are not used"
-            )
-        else:
-            points = model.points @ A[:3, :3].T + A[:3, 3]
-            colors = model.colors / 255.0
-    else:
-        notes.append("no Bundler .out file: no SfM points (initialise at random in the bbox)")
-
-    cap = Capture(
+    images_dir = _find_images_dir(folder)
+    cameras, notes = _cameras_with_photos(doc, images_dir, xml_path)
+    world_to_region = _world_to_region(doc)
+    points, colors, point_notes = _bundler_points(folder, doc, xml_path, world_to_region)
+    cap = assemble(
+        _frames(doc, cameras, images_dir, world_to_region),
         name=name or folder.name,
-        images=stack_images(imgs),
-        masks=torch.from_numpy(np.stack(masks)) if masks else None,
-        viewmats=torch.tensor(np.stack(viewmats), dtype=torch.float32),
-        Ks=torch.tensor(np.stack(Ks), dtype=torch.float32),
-        image_names=[c.label for c in used],
-        points=torch.tensor(points, dtype=torch.float32),
-        point_colors=torch.tensor(colors, dtype=torch.float32),
-        attribution=attribution,
-        background=tuple(float(b) for b in background),
-        bbox=bbox,
         source=str(folder),
-        notes=notes,
+        width=width,
+        background=background,
+        points=points,
+        point_colors=colors,
+        bbox=_region_bbox(doc),
+        attribution=attribution,
+        notes=notes + point_notes,
     )
-    if bbox is not None and len(cap.points):
-        inside_box = (cap.points.abs() <= bbox[1] * 1.05).all(-1)
-        if (~inside_box).any():
-            cap.notes.append(
-                f"dropped {int((~inside_box).sum())} of {len(inside_box)} SfM points "
-                f"outside the reconstruction region"
-            )
-        cap.points, cap.point_colors = cap.points[inside_box], cap.point_colors[inside_box]
-    if cap.masks is not None and len(cap.points):
-        keep = points_inside_masks(cap, point_mask_fraction)
-        if (~keep).any():
-            cap.notes.append(
-                f"dropped {int((~keep).sum())} of {len(keep)} SfM points that fall "
-                f"outside the object masks"
-            )
-        cap.points, cap.point_colors = cap.points[keep], cap.point_colors[keep]
+    _drop_points_outside_region(cap)
+    _drop_points_outside_masks(cap, point_mask_fraction)
     cap.notes.append("lens distortion ignored (pinhole model); see splatcourse.capture.photoscan")
     return cap

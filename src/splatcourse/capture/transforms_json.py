@@ -4,7 +4,8 @@ The file lists frames with a camera-to-world `transform_matrix` in the OpenGL ca
 convention (x right, y up, camera looking down -z). Flipping the camera's y and z axes gives
 the OpenCV convention used by `Capture`. Intrinsics come from `fl_x, fl_y, cx, cy, w, h` (per
 frame or shared at the top) or, NeRF-synthetic style, from `camera_angle_x` only.
-Masks come from nerfstudio's `mask_path` or from the alpha channel of RGBA images; nerfstudio's
+Masks come from nerfstudio's `mask_path`, else from a `masks/` folder beside the file, else from
+the alpha channel of RGBA images (see `splatcourse.capture.frames`); nerfstudio's
 `ply_file_path` provides initial points. Distortion coefficients are ignored (with a note).
 Frames are ordered by file path so the held-out split does not depend on the file's order.
 """
@@ -16,10 +17,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .dataset import Capture
-from .images import composite, read_mask, read_rgba, stack_images, target_size
+from .frames import Frame, assemble, find_mask, masks_folder_in
+from .images import image_size
 
 #: OpenGL camera axes -> OpenCV camera axes (right-multiply a camera-to-world matrix).
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -37,8 +38,9 @@ def _resolve_image(base: Path, file_path: str) -> Path:
     return p
 
 
-def _intrinsics(cam: dict, img_w: int, img_h: int, where: str) -> np.ndarray:
-    """K in pixels of the image file as found on disk (which may be a downscaled copy)."""
+def _intrinsics(cam: dict, img_path: Path, where: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """(K, the size (w, h) K is in pixels of): the file's `w`, `h`, else the photo's own size."""
+    img_w, img_h = image_size(img_path)
     w, h = cam.get("w", img_w), cam.get("h", img_h)
     if "fl_x" in cam or "fl_y" in cam:
         fx = cam.get("fl_x", cam.get("fl_y"))
@@ -49,8 +51,41 @@ def _intrinsics(cam: dict, img_w: int, img_h: int, where: str) -> np.ndarray:
     else:
         raise ValueError(f"{where}: no focal length (need fl_x/fl_y or camera_angle_x)")
     cx, cy = cam.get("cx", w / 2), cam.get("cy", h / 2)
-    sx, sy = img_w / w, img_h / h
-    return np.array([[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1.0]])
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), (w, h)
+
+
+def _viewmat(transform_matrix: list, where: str) -> np.ndarray:
+    """[4, 4] world-to-camera (OpenCV) from an OpenGL camera-to-world matrix (4x4 or 3x4)."""
+    M = np.asarray(transform_matrix, dtype=np.float64)
+    if M.shape == (3, 4):
+        M = np.vstack([M, [0, 0, 0, 1]])
+    if M.shape != (4, 4):
+        raise ValueError(f"{where}: transform_matrix must be 4x4, got {M.shape}")
+    return np.linalg.inv(M @ GL_TO_CV)
+
+
+def _frame(fr: dict, where: str, base: Path, shared: dict, masks_dir: Path | None) -> Frame:
+    """One entry of `frames`; its own intrinsics keys override the shared ones."""
+    if "file_path" not in fr or "transform_matrix" not in fr:
+        raise ValueError(f"{where}: needs 'file_path' and 'transform_matrix'")
+    img_path = _resolve_image(base, fr["file_path"])
+    name = Path(fr["file_path"]).name if Path(fr["file_path"]).suffix else img_path.name
+    cam = {**shared, **{k: fr[k] for k in _INTRINSIC_KEYS if k in fr}}
+    K, K_size = _intrinsics(cam, img_path, where)
+    mask_path = base / fr["mask_path"] if fr.get("mask_path") else find_mask(masks_dir, name)
+    return Frame(name, img_path, _viewmat(fr["transform_matrix"], where), K, K_size, mask_path)
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"transforms.json not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not meta.get("frames"):
+        raise ValueError(f"{path}: no 'frames' list")
+    return meta
 
 
 def load_transforms_json(
@@ -60,77 +95,36 @@ def load_transforms_json(
     name: str | None = None,
     attribution: str = "",
 ) -> Capture:
-    """Load a capture described by a transforms.json (pass the file or its folder)."""
+    """Load a capture described by a transforms.json (pass the file or its folder).
+    Masks: a frame's `mask_path`, else `masks/` beside the file, else the photos' alpha;
+    mask names and photos of different sizes follow `splatcourse.capture.frames`."""
     path = Path(path)
     if path.is_dir():
         path = path / "transforms.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"transforms.json not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    frames = meta.get("frames")
-    if not frames:
-        raise ValueError(f"{path}: no 'frames' list")
+    meta = _read_meta(path)
     base = path.parent
-    frames = sorted(frames, key=lambda f: str(f.get("file_path", "")))
     shared = {k: meta[k] for k in _INTRINSIC_KEYS if k in meta}
+    masks_dir = masks_folder_in(base)
+    ordered = sorted(meta["frames"], key=lambda f: str(f.get("file_path", "")))
+    frames = [
+        _frame(fr, f"{path}: frame {i} ({fr.get('file_path')})", base, shared, masks_dir)
+        for i, fr in enumerate(ordered)
+    ]
     notes = []
-    if any(k in meta for k in ("k1", "k2", "p1", "p2")) and any(
-        meta.get(k) for k in ("k1", "k2", "p1", "p2")
-    ):
+    if any(meta.get(k) for k in ("k1", "k2", "p1", "p2")):
         notes.append("lens distortion in transforms.json ignored (pinhole model)")
-
-    imgs, masks, Ks, viewmats, names = [], [], [], [], []
-    size = None
-    for i, fr in enumerate(frames):
-        where = f"{path}: frame {i} ({fr.get('file_path')})"
-        if "file_path" not in fr or "transform_matrix" not in fr:
-            raise ValueError(f"{where}: needs 'file_path' and 'transform_matrix'")
-        img_path = _resolve_image(base, fr["file_path"])
-        rgb, alpha = read_rgba(img_path)
-        h0, w0 = rgb.shape[:2]
-        K = _intrinsics({**shared, **{k: fr[k] for k in _INTRINSIC_KEYS if k in fr}}, w0, h0, where)
-        if size is None:
-            size = target_size(w0, h0, width)
-        if (w0, h0) != size:  # resample to the common size, K follows
-            rgb, alpha = read_rgba(img_path, size)
-            K = np.diag([size[0] / w0, size[1] / h0, 1.0]) @ K
-        cover = alpha
-        if fr.get("mask_path"):
-            cover = read_mask(base / fr["mask_path"], size)
-        if cover is not None:
-            rgb = composite(rgb, cover, background)
-            masks.append(cover >= 0.5)
-        M = np.asarray(fr["transform_matrix"], dtype=np.float64)
-        if M.shape == (3, 4):
-            M = np.vstack([M, [0, 0, 0, 1]])
-        if M.shape != (4, 4):
-            raise ValueError(f"{where}: transform_matrix must be 4x4, got {M.shape}")
-        viewmats.append(np.linalg.inv(M @ GL_TO_CV))
-        imgs.append(rgb)
-        Ks.append(K)
-        names.append(Path(fr["file_path"]).name if Path(fr["file_path"]).suffix else img_path.name)
-    if masks and len(masks) != len(imgs):
-        raise ValueError(f"{path}: only {len(masks)} of {len(imgs)} frames have a mask or alpha")
-
-    points = np.zeros((0, 3))
-    colors = np.zeros((0, 3))
+    points, colors = None, None
     if meta.get("ply_file_path"):
         points, colors = read_points_ply(base / meta["ply_file_path"])
-    return Capture(
+    return assemble(
+        frames,
         name=name or base.name,
-        images=stack_images(imgs),
-        masks=torch.from_numpy(np.stack(masks)) if masks else None,
-        viewmats=torch.tensor(np.stack(viewmats), dtype=torch.float32),
-        Ks=torch.tensor(np.stack(Ks), dtype=torch.float32),
-        image_names=names,
-        points=torch.tensor(points, dtype=torch.float32),
-        point_colors=torch.tensor(colors, dtype=torch.float32),
-        attribution=attribution,
-        background=tuple(float(b) for b in background),
         source=str(path),
+        width=width,
+        background=background,
+        points=points,
+        point_colors=colors,
+        attribution=attribution,
         notes=notes,
     )
 
