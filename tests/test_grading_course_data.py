@@ -1,0 +1,42 @@
+"""autograde refuses up front when an assignment's capture is missing, and says how to get it."""
+
+import json
+
+import pytest
+
+from splatcourse.grading import instructor
+from splatcourse.grading.harness import copy_course
+
+
+def _require(course: instructor.Course, assignment: str, capture: str) -> None:
+    path = next((course.solutions / assignment).glob("*.ipynb"))
+    nb = json.loads(path.read_text())
+    nb.setdefault("metadata", {})["splatcourse"] = {"captures": [capture]}
+    path.write_text(json.dumps(nb))
+
+
+def test_missing_capture_stops_grading_before_any_submission_runs(tmp_path, monkeypatch):
+    course = copy_course(tmp_path / "course")
+    _require(course, "ex01_toy_splats", "no_such_capture")
+    subs = tmp_path / "subs" / "alice" / "ex01_toy_splats"
+    subs.mkdir(parents=True)
+    (subs / "ex01_toy_splats.ipynb").write_text("{}")
+    started = []
+    monkeypatch.setattr(instructor, "_Worker", lambda *a, **k: started.append(a))
+    with pytest.raises(instructor.MissingCourseData) as err:
+        instructor.autograde(tmp_path / "subs", course=course, progress=False)
+    message = str(err.value)
+    assert "ex01_toy_splats needs the capture 'no_such_capture'" in message
+    assert "splatcourse download no_such_capture" in message
+    assert "Nothing was graded" in message
+    assert not started, "a worker started although the data was missing"
+    assert not list(course.root.glob("autograde/submitted/*")), "a submission was copied"
+
+
+def test_capture_requirements_are_read_from_the_source_notebook(tmp_path):
+    course = copy_course(tmp_path / "course")
+    assert course.required_captures("ex01_toy_splats") == []
+    _require(course, "ex01_toy_splats", "socketed_axe_arreton")
+    assert course.required_captures("ex01_toy_splats") == ["socketed_axe_arreton"]
+    # an assignment nobody submitted is not checked: its data may be absent
+    instructor.check_course_data(course, [])
