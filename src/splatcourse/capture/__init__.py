@@ -5,14 +5,21 @@
     cap.images, cap.masks, cap.viewmats, cap.Ks, cap.points, cap.train_idx, cap.test_idx
 
 Formats: PhotoScan/Metashape XML (+ Bundler .out points), COLMAP models, transforms.json
-(nerfstudio / instant-ngp). `python -m splatcourse.capture.download NAME` fetches and
-verifies a capture listed in data/manifest.json.
+(nerfstudio / instant-ngp). `splatcourse download NAME` fetches the original files of a capture
+listed in data/manifest.json from its source repository, verifies them by git blob SHA-1 and
+derives the course copy (`capture.derive`).
 """
 
 from .bundler import BundlerModel, read_bundler
 from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
-from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
+from .load import (
+    COURSE_CAPTURE,
+    SyntheticSubstituteWarning,
+    find_capture,
+    load_capture,
+    load_folder,
+)
 from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
 from .synthetic import synthetic_capture
@@ -38,6 +45,7 @@ __all__ = [
     "CaptureEntry",
     "ColmapModel",
     "PhotoScanDocument",
+    "SyntheticSubstituteWarning",
     "View",
     "download_capture",
     "find_capture",
