@@ -98,6 +98,8 @@ def generated_repository() -> dict[str, bytes]:
         files[f"photos/{label}"] = jpeg(Image.fromarray(noise))
         mask = Image.new("L", (160, 120))
         ImageDraw.Draw(mask).ellipse((40, 25, 120, 95), fill=255)
+        ImageDraw.Draw(mask).rectangle((0, 0, 30, 30), fill=135)  # above the threshold (127)
+        ImageDraw.Draw(mask).rectangle((130, 0, 159, 30), fill=120)  # below it
         files[f"masks/{Path(label).stem}_mask.JPG"] = jpeg(mask)
     poses = {label: look_at_origin(a) for label, a in zip(PHOTOS[:3], (0.0, 0.4, 0.8))}
     files["other/toy_cameras.xml"] = photoscan_xml(poses)
@@ -245,6 +247,12 @@ def test_download_verifies_derives_and_the_loader_reads_it(
         with Image.open(folder / "masks" / f"{Path(label).stem}_mask.png") as m:
             assert m.format == "PNG" and m.size == (80, 60)
             assert set(np.unique(np.asarray(m))) == {0, 255}
+            assert (m.getpixel((7, 7)), m.getpixel((72, 7)), m.getpixel((40, 30))) == (255, 0, 255)
+    # a photo is Pillow's LANCZOS resize saved at JPEG quality 90, nothing else
+    with Image.open(io.BytesIO(repository["photos/IMG_0002.JPG"])) as im:
+        expected = io.BytesIO()
+        im.resize((80, 60), Image.Resampling.LANCZOS).save(expected, "JPEG", quality=90)
+    assert (folder / "images" / "IMG_0002.JPG").read_bytes() == expected.getvalue()
     for copied, original in [
         ("README.original.md", "README.md"),
         ("LICENSE.md", "LICENSE.md"),
