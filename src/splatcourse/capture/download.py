@@ -231,6 +231,7 @@ def _copy(f: FileEntry, target: Path, from_dir: Path, progress: _Progress) -> No
     src = from_dir / f.path
     if not src.is_file():
         raise MissingFile(f.path, f"not in {from_dir}")
+    progress.learn_size(f.path, src.stat().st_size)
     part = _part(target)
     shutil.copyfile(src, part)
     progress.add(_size(part))
