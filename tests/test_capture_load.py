@@ -1,8 +1,9 @@
-"""load_capture's search order and fallback."""
+"""load_capture's search order, and no silent substitute for a missing named capture."""
 
 import pytest
 
 from splatcourse.capture import find_capture, load_capture, synthetic_capture, write_transforms_json
+from splatcourse.capture.load import SyntheticSubstituteWarning
 
 
 @pytest.fixture
@@ -25,15 +26,36 @@ def test_course_data_dir_comes_before_shared_data(dirs):
     assert len(loaded) == 2 and loaded.name == "toy"
 
 
-def test_missing_capture_falls_back_or_raises_with_a_hint(dirs, capsys):
-    cap = load_capture("socketed_axe_arreton", verbose=False)
+def test_a_missing_named_capture_raises_and_says_how_to_get_it(dirs, monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    with pytest.raises(FileNotFoundError) as err:
+        load_capture("socketed_axe_arreton", verbose=False)  # no silent substitute by default
+    msg = str(err.value)
+    captures, shared = dirs
+    assert "splatcourse download socketed_axe_arreton" in msg
+    assert str(shared) in msg and "SPLATCOURSE_SHARED_DATA" in msg
+    assert str(captures / "socketed_axe_arreton") in msg
+    assert 'load_capture("default")' in msg
+    with pytest.raises(FileNotFoundError, match=r"no_such.*not in data/manifest\.json"):
+        load_capture("no_such", verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_an_explicit_fallback_substitutes_the_synthetic_capture_loudly(dirs, monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    with pytest.warns(SyntheticSubstituteWarning, match="socketed_axe_arreton"):
+        cap = load_capture("socketed_axe_arreton", width=32, fallback=True, verbose=False)
     assert cap.name == "synthetic"
     out = capsys.readouterr().out
-    assert "python -m splatcourse.capture.download socketed_axe_arreton" in out
-    with pytest.raises(FileNotFoundError, match="capture.download socketed_axe_arreton"):
-        load_capture("socketed_axe_arreton", fallback=False, verbose=False)
-    with pytest.raises(FileNotFoundError, match="no_such"):
-        load_capture("no_such", fallback=False, verbose=False)
+    assert "SUBSTITUTE" in out and "SYNTHETIC" in out and "!" * 70 in out
+    assert "splatcourse download socketed_axe_arreton" in out
+
+
+def test_fallback_is_refused_while_nbgrader_grades(dirs, monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(FileNotFoundError, match="For the instructor: this notebook is being gr"):
+        load_capture("socketed_axe_arreton", fallback=True, verbose=False)
+    assert load_capture("default", width=32, verbose=False).name == "synthetic"  # by name: fine
 
 
 def test_summary_shows_attribution_and_notes(capsys):

@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("download", help="download and verify a capture: "
-                   "`splatcourse download socketed_axe_arreton` (see --help there)")
+    sub.add_parser("download", help="fetch a capture's original files from its source repository "
+                   "at the pinned commit, verify each by its git blob SHA-1 and derive the course "
+                   "copy: `splatcourse download socketed_axe_arreton` (see --help there)")
 
     p = sub.add_parser("release", help="generate exercises/ from solutions/ (student versions)")
     p.add_argument("assignment", nargs="*", help="assignment names (default: all)")

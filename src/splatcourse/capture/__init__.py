@@ -7,15 +7,22 @@
 Formats: PhotoScan/Metashape XML (+ Bundler .out points), COLMAP models, transforms.json
 (nerfstudio / instant-ngp). Each format is parsed into `Frame`s, and `assemble` loads any list
 of frames the same way (mask names, photos of different sizes: see `capture.frames`).
-`python -m splatcourse.capture.download NAME` fetches and verifies a capture listed in
-data/manifest.json.
+`splatcourse download NAME` fetches the original files of a capture listed in
+data/manifest.json from its source repository, verifies them by git blob SHA-1 and derives the
+course copy (`capture.derive`).
 """
 
 from .bundler import BundlerModel, read_bundler
 from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
 from .frames import Frame, assemble, find_mask
-from .load import COURSE_CAPTURE, find_capture, load_capture, load_folder
+from .load import (
+    COURSE_CAPTURE,
+    SyntheticSubstituteWarning,
+    find_capture,
+    load_capture,
+    load_folder,
+)
 from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
 from .synthetic import synthetic_capture
@@ -42,6 +49,7 @@ __all__ = [
     "ColmapModel",
     "Frame",
     "PhotoScanDocument",
+    "SyntheticSubstituteWarning",
     "View",
     "assemble",
     "download_capture",

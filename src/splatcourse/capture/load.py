@@ -1,18 +1,24 @@
 """`load_capture`: one call that finds a capture by name or path and loads it.
 
 Search order for a name: an explicit path; the course data folder `data/captures/NAME`
-(where `python -m splatcourse.capture.download NAME` installs it); the shared data folder
+(where `splatcourse download NAME` installs it); the shared data folder
 (`$SPLATCOURSE_SHARED_DATA/NAME`, default `<repo>/../shared/data/NAME`). The name "default"
-(or "synthetic") is the course's own synthetic capture, and with `fallback=True` a named
-capture that is not found anywhere is replaced by it, with a printed note, so notebooks run
-with no download.
+(or "synthetic") is the course's own synthetic capture.
+
+A named capture that is not found raises FileNotFoundError saying how to get it: a fit of the
+synthetic object reported as a fit of the axe would be a wrong result, not a convenience. Only
+an explicit `fallback=True` substitutes the synthetic capture, with a banner on stdout and a
+warning; under nbgrader (`NBGRADER_EXECUTION` set) even that is refused, so a grade is never
+computed on the wrong data.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
-from ..paths import captures_dir, shared_data_dir
+from ..paths import ENV_SHARED, captures_dir, shared_data_dir
 from .colmap import find_model_dir, load_colmap
 from .dataset import Capture
 from .manifest import CaptureEntry, load_manifest
@@ -24,6 +30,12 @@ from .transforms_json import load_transforms_json
 COURSE_CAPTURE = "socketed_axe_arreton"
 SYNTHETIC_NAMES = ("default", "synthetic")
 SYNTHETIC_WIDTH = 128
+#: Set by nbgrader while it executes a notebook for grading.
+ENV_GRADING = "NBGRADER_EXECUTION"
+
+
+class SyntheticSubstituteWarning(UserWarning):
+    """`load_capture(NAME, fallback=True)` loaded the synthetic capture instead of NAME."""
 
 
 def find_capture(name: str) -> Path | None:
@@ -77,11 +89,57 @@ def _attribution_from_folder(path: Path) -> str:
     return ""
 
 
+def _how_to_get(key: str, entry: CaptureEntry | None) -> str:
+    """Where the loader looked and what gets the capture there."""
+    where = f"capture {key!r} not found in {captures_dir() / key} or {shared_data_dir() / key}."
+    if entry is None:
+        return (
+            f"{where} It is not in data/manifest.json either: pass the path of a capture "
+            "folder (or of a transforms.json) instead."
+        )
+    return (
+        f"{where} Get it with one of:\n"
+        f"  splatcourse download {key}\n"
+        f"      (fetches the original files from {entry.source_url}, verifies them and makes "
+        f"{captures_dir() / key});\n"
+        f"  or put the shared copy, a folder named {key}, into {shared_data_dir()}\n"
+        f"      (or set ${ENV_SHARED} to the folder that holds it)."
+    )
+
+
+def _refuse_or_announce_substitute(key: str, entry: CaptureEntry | None, fallback: bool) -> None:
+    """Raise FileNotFoundError for a missing named capture, unless the caller asked for the
+    synthetic substitute (and is not being graded): then say so loudly."""
+    how = _how_to_get(key, entry)
+    if os.environ.get(ENV_GRADING):
+        raise FileNotFoundError(
+            f"{how}\nFor the instructor: this notebook is being graded ({ENV_GRADING} is set), "
+            f"so it may not fall back to the synthetic capture; install {key!r} on the grading "
+            "machine as above and grade again."
+        )
+    if not fallback:
+        raise FileNotFoundError(
+            f"{how}\nTo work on the synthetic capture instead, load it by name: "
+            'load_capture("default").'
+        )
+    rule = "!" * 78
+    print(
+        f"{rule}\n!! SUBSTITUTE: capture {key!r} was NOT FOUND; loading the SYNTHETIC capture "
+        f"instead (fallback=True).\n!! Everything below is about the synthetic object, not "
+        f"{key!r}.\n!! {how.replace(chr(10), chr(10) + '!! ')}\n{rule}"
+    )
+    warnings.warn(
+        f"capture {key!r} not found: loaded the synthetic capture instead (fallback=True)",
+        SyntheticSubstituteWarning,
+        stacklevel=3,
+    )
+
+
 def load_capture(
     name: str | Path = "default",
     width: int | None = None,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    fallback: bool = True,
+    fallback: bool = False,
     verbose: bool = True,
 ) -> Capture:
     """Find and load a capture.
@@ -93,8 +151,9 @@ def load_capture(
         covers ~4,500 pixels per view, enough for SSIM >= 0.9 in minutes on a CPU), 128x96
         for the synthetic capture, the native size for anything else.
     background: the constant colour put outside the object masks (and used by renders).
-    fallback: if the named capture is not found, load the synthetic one instead (printing
-        how to get the real one) rather than raising FileNotFoundError.
+    fallback: if the named capture is not found, load the synthetic one instead, with a
+        banner and a SyntheticSubstituteWarning, rather than raising FileNotFoundError (which
+        says how to get the capture). Refused while nbgrader executes a notebook.
     """
     key = str(name)
     if key in SYNTHETIC_NAMES:
@@ -104,18 +163,7 @@ def load_capture(
         path = Path(key).expanduser()
         folder = path if path.exists() else find_capture(key)
         if folder is None:
-            where = f"{captures_dir() / key} or {shared_data_dir() / key}"
-            hint = (
-                f"download it with `python -m splatcourse.capture.download {key}`"
-                if entry is not None
-                else "pass a path to a capture folder"
-            )
-            if not fallback:
-                raise FileNotFoundError(f"capture {key!r} not found in {where}; {hint}")
-            print(
-                f"Note: capture {key!r} not found in {where} ({hint}); "
-                f"using the synthetic capture instead."
-            )
+            _refuse_or_announce_substitute(key, entry, fallback)
             cap = synthetic_capture(width=width or SYNTHETIC_WIDTH, background=background)
         else:
             if width is None and entry is not None:
