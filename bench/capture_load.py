@@ -53,7 +53,8 @@ def main() -> None:
                 lambda w=width: load_capture(COURSE_CAPTURE, width=w, verbose=False), repeats
             )
             figures[f"axe_{width}_s"] = round(s, 3)
-            print(f"{COURSE_CAPTURE}, 48 views at width {width}: {s:.2f} s")
+            n_views = len(load_capture(COURSE_CAPTURE, width=width, verbose=False))
+            print(f"{COURSE_CAPTURE}, {n_views} views at width {width}: {s:.2f} s")
         if figures.get("axe_512_s"):
             print(
                 f"full / course resolution load time: {figures['axe_512_s'] / figures['axe_256_s']:.2f}x"

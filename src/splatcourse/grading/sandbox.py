@@ -35,7 +35,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from ..paths import data_dir, shared_data_dir
+from ..paths import ENV_CAPTURES, ENV_SHARED, captures_dir, data_dir, shared_data_dir
 from . import guard, zygote
 
 MODES = ("auto", "warm", "bwrap", "rlimit", "none")
@@ -103,8 +103,10 @@ def _python_paths() -> list[Path]:
 
 
 def _data_paths() -> list[Path]:
+    """The course data the kernel may read: data/, downloaded captures (which an instructor may
+    keep elsewhere) and the shared captures."""
     out = []
-    for get in (data_dir, shared_data_dir):
+    for get in (data_dir, captures_dir, shared_data_dir):
         try:
             p = get().resolve()
         except FileNotFoundError:
@@ -273,10 +275,11 @@ class SandboxKernelManager(AsyncKernelManager):
             **_base_env(mpl), "HOME": str(home), "TMPDIR": "/tmp" if namespaced else str(home),
             "SPLATCOURSE_ROOT": str(course), "NBGRADER_EXECUTION": "autograde",
         }
-        try:
-            env["SPLATCOURSE_SHARED_DATA"] = str(shared_data_dir())
-        except FileNotFoundError:
-            pass
+        for var, get in ((ENV_SHARED, shared_data_dir), (ENV_CAPTURES, captures_dir)):
+            try:  # the kernel looks where the grader looks
+                env[var] = str(get().resolve())
+            except FileNotFoundError:
+                pass
         kernel_cmd = list(kernel_cmd) + guard.kernel_arguments()
         if uid is not None:
             for p in [scratch, *scratch.rglob("*")]:
