@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from splatcourse.grading import instructor, sandbox
 from splatcourse.grading.harness import completed, copy_course, write_submission
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXERCISES = ["ex01_toy_splats", "ex02_rgb_splats"]
 

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 
 def _strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    return nbformat.from_dict({k: v for k, v in nb.items()})
+    return nbformat.from_dict(dict(nb.items()))
 
 
 def test_every_assignment_has_three_wrong_answers():

@@ -82,7 +82,7 @@ def test_sparse_points_fall_inside_the_masks(axe):
     per_view = inside.sum(1) / ok.sum(1)
     assert per_view.min() > 0.93 and per_view.median() > 0.97, per_view
     assert 12000 < len(axe.points) <= 12354
-    assert 0 <= axe.point_colors.min() and axe.point_colors.max() <= 1
+    assert axe.point_colors.min() >= 0 and axe.point_colors.max() <= 1
 
 
 def test_bbox_is_the_region_box_and_holds_the_points(axe):

@@ -92,7 +92,7 @@ def test_transforms_json_errors_name_the_problem(tmp_path):
             }
         )
     )
-    with pytest.raises(FileNotFoundError, match="missing.png"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
         load_transforms_json(tmp_path)
 
 

@@ -9,7 +9,7 @@ from splatcourse.capture import synthetic as syn
 def test_synthetic_capture_shape_and_split():
     cap = synthetic_capture()
     assert len(cap) == 50 and (cap.width, cap.height) == (128, 96)
-    assert cap.images.dtype == torch.float32 and 0 <= cap.images.min() and cap.images.max() <= 1
+    assert cap.images.dtype == torch.float32 and cap.images.min() >= 0 and cap.images.max() <= 1
     assert cap.masks.dtype == torch.bool
     assert cap.test_idx == [0, 8, 16, 24, 32, 40, 48]
     assert cap.points.shape == (2000, 3) and cap.point_colors.shape == (2000, 3)

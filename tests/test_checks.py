@@ -6,7 +6,7 @@ from splatcourse.grading.nbgrader_ext import RedactHiddenTests, strip_hidden_tes
 
 
 def test_check_tensor_messages():
-    with pytest.raises(AssertionError, match="should be a torch.Tensor, got list"):
+    with pytest.raises(AssertionError, match=r"should be a torch\.Tensor, got list"):
         checks.check_tensor("x", [1, 2])
     with pytest.raises(AssertionError, match=r"shape \[2, 3\], expected \[2, \*, 4\]"):
         checks.check_tensor("x", torch.zeros(2, 3), (2, None, 4))

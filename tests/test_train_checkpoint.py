@@ -80,5 +80,5 @@ def test_checkpoint_from_other_config_is_refused(tiny, tmp_path):
     with pytest.raises(ValueError, match="different TrainConfig"):
         other.load_checkpoint()
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt"):
+    with pytest.raises(ValueError, match=r"junk\.pt"):
         other.load_checkpoint(tmp_path / "junk.pt")

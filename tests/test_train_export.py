@@ -49,11 +49,11 @@ def test_round_trip(tmp_path, k):
 
 
 def test_bad_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.ply"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.ply"):
         load_ply(tmp_path / "nope.ply")
     junk = tmp_path / "junk.ply"
     junk.write_text("hello")
-    with pytest.raises(ValueError, match="junk.ply"):
+    with pytest.raises(ValueError, match=r"junk\.ply"):
         load_ply(junk)
     pts = tmp_path / "points.ply"
     arr = np.zeros(3, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])

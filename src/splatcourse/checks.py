@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -113,3 +114,12 @@ def loaded_gsplat_references() -> list[Callable[..., Any]]:
     names = ("_quat_to_rotmat", "_quat_scale_to_matrix", "_quat_scale_to_covar_preci",
              "_persp_proj", "_world_to_cam", "_fully_fused_projection")
     return [getattr(impl, n) for n in names if hasattr(impl, n)]
+
+
+def run_by_nbgrader() -> bool:
+    """True while nbgrader runs the notebook (autograding, or the student's Validate button).
+
+    A cell that only shows the student something slow, such as a ten-minute fit, skips itself
+    then: the grader measures the student's functions with its own, shorter fit.
+    """
+    return bool(os.environ.get("NBGRADER_EXECUTION"))

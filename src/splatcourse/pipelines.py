@@ -91,7 +91,7 @@ def parse_brief(brief: Brief | dict[str, Any]) -> Brief:
         brief = {"input": brief.input, "output": brief.output, "use": brief.use}
     if not isinstance(brief, dict):
         # ValueError, not TypeError: callers catch one error type for every bad brief
-        raise ValueError(f"a brief must be a dict with keys input, output, use; "  # noqa: TRY004
+        raise ValueError(f"a brief must be a dict with keys input, output, use; "
                          f"got {type(brief).__name__}")
     missing = [k for k in _ALLOWED if k not in brief]
     if missing:
@@ -103,7 +103,7 @@ def parse_brief(brief: Brief | dict[str, Any]) -> Brief:
     for key, allowed in _ALLOWED.items():
         raw = brief[key]
         if not isinstance(raw, str):
-            raise ValueError(  # noqa: TRY004 (one error type for every bad brief)
+            raise ValueError(
                 f"brief['{key}'] must be a string, got {type(raw).__name__}")
         value = _SYNONYMS[key].get(_canon(raw))
         if value is None:

@@ -39,6 +39,7 @@ class SandboxedExecute(Execute):
         self._dead_at: int | None = None
         self._out_bytes: dict[int, int] = {}
         self._flooded: set[int] = set()
+        self._interrupts: set[asyncio.Future] = set()  # held so none is collected unrun
 
     def preprocess(self, nb, resources=None, km=None):
         self._dead_at = None
@@ -57,13 +58,15 @@ class SandboxedExecute(Execute):
             outs.append(new_output("stream", name="stderr", text=(
                 f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
                 "interrupted]\n")))
-            asyncio.ensure_future(self.km.interrupt_kernel())
+            task = asyncio.ensure_future(self.km.interrupt_kernel())
+            self._interrupts.add(task)
+            task.add_done_callback(self._interrupts.discard)
         return None
 
     def _silent(self, code: str) -> None:
         try:
             self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
-        except Exception as err:  # noqa: BLE001 (a broken guard must not stop grading)
+        except Exception as err:
             self.log.warning("grading guard failed: %s", err)
 
     def preprocess_cell(self, cell, resources, index):

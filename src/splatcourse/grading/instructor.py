@@ -444,7 +444,7 @@ def autograde(submissions_folder: Path | str, course: Course | None = None,
         worker = idle.get()
         try:
             return _grade_one(course, folder, *pair, worker, force, timeout)
-        except Exception as err:  # noqa: BLE001 (one bad submission must not stop the class)
+        except Exception as err:
             return GradeResult(*pair, "failed", f"{type(err).__name__}: {err}")
         finally:
             idle.put(worker)

@@ -55,7 +55,7 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
-    except Exception as err:  # noqa: BLE001 (any parse failure means "not a notebook")
+    except Exception as err:
         first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         return None, f"{path.name} is not a readable notebook ({first})"
     return data, None

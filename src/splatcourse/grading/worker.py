@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
         try:
             app.start()
             reply = {"ok": True, "error": ""}
-        except (Exception, SystemExit):  # noqa: BLE001 (report every failure, keep serving)
+        except (Exception, SystemExit):
             tail = errors.lines or traceback.format_exc().strip().splitlines()[-3:]
             reply = {"ok": False, "error": " | ".join(tail)[-800:]}
         replies.write(json.dumps(reply) + "\n")
