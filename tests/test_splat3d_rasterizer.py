@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import splatcourse.splat3d.rasterize as rasterize_mod
+from splatcourse import constants, toy2d
 from splatcourse.splat3d import (
     BACKEND_ENV_VAR,
     dense_rasterization,
@@ -93,6 +94,20 @@ def test_saturated_pixels_terminate_like_the_reference():
     assert stats.n_composited < 0.75 * stats.n_pairs  # termination did cut pairs
     assert (a > 0.999).float().mean() > 0.8
     torch.testing.assert_close(r, r2, atol=1e-5, rtol=1e-5)
+
+
+def test_compositing_rules_have_one_home():
+    # Every renderer takes the rules from splatcourse.constants, under its historical names.
+    from splatcourse.splat3d import ALPHA_THRESHOLD, compositing, dense, projection
+
+    assert rasterize_mod.ALPHA_MAX is constants.ALPHA_MAX is compositing.ALPHA_MAX
+    assert dense.ALPHA_MAX is constants.ALPHA_MAX
+    assert rasterize_mod.ALPHA_MIN is constants.ALPHA_MIN is dense.ALPHA_MIN
+    assert ALPHA_THRESHOLD is projection.ALPHA_THRESHOLD is constants.ALPHA_MIN
+    assert rasterize_mod.T_MIN is constants.T_MIN is dense.T_MIN
+    assert toy2d.TOY_ALPHA_MAX is constants.TOY_ALPHA_MAX
+    assert (constants.ALPHA_MAX, constants.ALPHA_MIN, constants.T_MIN) == (0.999, 1 / 255, 1e-4)
+    assert math.exp(-constants.POWER_AT_ALPHA_MIN) == pytest.approx(constants.ALPHA_MIN)
 
 
 def test_bands_give_the_same_image(monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN
+from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, T_MIN
 
 __all__ = ["dense_composite", "dense_rasterization"]
 

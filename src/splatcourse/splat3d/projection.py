@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from splatcourse.constants import ALPHA_MIN as ALPHA_THRESHOLD
+
 __all__ = [
     "ALPHA_THRESHOLD",
     "Projection",
@@ -28,8 +30,6 @@ __all__ = [
     "project_gaussians",
     "world_to_camera",
 ]
-
-ALPHA_THRESHOLD = 1.0 / 255.0  # a Gaussian fainter than this at a pixel is skipped
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> Tensor:
@@ -277,7 +277,7 @@ def project_gaussians(
                 op = op * comp.detach()
             ok = ok & (op >= ALPHA_THRESHOLD)
             extend = torch.minimum(
-                extend, torch.sqrt(2.0 * torch.log(op.clamp_min(ALPHA_THRESHOLD) * 255.0))
+                extend, torch.sqrt(2.0 * torch.log(op.clamp_min(ALPHA_THRESHOLD) * (1.0 / ALPHA_THRESHOLD)))
             )
         rx = torch.ceil(extend * torch.sqrt(a.detach().clamp_min(0)))
         ry = torch.ceil(extend * torch.sqrt(c.detach().clamp_min(0)))

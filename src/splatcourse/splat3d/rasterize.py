@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
+
 __all__ = [
     "ALPHA_MAX",
     "ALPHA_MIN",
@@ -49,9 +51,6 @@ __all__ = [
     "rasterize_to_pixels",
 ]
 
-ALPHA_MAX = 0.999  # gsplat 1.5.3 clamps at 0.999 (the 3DGS paper used 0.99)
-ALPHA_MIN = 1.0 / 255.0
-T_MIN = 1e-4
 _MARGIN = 0.01  # px of slack on the analytic row runs; the exact alpha test trims the rest
 DEFAULT_PAIRS_PER_BAND = 3_000_000
 # we build CSR matrices with torch's checks off (they are sorted by construction); the
@@ -281,7 +280,7 @@ def rasterize_to_pixels(
         colors_t = colors[c].index_select(0, vis).T.contiguous()  # [D, G]
         with torch.no_grad():
             mx, my, A, B, Cc, lo = (v.detach() for v in (gmx, gmy, gA, gB, gC, glo))
-            t = lo + math.log(255.0)  # power threshold where alpha hits 1/255
+            t = lo + POWER_AT_ALPHA_MIN  # power threshold where alpha hits 1/255
             ext_y, det = _row_extents(mx, my, A, B, Cc, t)
             ylo = torch.ceil(my - ext_y - 0.5 - _MARGIN).clamp(0, height - 1).to(torch.int64)
             yhi = torch.floor(my + ext_y - 0.5 + _MARGIN).clamp(-1, height - 1).to(torch.int64)
