@@ -14,6 +14,7 @@ from splatcourse.splat3d import (
     project_gaussians,
     quat_to_rotmat,
 )
+from splatcourse.splat3d.gaussians import covariance_entries
 
 torch_impl = pytest.importorskip("gsplat.cuda._torch_impl")
 
@@ -52,6 +53,14 @@ def test_covariance_matches_gsplat_and_is_spd():
     torch.testing.assert_close(cov, cov.transpose(-1, -2))
     eig = torch.linalg.eigvalsh(cov)
     torch.testing.assert_close(eig, (scales**2).sort(dim=-1).values)
+
+
+def test_covariance_entries_are_the_upper_triangle():
+    _, quats, scales = random_scene()
+    cov = covariance_from_quat_scale(quats, scales)
+    upper = [cov[:, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))]
+    for entry, want in zip(covariance_entries(quats, scales), upper, strict=True):
+        torch.testing.assert_close(entry, want, atol=1e-14, rtol=1e-12)
 
 
 def test_tiny_scales_stay_finite():

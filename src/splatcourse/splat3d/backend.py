@@ -25,7 +25,13 @@ from .projection import project_gaussians
 from .rasterize import RasterStats, rasterize_to_pixels
 from .sh import eval_sh
 
-__all__ = ["BACKEND_ENV_VAR", "gsplat_available", "rasterization", "resolve_backend"]
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "gsplat_available",
+    "rasterization",
+    "resolve_backend",
+    "torch_rasterization",
+]
 
 BACKEND_ENV_VAR = "SPLATCOURSE_BACKEND"
 _BACKENDS = ("auto", "torch", "gsplat")
@@ -159,7 +165,7 @@ def rasterization(
             "rasterization: absgrad=True is not implemented by the PyTorch rasterizer; "
             "use DefaultStrategy(absgrad=False) or the gsplat backend"
         )
-    return _torch_rasterization(
+    return torch_rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
         sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
@@ -193,7 +199,7 @@ def _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, 
     return N, C
 
 
-def _torch_rasterization(
+def torch_rasterization(
     means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
     near_plane=0.01, far_plane=1e10, radius_clip=0.0, eps2d=0.3, sh_degree=None,
     backgrounds=None, render_mode="RGB", rasterize_mode="classic", covars=None,

@@ -13,6 +13,8 @@ from torch import Tensor
 
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, T_MIN
 
+from .backend import torch_rasterization
+
 __all__ = ["dense_composite", "dense_rasterization"]
 
 
@@ -109,9 +111,7 @@ def dense_composite(
 def dense_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                         **kwargs):
     """``rasterization`` with the dense compositor (PyTorch path, same arguments/returns)."""
-    from .backend import _torch_rasterization
-
-    return _torch_rasterization(
+    return torch_rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         compositor=dense_composite, **kwargs,
     )

@@ -20,6 +20,8 @@ from torch import Tensor
 
 from splatcourse.constants import ALPHA_MIN as ALPHA_THRESHOLD
 
+from .gaussians import covariance_entries
+
 __all__ = [
     "ALPHA_THRESHOLD",
     "Projection",
@@ -152,24 +154,6 @@ def _upper_entries(covars: Tensor) -> tuple[Tensor, ...]:
     return tuple(covars[:, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
 
 
-def _entries_from_quat_scale(quats: Tensor, scales: Tensor) -> tuple[Tensor, ...]:
-    """The six covariance entries straight from quaternions and scales, one [N] tensor each.
-
-    Same maths as :func:`covariance_from_quat_scale`; written out per entry because on the
-    CPU elementwise ops on [N] tensors (and their backward) are far cheaper than batched
-    3x3 matrix products.
-    """
-    from .gaussians import _rotmat_entries
-
-    R = _rotmat_entries(quats)
-    s = scales.unbind(-1)
-    r = [[R[3 * i + j] * s[j] for j in range(3)] for i in range(3)]  # M = R diag(s)
-    return tuple(
-        r[a][0] * r[b][0] + r[a][1] * r[b][1] + r[a][2] * r[b][2]
-        for a, b in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-    )
-
-
 def project_gaussians(
     means: Tensor,
     covars: Tensor | None,
@@ -215,7 +199,7 @@ def project_gaussians(
                 f"quats must be [N, 4] and scales [N, 3] with N={N}, got "
                 f"{tuple(quats.shape)} and {tuple(scales.shape)}"
             )
-        cov = _entries_from_quat_scale(quats, scales)
+        cov = covariance_entries(quats, scales)
     else:
         if covars.shape != (N, 3, 3):
             raise ValueError(f"covars must be [N, 3, 3] with N={N}, got {tuple(covars.shape)}")
