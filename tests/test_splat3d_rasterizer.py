@@ -303,6 +303,59 @@ def test_bad_arguments_raise_clear_errors():
         rasterization(*params, views, Ks, W, H, camera_model="fisheye", backend="torch")
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("sparse_grad", True),
+        ("absgrad", True),
+        ("distributed", True),
+        ("camera_model", "ortho"),
+        ("segmented", True),
+        ("with_ut", True),
+        ("with_eval3d", True),
+        ("radial_coeffs", torch.zeros(1, 6)),
+        ("tangential_coeffs", torch.zeros(1, 2)),
+        ("thin_prism_coeffs", torch.zeros(1, 4)),
+        ("ftheta_coeffs", "any f-theta parameters"),
+        ("rolling_shutter", "ROLLING_TOP_TO_BOTTOM"),
+        ("viewmats_rs", torch.eye(4)[None]),
+    ],
+)
+def test_gsplat_only_arguments_are_refused_by_name(name, value):
+    if name == "rolling_shutter":
+        from gsplat import RollingShutterType
+
+        value = RollingShutterType[value]
+    with pytest.raises(NotImplementedError, match=rf"rasterization: {name}=.*gsplat backend"):
+        rasterization(*scene(5), *cameras(), W, H, backend="torch", **{name: value})
+
+
+def test_ignored_and_default_arguments_are_accepted_and_change_nothing():
+    from gsplat import RollingShutterType
+
+    params = scene(60, seed=12)
+    r, a, _ = rasterization(*params, *cameras(), W, H, backend="torch")
+    r2, a2, info2 = rasterization(
+        *params, *cameras(), W, H, backend="torch", packed=False, tile_size=8, channel_chunk=1,
+        rolling_shutter=RollingShutterType.GLOBAL, sparse_grad=False, segmented=False,
+        camera_model="pinhole", radial_coeffs=None,
+    )
+    torch.testing.assert_close(r2, r, atol=0, rtol=0)
+    torch.testing.assert_close(a2, a, atol=0, rtol=0)
+    assert info2["packed"] is False and info2["tile_size"] == 8
+    assert (info2["tile_width"], info2["tile_height"]) == (math.ceil(W / 8), math.ceil(H / 8))
+
+
+def test_rasterization_docstring_examples_run():
+    import doctest
+
+    from splatcourse.splat3d import backend
+
+    result = doctest.testmod(backend, raise_on_error=False, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
 # ---------------------------------------------------------------- parity with gsplat's CUDA
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA and gsplat's kernels")
 
