@@ -346,6 +346,33 @@ def test_ignored_and_default_arguments_are_accepted_and_change_nothing():
     assert (info2["tile_width"], info2["tile_height"]) == (math.ceil(W / 8), math.ceil(H / 8))
 
 
+def test_gsplat_backend_passes_every_gsplat_argument_on(monkeypatch):
+    # No GPU needed: gsplat.rasterization is replaced by a recorder. Our keywords must be
+    # exactly gsplat's (the drop-in promise), gsplat-only ones included.
+    import inspect
+
+    import gsplat
+
+    from splatcourse.splat3d import backend
+
+    gsplat_keywords = list(inspect.signature(gsplat.rasterization).parameters)[9:]
+    seen = {}
+
+    def recorder(*args, **kwargs):
+        seen.update(kwargs, n_positional=len(args))
+        return "renders", "alphas", {}
+
+    monkeypatch.setattr(gsplat, "rasterization", recorder)
+    monkeypatch.setattr(backend, "resolve_backend", lambda *_: "gsplat")
+    r, a, info = rasterization(*scene(5), *cameras(), W, H, sparse_grad=True, segmented=True,
+                               channel_chunk=7, packed=False)
+    assert (r, a, info) == ("renders", "alphas", {"packed": False, "backend": "gsplat"})
+    assert seen.pop("n_positional") == 9
+    # rolling_shutter=None is left out, so that gsplat's own default (GLOBAL) applies
+    assert set(seen) == set(gsplat_keywords) - {"rolling_shutter"}
+    assert (seen["sparse_grad"], seen["segmented"], seen["channel_chunk"]) == (True, True, 7)
+
+
 def test_rasterization_docstring_examples_run():
     import doctest
 
