@@ -11,9 +11,12 @@ from splatcourse.splat3d import (
     intrinsics,
     look_at,
     params_per_gaussian,
+    perspective_jacobian,
     project_gaussians,
     quat_to_rotmat,
+    world_to_camera,
 )
+from splatcourse.splat3d.gaussians import covariance_entries
 
 torch_impl = pytest.importorskip("gsplat.cuda._torch_impl")
 
@@ -52,6 +55,14 @@ def test_covariance_matches_gsplat_and_is_spd():
     torch.testing.assert_close(cov, cov.transpose(-1, -2))
     eig = torch.linalg.eigvalsh(cov)
     torch.testing.assert_close(eig, (scales**2).sort(dim=-1).values)
+
+
+def test_covariance_entries_are_the_upper_triangle():
+    _, quats, scales = random_scene()
+    cov = covariance_from_quat_scale(quats, scales)
+    upper = [cov[:, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))]
+    for entry, want in zip(covariance_entries(quats, scales), upper, strict=True):
+        torch.testing.assert_close(entry, want, atol=1e-14, rtol=1e-12)
 
 
 def test_tiny_scales_stay_finite():
@@ -100,6 +111,25 @@ def test_projection_matches_gsplat_torch_impl():
     torch.testing.assert_close(ours.means2d[vis], means2d[vis])
     torch.testing.assert_close(ours.conics[vis], conics[vis])
     torch.testing.assert_close(ours.depths, depths)
+
+
+def test_projection_is_j_w_sigma_wt_jt_from_the_public_helpers():
+    # project_gaussians writes the product out per entry; it must be the textbook formula
+    # built from world_to_camera and perspective_jacobian, the clamp included: half of these
+    # means lie far outside the field of view, where the clamp is active.
+    means, quats, scales = random_scene(n=100, seed=3)
+    means[::2, :2] *= 6.0
+    covars = covariance_from_quat_scale(quats, scales)
+    views, Ks = cameras()
+    proj = project_gaussians(means, covars, views, Ks, 64, 48, eps2d=0.3)
+    means_c, covars_c = world_to_camera(means, covars, views)
+    J = perspective_jacobian(means_c, Ks, 64, 48)
+    in_front = means_c[..., 2] > 0.01
+    want = J @ covars_c @ J.transpose(-1, -2) + 0.3 * torch.eye(2, dtype=J.dtype)
+    torch.testing.assert_close(proj.covars2d[in_front], want[in_front], rtol=1e-10, atol=1e-12)
+    u = means_c[..., 0] / means_c[..., 2]
+    assert (u[in_front].abs() > 1.3 * 32 / 80).any()  # the clamp did matter somewhere
+    torch.testing.assert_close(proj.depths, means_c[..., 2], rtol=1e-12, atol=1e-12)
 
 
 def test_opacity_aware_radius_is_tighter_and_culls_faint():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import splatcourse.splat3d.rasterize as rasterize_mod
+from splatcourse import constants, toy2d
 from splatcourse.splat3d import (
     BACKEND_ENV_VAR,
     dense_rasterization,
@@ -93,6 +94,20 @@ def test_saturated_pixels_terminate_like_the_reference():
     assert stats.n_composited < 0.75 * stats.n_pairs  # termination did cut pairs
     assert (a > 0.999).float().mean() > 0.8
     torch.testing.assert_close(r, r2, atol=1e-5, rtol=1e-5)
+
+
+def test_compositing_rules_have_one_home():
+    # Every renderer takes the rules from splatcourse.constants, under its historical names.
+    from splatcourse.splat3d import ALPHA_THRESHOLD, compositing, dense, projection
+
+    assert rasterize_mod.ALPHA_MAX is constants.ALPHA_MAX is compositing.ALPHA_MAX
+    assert dense.ALPHA_MAX is constants.ALPHA_MAX
+    assert rasterize_mod.ALPHA_MIN is constants.ALPHA_MIN is dense.ALPHA_MIN
+    assert ALPHA_THRESHOLD is projection.ALPHA_THRESHOLD is constants.ALPHA_MIN
+    assert rasterize_mod.T_MIN is constants.T_MIN is dense.T_MIN
+    assert toy2d.TOY_ALPHA_MAX is constants.TOY_ALPHA_MAX
+    assert (constants.ALPHA_MAX, constants.ALPHA_MIN, constants.T_MIN) == (0.999, 1 / 255, 1e-4)
+    assert math.exp(-constants.POWER_AT_ALPHA_MIN) == pytest.approx(constants.ALPHA_MIN)
 
 
 def test_bands_give_the_same_image(monkeypatch):
@@ -286,6 +301,86 @@ def test_bad_arguments_raise_clear_errors():
         rasterization(*params[:4], torch.zeros(5, 4, 3), views, Ks, W, H, sh_degree=3)
     with pytest.raises(NotImplementedError, match="camera_model"):
         rasterization(*params, views, Ks, W, H, camera_model="fisheye", backend="torch")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("sparse_grad", True),
+        ("absgrad", True),
+        ("distributed", True),
+        ("camera_model", "ortho"),
+        ("segmented", True),
+        ("with_ut", True),
+        ("with_eval3d", True),
+        ("radial_coeffs", torch.zeros(1, 6)),
+        ("tangential_coeffs", torch.zeros(1, 2)),
+        ("thin_prism_coeffs", torch.zeros(1, 4)),
+        ("ftheta_coeffs", "any f-theta parameters"),
+        ("rolling_shutter", "ROLLING_TOP_TO_BOTTOM"),
+        ("viewmats_rs", torch.eye(4)[None]),
+    ],
+)
+def test_gsplat_only_arguments_are_refused_by_name(name, value):
+    if name == "rolling_shutter":
+        from gsplat import RollingShutterType
+
+        value = RollingShutterType[value]
+    with pytest.raises(NotImplementedError, match=rf"rasterization: {name}=.*gsplat backend"):
+        rasterization(*scene(5), *cameras(), W, H, backend="torch", **{name: value})
+
+
+def test_ignored_and_default_arguments_are_accepted_and_change_nothing():
+    from gsplat import RollingShutterType
+
+    params = scene(60, seed=12)
+    r, a, _ = rasterization(*params, *cameras(), W, H, backend="torch")
+    r2, a2, info2 = rasterization(
+        *params, *cameras(), W, H, backend="torch", packed=False, tile_size=8, channel_chunk=1,
+        rolling_shutter=RollingShutterType.GLOBAL, sparse_grad=False, segmented=False,
+        camera_model="pinhole", radial_coeffs=None,
+    )
+    torch.testing.assert_close(r2, r, atol=0, rtol=0)
+    torch.testing.assert_close(a2, a, atol=0, rtol=0)
+    assert info2["packed"] is False and info2["tile_size"] == 8
+    assert (info2["tile_width"], info2["tile_height"]) == (math.ceil(W / 8), math.ceil(H / 8))
+
+
+def test_gsplat_backend_passes_every_gsplat_argument_on(monkeypatch):
+    # No GPU needed: gsplat.rasterization is replaced by a recorder. Our keywords must be
+    # exactly gsplat's (the drop-in promise), gsplat-only ones included.
+    import inspect
+
+    import gsplat
+
+    from splatcourse.splat3d import backend
+
+    gsplat_keywords = list(inspect.signature(gsplat.rasterization).parameters)[9:]
+    seen = {}
+
+    def recorder(*args, **kwargs):
+        seen.update(kwargs, n_positional=len(args))
+        return "renders", "alphas", {}
+
+    monkeypatch.setattr(gsplat, "rasterization", recorder)
+    monkeypatch.setattr(backend, "resolve_backend", lambda *_: "gsplat")
+    r, a, info = rasterization(*scene(5), *cameras(), W, H, sparse_grad=True, segmented=True,
+                               channel_chunk=7, packed=False)
+    assert (r, a, info) == ("renders", "alphas", {"packed": False, "backend": "gsplat"})
+    assert seen.pop("n_positional") == 9
+    # rolling_shutter=None is left out, so that gsplat's own default (GLOBAL) applies
+    assert set(seen) == set(gsplat_keywords) - {"rolling_shutter"}
+    assert (seen["sparse_grad"], seen["segmented"], seen["channel_chunk"]) == (True, True, 7)
+
+
+def test_rasterization_docstring_examples_run():
+    import doctest
+
+    from splatcourse.splat3d import backend
+
+    result = doctest.testmod(backend, raise_on_error=False, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
 
 
 # ---------------------------------------------------------------- parity with gsplat's CUDA

@@ -3,7 +3,8 @@
 import torch
 from gsplat.strategy import DefaultStrategy
 
-from splatcourse.splat3d import intrinsics, make_strategy, rasterization, reset_condition_is_buggy
+from splatcourse.splat3d import intrinsics, make_strategy, rasterization
+from splatcourse.splat3d.strategy import _reset_condition_is_buggy
 
 W, H = 32, 24
 
@@ -68,7 +69,7 @@ def test_densify_and_prune_change_the_gaussian_count():
 
 
 def test_opacity_reset_really_happens():
-    assert reset_condition_is_buggy()  # gsplat 1.5.3's guard never fires...
+    assert _reset_condition_is_buggy()  # gsplat 1.5.3's guard never fires...
     params, optimizers = make_params(seed=2)
     target = torch.rand(1, H, W, 3)
     opac_before = torch.sigmoid(params["opacities"]).detach().clone()

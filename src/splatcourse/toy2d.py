@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from splatcourse.constants import TOY_ALPHA_MAX
+
 Tensor = torch.Tensor
 Params = dict[str, Tensor]
 
@@ -237,7 +239,7 @@ def composite_2d(
     """
     order = torch.argsort(depths)
     g = _anisotropic_weights(means[order], log_scales[order], angles[order], grid)
-    alpha = (opacities[order][:, None, None] * g).clamp(max=0.99)  # [N, H, W]
+    alpha = (opacities[order][:, None, None] * g).clamp(max=TOY_ALPHA_MAX)  # [N, H, W]
     # transmittance before each Gaussian: product of (1 - alpha) of everything in front of it
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha[:-1]]), dim=0)
     contrib = alpha * trans  # [N, H, W]

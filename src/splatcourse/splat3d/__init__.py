@@ -25,7 +25,7 @@ from .projection import (
 )
 from .rasterize import RasterStats, rasterize_to_pixels
 from .sh import SH_C0, eval_sh, rgb_to_sh, sh_basis, sh_to_rgb
-from .strategy import ResettingDefaultStrategy, make_strategy, reset_condition_is_buggy
+from .strategy import ResettingDefaultStrategy, make_strategy
 
 __all__ = [
     "ALPHA_THRESHOLD",
@@ -50,7 +50,6 @@ __all__ = [
     "quat_to_rotmat",
     "rasterization",
     "rasterize_to_pixels",
-    "reset_condition_is_buggy",
     "resolve_backend",
     "rgb_to_sh",
     "sh_basis",

@@ -25,7 +25,13 @@ from .projection import project_gaussians
 from .rasterize import RasterStats, rasterize_to_pixels
 from .sh import eval_sh
 
-__all__ = ["BACKEND_ENV_VAR", "gsplat_available", "rasterization", "resolve_backend"]
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "gsplat_available",
+    "rasterization",
+    "resolve_backend",
+    "torch_rasterization",
+]
 
 BACKEND_ENV_VAR = "SPLATCOURSE_BACKEND"
 _BACKENDS = ("auto", "torch", "gsplat")
@@ -68,12 +74,44 @@ def resolve_backend(backend: str | None = None, device: torch.device | None = No
     return "gsplat" if ok and on_gpu else "torch"
 
 
-def _unsupported(name: str, value: Any, default: Any) -> None:
-    if value is not default and value != default:
-        raise NotImplementedError(
-            f"rasterization: {name}={value!r} is only supported by the gsplat backend "
-            "(CUDA); the PyTorch rasterizer supports pinhole cameras without distortion"
-        )
+# gsplat arguments whose effect the PyTorch rasterizer cannot reproduce: the torch path
+# refuses any value but the default. Name -> (default, what the PyTorch rasterizer does).
+_GSPLAT_ONLY: dict[str, tuple[Any, str]] = {
+    "sparse_grad": (False, "its gradients are dense tensors"),
+    "absgrad": (False, "it computes no absolute gradients; use DefaultStrategy(absgrad=False)"),
+    "distributed": (False, "it renders in a single process"),
+    "camera_model": ("pinhole", "it supports pinhole cameras only"),
+    "segmented": (False, "it has no segmented radix sort (its sort is torch.sort)"),
+    "with_ut": (False, "it projects by EWA linearisation, not the unscented transform"),
+    "with_eval3d": (False, "it evaluates Gaussians on the image plane, not in 3D"),
+    "radial_coeffs": (None, "its cameras have no lens distortion"),
+    "tangential_coeffs": (None, "its cameras have no lens distortion"),
+    "thin_prism_coeffs": (None, "its cameras have no lens distortion"),
+    "ftheta_coeffs": (None, "its cameras have no lens distortion"),
+    "rolling_shutter": (None, "its cameras have a global shutter"),
+    "viewmats_rs": (None, "its cameras have a global shutter"),
+}
+
+
+def _is_default(name: str, value: Any, default: Any) -> bool:
+    if name == "rolling_shutter" and getattr(value, "name", None) == "GLOBAL":
+        return True  # gsplat's own default, RollingShutterType.GLOBAL
+    if default is None or isinstance(value, Tensor):
+        return value is default
+    return value == default
+
+
+def _refuse_gsplat_only(options: dict[str, Any]) -> None:
+    """Raise ``NotImplementedError`` naming the first gsplat-only option that is set."""
+    for name, (default, instead) in _GSPLAT_ONLY.items():
+        value = options[name]
+        if not _is_default(name, value, default):
+            shown = f"<tensor {tuple(value.shape)}>" if isinstance(value, Tensor) else repr(value)
+            raise NotImplementedError(
+                f"rasterization: {name}={shown} is only supported by the gsplat backend (CUDA); "
+                f"the PyTorch rasterizer cannot honour it ({instead}). Leave {name} at its "
+                f"default {default!r}, or pass backend='gsplat' on a machine with gsplat's kernels."
+            )
 
 
 def rasterization(
@@ -114,57 +152,100 @@ def rasterization(
     *,
     backend: str | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Render N Gaussians into C cameras; drop-in for ``gsplat.rasterization``.
+    """Render N Gaussians into C cameras; drop-in for ``gsplat.rasterization`` (1.5.3).
 
-    Returns ``renders`` [C, H, W, X] (X = colour channels, +1 for "RGB+D"/"RGB+ED", 1 for
-    "D"/"ED"), ``alphas`` [C, H, W, 1] and ``info``. With the PyTorch backend ``info`` is
-    unpacked (``info["packed"] is False``): ``means2d`` [C, N, 2] (gradients land there for
-    densification), ``radii`` [C, N, 2] int32, ``depths``, ``conics``, ``opacities``
-    [C, N], ``width``, ``height``, ``n_cameras``, ``gaussian_ids=None``.
+    The arguments are gsplat's, plus ``backend`` (``"auto"``, ``"torch"`` or ``"gsplat"``;
+    see the module docstring). On the gsplat backend every argument is passed on.
+
+    The PyTorch backend (the CPU path) honours: means [N, 3], quats [N, 4] (w, x, y, z, any
+    length), scales [N, 3], opacities [N], colors ([N, D] or [C, N, D]; SH coefficients
+    [N, K, 3] or [C, N, K, 3] when ``sh_degree`` is set), viewmats [C, 4, 4]
+    (world-to-camera), Ks [C, 3, 3], width, height, near_plane, far_plane, radius_clip,
+    eps2d, sh_degree, backgrounds ([C, D] or [D]), render_mode, rasterize_mode and covars
+    [N, 3, 3] (replaces quats and scales). Batch dimensions in front of N are not supported.
+
+    Accepted but ignored by the PyTorch backend (they trade memory and speed in gsplat's
+    CUDA kernels and do not change the image): ``packed`` (the output is always unpacked,
+    ``info["packed"] is False``), ``tile_size`` (there are no tiles; it only sets
+    ``info["tile_size"]``, ``"tile_width"`` and ``"tile_height"``) and ``channel_chunk``
+    (all channels are composited at once).
+
+    Refused by the PyTorch backend with ``NotImplementedError`` naming the argument, unless
+    left at their defaults: ``sparse_grad``, ``absgrad``, ``distributed``,
+    ``camera_model`` (other than "pinhole"), ``segmented``, ``with_ut``, ``with_eval3d``,
+    ``radial_coeffs``, ``tangential_coeffs``, ``thin_prism_coeffs``, ``ftheta_coeffs``,
+    ``rolling_shutter`` (other than gsplat's ``RollingShutterType.GLOBAL``) and
+    ``viewmats_rs``.
+
+    Returns:
+        A tuple ``(renders, alphas, info)``: ``renders`` [C, H, W, X] (X = colour channels,
+        +1 for "RGB+D"/"RGB+ED", 1 for "D"/"ED"), ``alphas`` [C, H, W, 1] and ``info``.
+        With the PyTorch backend ``info`` is unpacked: ``means2d`` [C, N, 2] (gradients land
+        there for densification), ``radii`` [C, N, 2] int32, ``depths``, ``conics``,
+        ``opacities`` [C, N], ``width``, ``height``, ``n_cameras``, ``gaussian_ids=None``,
+        ``packed=False``, ``backend="torch"``, ``n_pairs`` and ``raster_stats``.
+
+    Examples:
+        >>> import torch
+        >>> from splatcourse.splat3d import rasterization
+        >>> means = torch.tensor([[0.0, 0.0, 3.0], [0.4, -0.2, 4.0]])  # two Gaussians
+        >>> quats = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.3, 0.0]])
+        >>> scales = torch.tensor([[0.2, 0.1, 0.1], [0.1, 0.3, 0.2]])
+        >>> opacities = torch.tensor([0.9, 0.6])
+        >>> colors = torch.tensor([[1.0, 0.2, 0.2], [0.2, 0.2, 1.0]])
+        >>> viewmats = torch.eye(4)[None]  # one camera at the origin, looking along +z
+        >>> Ks = torch.tensor([[[60.0, 0.0, 32.0], [0.0, 60.0, 24.0], [0.0, 0.0, 1.0]]])
+        >>> renders, alphas, info = rasterization(
+        ...     means, quats, scales, opacities, colors, viewmats, Ks, 64, 48, backend="torch")
+        >>> print(renders.shape, alphas.shape)
+        torch.Size([1, 48, 64, 3]) torch.Size([1, 48, 64, 1])
+        >>> print(info["means2d"].shape, info["radii"].shape, info["radii"].dtype)
+        torch.Size([1, 2, 2]) torch.Size([1, 2, 2]) torch.int32
+        >>> info["packed"], info["backend"]
+        (False, 'torch')
+        >>> rasterization(means, quats, scales, opacities, colors, viewmats, Ks, 64, 48,
+        ...               sparse_grad=True, backend="torch")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: rasterization: sparse_grad=True is only supported by the gsplat ...
     """
-    chosen = resolve_backend(backend, means.device)
-    if chosen == "gsplat":
-        import gsplat
-
-        kwargs = {
-            "near_plane": near_plane, "far_plane": far_plane, "radius_clip": radius_clip,
-            "eps2d": eps2d, "sh_degree": sh_degree, "packed": packed, "tile_size": tile_size,
-            "backgrounds": backgrounds, "render_mode": render_mode, "sparse_grad": sparse_grad,
-            "absgrad": absgrad, "rasterize_mode": rasterize_mode,
-            "channel_chunk": channel_chunk, "distributed": distributed,
-            "camera_model": camera_model, "segmented": segmented, "covars": covars,
-            "with_ut": with_ut, "with_eval3d": with_eval3d, "radial_coeffs": radial_coeffs,
-            "tangential_coeffs": tangential_coeffs, "thin_prism_coeffs": thin_prism_coeffs,
-            "ftheta_coeffs": ftheta_coeffs, "viewmats_rs": viewmats_rs,
-        }
-        if rolling_shutter is not None:
-            kwargs["rolling_shutter"] = rolling_shutter
-        renders, alphas, info = gsplat.rasterization(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs
-        )
-        info["packed"] = packed
-        info["backend"] = "gsplat"
-        return renders, alphas, info
-
-    for name, value, default in [
-        ("camera_model", camera_model, "pinhole"), ("distributed", distributed, False),
-        ("with_ut", with_ut, False), ("with_eval3d", with_eval3d, False),
-        ("radial_coeffs", radial_coeffs, None), ("tangential_coeffs", tangential_coeffs, None),
-        ("thin_prism_coeffs", thin_prism_coeffs, None), ("ftheta_coeffs", ftheta_coeffs, None),
-        ("viewmats_rs", viewmats_rs, None),
-    ]:
-        _unsupported(name, value, default)
-    if absgrad:
-        raise NotImplementedError(
-            "rasterization: absgrad=True is not implemented by the PyTorch rasterizer; "
-            "use DefaultStrategy(absgrad=False) or the gsplat backend"
-        )
-    return _torch_rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
-        sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
-        rasterize_mode=rasterize_mode, covars=covars, tile_size=tile_size,
+    options = {
+        "near_plane": near_plane, "far_plane": far_plane, "radius_clip": radius_clip,
+        "eps2d": eps2d, "sh_degree": sh_degree, "packed": packed, "tile_size": tile_size,
+        "backgrounds": backgrounds, "render_mode": render_mode, "sparse_grad": sparse_grad,
+        "absgrad": absgrad, "rasterize_mode": rasterize_mode, "channel_chunk": channel_chunk,
+        "distributed": distributed, "camera_model": camera_model, "segmented": segmented,
+        "covars": covars, "with_ut": with_ut, "with_eval3d": with_eval3d,
+        "radial_coeffs": radial_coeffs, "tangential_coeffs": tangential_coeffs,
+        "thin_prism_coeffs": thin_prism_coeffs, "ftheta_coeffs": ftheta_coeffs,
+        "rolling_shutter": rolling_shutter, "viewmats_rs": viewmats_rs,
+    }
+    gaussians_and_cameras = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
+    if resolve_backend(backend, means.device) == "gsplat":
+        return _gsplat_rasterization(*gaussians_and_cameras, options)
+    _refuse_gsplat_only(options)
+    return torch_rasterization(
+        *gaussians_and_cameras, near_plane=near_plane, far_plane=far_plane,
+        radius_clip=radius_clip, eps2d=eps2d, sh_degree=sh_degree, backgrounds=backgrounds,
+        render_mode=render_mode, rasterize_mode=rasterize_mode, covars=covars,
+        tile_size=tile_size,
     )
+
+
+def _gsplat_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                          options: dict[str, Any]):
+    """gsplat's CUDA rasterizer with every option; ``info`` says which backend ran."""
+    import gsplat
+
+    kwargs = dict(options)
+    if kwargs["rolling_shutter"] is None:
+        del kwargs["rolling_shutter"]  # gsplat's default, RollingShutterType.GLOBAL
+    renders, alphas, info = gsplat.rasterization(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs
+    )
+    info["packed"] = options["packed"]
+    info["backend"] = "gsplat"
+    return renders, alphas, info
 
 
 def _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars):
@@ -176,86 +257,97 @@ def _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, 
     N = means.shape[0]
     if covars is None:
         if quats.shape != (N, 4):
-            raise ValueError(f"rasterization: quats must be [N, 4]=[{N}, 4], got {tuple(quats.shape)}")
+            raise ValueError(
+                f"rasterization: quats must be [N, 4]=[{N}, 4], got {tuple(quats.shape)}"
+            )
         if scales.shape != (N, 3):
-            raise ValueError(f"rasterization: scales must be [N, 3]=[{N}, 3], got {tuple(scales.shape)}")
+            raise ValueError(
+                f"rasterization: scales must be [N, 3]=[{N}, 3], got {tuple(scales.shape)}"
+            )
     elif covars.shape != (N, 3, 3):
         raise ValueError(f"rasterization: covars must be [N, 3, 3], got {tuple(covars.shape)}")
     if opacities.shape != (N,):
-        raise ValueError(f"rasterization: opacities must be [N]=[{N}], got {tuple(opacities.shape)}")
+        raise ValueError(
+            f"rasterization: opacities must be [N]=[{N}], got {tuple(opacities.shape)}"
+        )
     if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
         raise ValueError(f"rasterization: viewmats must be [C, 4, 4], got {tuple(viewmats.shape)}")
     C = viewmats.shape[0]
     if Ks.shape != (C, 3, 3):
         raise ValueError(f"rasterization: Ks must be [C, 3, 3]=[{C}, 3, 3], got {tuple(Ks.shape)}")
     if int(width) <= 0 or int(height) <= 0:
-        raise ValueError(f"rasterization: width and height must be positive, got {width}x{height}")
+        raise ValueError(
+            f"rasterization: width and height must be positive, got {width}x{height}"
+        )
     return N, C
 
 
-def _torch_rasterization(
-    means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
-    near_plane=0.01, far_plane=1e10, radius_clip=0.0, eps2d=0.3, sh_degree=None,
-    backgrounds=None, render_mode="RGB", rasterize_mode="classic", covars=None,
-    tile_size=16, compositor: Callable | None = None,
-):
-    """The PyTorch path; ``compositor`` swaps the pixel stage (the dense reference uses it)."""
+def _check_modes(render_mode: str, rasterize_mode: str) -> None:
     if render_mode not in _RENDER_MODES:
-        raise ValueError(f"rasterization: render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
+        raise ValueError(
+            f"rasterization: render_mode must be one of {_RENDER_MODES}, got {render_mode!r}"
+        )
     if rasterize_mode not in ("classic", "antialiased"):
-        raise ValueError(f"rasterization: rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
-    N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
-    width, height = int(width), int(height)
-    proj = project_gaussians(
-        means, covars, viewmats, Ks, width, height, near_plane=near_plane, far_plane=far_plane,
-        eps2d=eps2d, opacities=opacities, radius_clip=radius_clip,
-        calc_compensations=rasterize_mode == "antialiased", quats=quats, scales=scales,
+        raise ValueError(
+            f"rasterization: rasterize_mode must be 'classic' or 'antialiased', "
+            f"got {rasterize_mode!r}"
+        )
+
+
+def _colours_per_camera(colors: Tensor, N: int, C: int) -> Tensor:
+    """Colours [C, N, D] from post-activation colours [N, D] or [C, N, D]."""
+    if colors.dim() == 2 and colors.shape[0] == N:
+        return colors[None].expand(C, N, colors.shape[-1])
+    if colors.dim() == 3 and colors.shape[:2] == (C, N):
+        return colors
+    raise ValueError(
+        f"rasterization: colors must be [N, D] or [C, N, D] (N={N}, C={C}) when "
+        f"sh_degree is None, got {tuple(colors.shape)}"
     )
-    opac = opacities[None].expand(C, N)
-    if proj.compensations is not None:
-        opac = opac * proj.compensations
 
-    if sh_degree is None:
-        if colors.dim() == 2 and colors.shape[0] == N:
-            colors_c = colors[None].expand(C, N, colors.shape[-1])
-        elif colors.dim() == 3 and colors.shape[:2] == (C, N):
-            colors_c = colors
-        else:
-            raise ValueError(
-                f"rasterization: colors must be [N, D] or [C, N, D] (N={N}, C={C}) when "
-                f"sh_degree is None, got {tuple(colors.shape)}"
-            )
-    else:
-        if not 0 <= sh_degree <= 3:
-            raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
-        if colors.dim() == 3 and colors.shape[0] == N and colors.shape[-1] == 3:
-            shs = colors[None].expand(C, *colors.shape)
-        elif colors.dim() == 4 and colors.shape[:2] == (C, N) and colors.shape[-1] == 3:
-            shs = colors
-        else:
-            raise ValueError(
-                f"rasterization: colors must be [N, K, 3] or [C, N, K, 3] SH coefficients "
-                f"(N={N}, C={C}) when sh_degree is set, got {tuple(colors.shape)}"
-            )
-        if shs.shape[-2] < (sh_degree + 1) ** 2:
-            raise ValueError(
-                f"rasterization: sh_degree={sh_degree} needs {(sh_degree + 1) ** 2} SH "
-                f"coefficients per channel, colors has {shs.shape[-2]}"
-            )
-        campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
-        dirs = means[None] - campos[:, None]  # [C, N, 3]
-        colors_c = torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)
 
+def _sh_colours_per_camera(shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor,
+                           N: int, C: int) -> Tensor:
+    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera.
+
+    As in gsplat and 3DGS, the SH sum gets 0.5 added and is clamped at 0.
+    """
+    if not 0 <= sh_degree <= 3:
+        raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
+    if shs.dim() == 3 and shs.shape[0] == N and shs.shape[-1] == 3:
+        shs = shs[None].expand(C, *shs.shape)  # [C, N, K, 3]
+    elif not (shs.dim() == 4 and shs.shape[:2] == (C, N) and shs.shape[-1] == 3):
+        raise ValueError(
+            f"rasterization: colors must be [N, K, 3] or [C, N, K, 3] SH coefficients "
+            f"(N={N}, C={C}) when sh_degree is set, got {tuple(shs.shape)}"
+        )
+    if shs.shape[-2] < (sh_degree + 1) ** 2:
+        raise ValueError(
+            f"rasterization: sh_degree={sh_degree} needs {(sh_degree + 1) ** 2} SH "
+            f"coefficients per channel, colors has {shs.shape[-2]}"
+        )
+    campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
+    dirs = means[None] - campos[:, None]  # [C, N, 3]
+    return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)  # [C, N, 3]
+
+
+def _channels_for_mode(colors_c: Tensor, backgrounds: Tensor | None, depths: Tensor,
+                       render_mode: str, dtype: torch.dtype):
+    """What is composited for ``render_mode``, [C, N, X], and the backgrounds [C, X] to match.
+
+    Depth channels get a background of 0; "ED" is divided by alpha after compositing.
+    """
+    C = colors_c.shape[0]
     if backgrounds is not None:
-        backgrounds = backgrounds.to(means.dtype)
+        backgrounds = backgrounds.to(dtype)
         if backgrounds.dim() == 1:
-            backgrounds = backgrounds[None].expand(C, -1)
+            backgrounds = backgrounds[None].expand(C, -1)  # [C, D]
     if render_mode in ("RGB+D", "RGB+ED"):
-        colors_c = torch.cat([colors_c, proj.depths[..., None]], dim=-1)
+        colors_c = torch.cat([colors_c, depths[..., None]], dim=-1)  # [C, N, D + 1]
         if backgrounds is not None:
             backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(C, 1)], dim=-1)
     elif render_mode in ("D", "ED"):
-        colors_c = proj.depths[..., None]
+        colors_c = depths[..., None]  # [C, N, 1]
         if backgrounds is not None:
             backgrounds = backgrounds.new_zeros(C, 1)
     if backgrounds is not None and backgrounds.shape != (C, colors_c.shape[-1]):
@@ -263,18 +355,13 @@ def _torch_rasterization(
             f"rasterization: backgrounds must be [C, D]=[{C}, {colors_c.shape[-1]}], "
             f"got {tuple(backgrounds.shape)}"
         )
+    return colors_c, backgrounds
 
-    stats = RasterStats()
-    composite = compositor or rasterize_to_pixels
-    renders, alphas = composite(
-        proj.means2d, proj.conics, colors_c, opac, proj.depths, proj.radii, width, height,
-        backgrounds=backgrounds, stats=stats,
-    )
-    if render_mode in ("ED", "RGB+ED"):
-        renders = torch.cat(
-            [renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1
-        )
-    info: dict[str, Any] = {
+
+def _torch_info(proj, opacities: Tensor, width: int, height: int, tile_size: int,
+                stats: RasterStats) -> dict[str, Any]:
+    """gsplat's unpacked ``info`` (what ``DefaultStrategy`` reads), plus our statistics."""
+    return {
         "batch_ids": None,
         "camera_ids": None,
         "gaussian_ids": None,
@@ -282,17 +369,54 @@ def _torch_rasterization(
         "means2d": proj.means2d,
         "depths": proj.depths,
         "conics": proj.conics,
-        "opacities": opac,
+        "opacities": opacities,
         "tile_width": math.ceil(width / tile_size),
         "tile_height": math.ceil(height / tile_size),
         "width": width,
         "height": height,
         "tile_size": tile_size,
         "n_batches": 1,
-        "n_cameras": C,
+        "n_cameras": proj.depths.shape[0],
         "packed": False,
         "backend": "torch",
         "n_pairs": stats.n_composited,
         "raster_stats": stats,
     }
-    return renders, alphas, info
+
+
+def torch_rasterization(
+    means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
+    near_plane=0.01, far_plane=1e10, radius_clip=0.0, eps2d=0.3, sh_degree=None,
+    backgrounds=None, render_mode="RGB", rasterize_mode="classic", covars=None,
+    tile_size=16, compositor: Callable | None = None,
+):
+    """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
+    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it)."""
+    _check_modes(render_mode, rasterize_mode)
+    N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
+    width, height = int(width), int(height)
+    proj = project_gaussians(
+        means, covars, viewmats, Ks, width, height, near_plane=near_plane, far_plane=far_plane,
+        eps2d=eps2d, opacities=opacities, radius_clip=radius_clip,
+        calc_compensations=rasterize_mode == "antialiased", quats=quats, scales=scales,
+    )
+    opac = opacities[None].expand(C, N)  # [C, N]
+    if proj.compensations is not None:
+        opac = opac * proj.compensations
+    if sh_degree is None:
+        colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
+    else:
+        colors_c = _sh_colours_per_camera(colors, sh_degree, means, viewmats, N, C)
+    colors_c, backgrounds = _channels_for_mode(colors_c, backgrounds, proj.depths, render_mode,
+                                               means.dtype)  # [C, N, X], [C, X]
+    stats = RasterStats()
+    composite = compositor or rasterize_to_pixels
+    renders, alphas = composite(
+        proj.means2d, proj.conics, colors_c, opac, proj.depths, proj.radii, width, height,
+        backgrounds=backgrounds, stats=stats,
+    )  # [C, H, W, X], [C, H, W, 1]
+    if render_mode in ("ED", "RGB+ED"):  # expected depth: accumulated depth / alpha
+        renders = torch.cat(
+            [renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1
+        )
+    return renders, alphas, _torch_info(proj, opac, width, height, tile_size, stats)

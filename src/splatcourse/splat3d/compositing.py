@@ -17,13 +17,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from splatcourse.splat3d import ALPHA_THRESHOLD, project_gaussians
+from splatcourse.constants import ALPHA_MAX, ALPHA_MIN
+from splatcourse.splat3d import project_gaussians
 
 from .scenes import SH_DEGREE, Camera, GaussianScene
 
 __all__ = ["ALPHA_MAX", "MODES", "alpha_maps", "composite_front_to_back", "render_by_hand"]
 
-ALPHA_MAX = 0.999  # the rasterizer's clamp: one Gaussian never blocks all light
 MODES = ("composite", "reversed", "sum")
 
 
@@ -58,7 +58,7 @@ def alpha_maps(means2d: Tensor, conics: Tensor, opacities: Tensor, width: int,
     a, b, c = (conics[:, k, None, None] for k in range(3))
     power = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
     alpha = (opacities[:, None, None] * torch.exp(-power)).clamp_max(ALPHA_MAX)
-    return torch.where(alpha >= ALPHA_THRESHOLD, alpha, torch.zeros_like(alpha))
+    return torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
 
 
 def _alpha_in_box(mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: int, y0: int,
@@ -69,7 +69,7 @@ def _alpha_in_box(mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: i
     dx, dy = xs[None, :] - mean2d[0], ys[:, None] - mean2d[1]
     power = 0.5 * (conic[0] * dx * dx + conic[2] * dy * dy) + conic[1] * dx * dy
     alpha = (opacity * torch.exp(-power)).clamp_max(ALPHA_MAX)
-    return torch.where(alpha >= ALPHA_THRESHOLD, alpha, torch.zeros_like(alpha))
+    return torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
 
 
 def render_by_hand(scene: GaussianScene, camera: Camera,

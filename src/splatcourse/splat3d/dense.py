@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN
+from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, T_MIN
+
+from .backend import torch_rasterization
 
 __all__ = ["dense_composite", "dense_rasterization"]
 
@@ -109,9 +111,7 @@ def dense_composite(
 def dense_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                         **kwargs):
     """``rasterization`` with the dense compositor (PyTorch path, same arguments/returns)."""
-    from .backend import _torch_rasterization
-
-    return _torch_rasterization(
+    return torch_rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         compositor=dense_composite, **kwargs,
     )

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "covariance_entries",
     "covariance_from_quat_scale",
     "num_sh_coeffs",
     "params_per_gaussian",
@@ -63,6 +64,22 @@ def covariance_from_quat_scale(quats: Tensor, scales: Tensor) -> Tensor:
     M = R * scales[..., None, :]  # R @ diag(s): scale each column
     # M M^T as a sum of three outer products: on the CPU, bmm and small reductions are slow.
     return sum(M[..., :, k, None] * M[..., None, :, k] for k in range(3))
+
+
+def covariance_entries(quats: Tensor, scales: Tensor) -> tuple[Tensor, ...]:
+    """The six distinct entries (xx, xy, xz, yy, yz, zz) of ``R S S^T R^T``, one [N] each.
+
+    Same maths as :func:`covariance_from_quat_scale` for quats [N, 4] and scales [N, 3];
+    written out per entry for the projection, because on the CPU elementwise ops on [N]
+    tensors (and their backward) are far cheaper than batched 3x3 matrix products.
+    """
+    R = _rotmat_entries(quats)  # 9 x [N], row-major
+    s = scales.unbind(-1)  # 3 x [N]
+    M = [[R[3 * i + j] * s[j] for j in range(3)] for i in range(3)]  # R diag(s), 3 x 3 x [N]
+    return tuple(
+        M[a][0] * M[b][0] + M[a][1] * M[b][1] + M[a][2] * M[b][2]  # (M M^T)[a, b], [N]
+        for a, b in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+    )
 
 
 def num_sh_coeffs(sh_degree: int) -> int:

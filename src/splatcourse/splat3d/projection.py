@@ -18,6 +18,10 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from splatcourse.constants import ALPHA_MIN as ALPHA_THRESHOLD
+
+from .gaussians import covariance_entries
+
 __all__ = [
     "ALPHA_THRESHOLD",
     "Projection",
@@ -28,8 +32,6 @@ __all__ = [
     "project_gaussians",
     "world_to_camera",
 ]
-
-ALPHA_THRESHOLD = 1.0 / 255.0  # a Gaussian fainter than this at a pixel is skipped
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> Tensor:
@@ -75,6 +77,9 @@ def intrinsics_from_fov(fov_x_deg: float, width: int, height: int, dtype=torch.f
     return intrinsics(f, f, width / 2, height / 2, dtype=dtype)
 
 
+_SIGMA_EXTENT = 3.33  # gsplat's screen box: 3.33 standard deviations either side of the mean
+
+
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
     """Batched product of tiny matrices by broadcasting: much faster than bmm on the CPU."""
     out = a[..., :, 0, None] * b[..., None, 0, :]
@@ -83,14 +88,47 @@ def _matmul(a: Tensor, b: Tensor) -> Tensor:
     return out
 
 
+def _dot3(p: list[Tensor], q: list[Tensor]) -> Tensor:
+    """``p . q`` for two 3-vectors stored as three tensors each."""
+    return p[0] * q[0] + p[1] * q[1] + p[2] * q[2]
+
+
+def _rotation_entries(viewmats: Tensor) -> list[list[Tensor]]:
+    """``W[i][j]`` [C, 1]: the cameras' rotation entries, ready to broadcast over Gaussians."""
+    return [[viewmats[:, i, j, None] for j in range(3)] for i in range(3)]
+
+
+def _points_to_camera(means: Tensor, viewmats: Tensor) -> list[Tensor]:
+    """Camera-space x, y, z of N world points in C cameras, three [C, N] tensors.
+
+    ``W m + t`` written per entry: on the CPU that is cheaper (forward and backward) than a
+    batched matrix product.
+    """
+    W = _rotation_entries(viewmats)  # 3 x 3 x [C, 1]
+    mx, my, mz = means.unbind(-1)  # [N] each
+    return [W[i][0] * mx + W[i][1] * my + W[i][2] * mz + viewmats[:, i, 3, None] for i in range(3)]
+
+
 def world_to_camera(means: Tensor, covars: Tensor, viewmats: Tensor) -> tuple[Tensor, Tensor]:
     """Means [C, N, 3] and covariances [C, N, 3, 3] in each camera's frame."""
-    R = viewmats[:, :3, :3]  # [C, 3, 3]
-    t = viewmats[:, :3, 3]  # [C, 3]
-    means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]
-    Rb = R[:, None]
-    covars_c = _matmul(_matmul(Rb, covars[None]), Rb.transpose(-1, -2))
+    means_c = torch.stack(_points_to_camera(means, viewmats), dim=-1)  # [C, N, 3]
+    R = viewmats[:, None, :3, :3]  # [C, 1, 3, 3]
+    covars_c = _matmul(_matmul(R, covars[None]), R.transpose(-1, -2))  # W Sigma W^T
     return means_c, covars_c
+
+
+def _clamp_to_view(u: Tensor, v: Tensor, Ks: Tensor, width: int, height: int):
+    """x/z and y/z [C, N] clamped to 1.3x the half field of view, as gsplat does for J.
+
+    Far outside the image the linearisation explodes and would produce huge ellipses.
+    """
+    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
+    cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
+    slack_x = 0.3 * (0.5 * width / fx)  # 30% of the half field of view, [C, 1]
+    slack_y = 0.3 * (0.5 * height / fy)
+    u = torch.minimum(torch.maximum(u, -(cx / fx + slack_x)), (width - cx) / fx + slack_x)
+    v = torch.minimum(torch.maximum(v, -(cy / fy + slack_y)), (height - cy) / fy + slack_y)
+    return u, v
 
 
 def perspective_jacobian(
@@ -101,21 +139,16 @@ def perspective_jacobian(
     Like gsplat, x/z and y/z are clamped to 1.3x the half field of view before building J:
     far outside the image the linearisation explodes and would produce huge ellipses.
     """
-    tx, ty, tz = means_c.unbind(-1)
+    tx, ty, tz = means_c.unbind(-1)  # [C, N] each
     if z is not None:
         tz = z
-    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
-    cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
-    lim_x_pos = (width - cx) / fx + 0.3 * (0.5 * width / fx)
-    lim_x_neg = cx / fx + 0.3 * (0.5 * width / fx)
-    lim_y_pos = (height - cy) / fy + 0.3 * (0.5 * height / fy)
-    lim_y_neg = cy / fy + 0.3 * (0.5 * height / fy)
-    tx = tz * torch.minimum(torch.maximum(tx / tz, -lim_x_neg), lim_x_pos)
-    ty = tz * torch.minimum(torch.maximum(ty / tz, -lim_y_neg), lim_y_pos)
+    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
+    u, v = _clamp_to_view(tx / tz, ty / tz, Ks, width, height)  # [C, N]
+    tx, ty = tz * u, tz * v
     zero = torch.zeros_like(tz)
     J = torch.stack(
         [fx / tz, zero, -fx * tx / (tz * tz), zero, fy / tz, -fy * ty / (tz * tz)], dim=-1
-    )
+    )  # [C, N, 6]
     return J.reshape(tz.shape + (2, 3))
 
 
@@ -152,22 +185,105 @@ def _upper_entries(covars: Tensor) -> tuple[Tensor, ...]:
     return tuple(covars[:, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
 
 
-def _entries_from_quat_scale(quats: Tensor, scales: Tensor) -> tuple[Tensor, ...]:
-    """The six covariance entries straight from quaternions and scales, one [N] tensor each.
+def _world_covariance_entries(means, covars, quats, scales) -> tuple[Tensor, ...]:
+    """The six distinct entries of each world covariance, [N] each, after checking shapes."""
+    N = means.shape[0]
+    if means.shape != (N, 3):
+        raise ValueError(f"means must be [N, 3], got {tuple(means.shape)}")
+    if covars is not None:
+        if covars.shape != (N, 3, 3):
+            raise ValueError(f"covars must be [N, 3, 3] with N={N}, got {tuple(covars.shape)}")
+        return _upper_entries(covars)
+    if quats is None or scales is None:
+        raise ValueError("project_gaussians: pass covars, or quats and scales")
+    if quats.shape != (N, 4) or scales.shape != (N, 3):
+        raise ValueError(
+            f"quats must be [N, 4] and scales [N, 3] with N={N}, got "
+            f"{tuple(quats.shape)} and {tuple(scales.shape)}"
+        )
+    return covariance_entries(quats, scales)
 
-    Same maths as :func:`covariance_from_quat_scale`; written out per entry because on the
-    CPU elementwise ops on [N] tensors (and their backward) are far cheaper than batched
-    3x3 matrix products.
+
+def _batched_cameras(viewmats: Tensor, Ks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """viewmats [C, 4, 4] and Ks [C, 3, 3] in ``dtype``; a single camera may come unbatched."""
+    if viewmats.dim() == 2:
+        viewmats = viewmats[None]
+    if Ks.dim() == 2:
+        Ks = Ks[None]
+    C = viewmats.shape[0]
+    if viewmats.shape != (C, 4, 4):
+        raise ValueError(f"viewmats must be [C, 4, 4], got {tuple(viewmats.shape)}")
+    if Ks.shape != (C, 3, 3):
+        raise ValueError(f"Ks must be [C, 3, 3] with C={C}, got {tuple(Ks.shape)}")
+    return viewmats.to(dtype), Ks.to(dtype)
+
+
+def _screen_covariance(cov, viewmats, Ks, u, v, z, width, height) -> tuple[Tensor, ...]:
+    """Upper triangle (a, b, c) of ``J W Sigma W^T J^T``, three [C, N] tensors, no blur.
+
+    ``cov`` are the six world covariance entries, ``u, v`` = x/z, y/z and ``z`` the depth
+    of each mean. ``J`` is :func:`perspective_jacobian`'s (same clamp, by
+    :func:`_clamp_to_view`); only the two rows of ``T = J W`` are formed, per entry, which
+    is several times faster on the CPU than batched matrix products.
     """
-    from .gaussians import _rotmat_entries
+    W = _rotation_entries(viewmats)  # 3 x 3 x [C, 1]
+    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
+    uc, vc = _clamp_to_view(u, v, Ks, width, height)  # [C, N]
+    ax, ay = fx / z, fy / z  # [C, N]
+    # J = [[ax, 0, -ax uc], [0, ay, -ay vc]], so the rows of T = J W are
+    T0 = [ax * (W[0][j] - uc * W[2][j]) for j in range(3)]  # 3 x [C, N]
+    T1 = [ay * (W[1][j] - vc * W[2][j]) for j in range(3)]  # 3 x [C, N]
+    sxx, sxy, sxz, syy, syz, szz = cov  # [N] each
+    S = [[sxx, sxy, sxz], [sxy, syy, syz], [sxz, syz, szz]]  # symmetric: rows = columns
+    U0 = [_dot3(T0, S[j]) for j in range(3)]  # row 0 of T Sigma, 3 x [C, N]
+    U1 = [_dot3(T1, S[j]) for j in range(3)]  # row 1 of T Sigma
+    return _dot3(U0, T0), _dot3(U0, T1), _dot3(U1, T1)
 
-    R = _rotmat_entries(quats)
-    s = scales.unbind(-1)
-    r = [[R[3 * i + j] * s[j] for j in range(3)] for i in range(3)]  # M = R diag(s)
-    return tuple(
-        r[a][0] * r[b][0] + r[a][1] * r[b][1] + r[a][2] * r[b][2]
-        for a, b in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-    )
+
+def _blur_and_invert(a0, b0, c0, eps2d, in_depth, calc_compensations):
+    """Add the ``eps2d`` low-pass blur to the screen covariance and invert it.
+
+    Returns ``(covars2d [C, N, 2, 2], conics [C, N, 3], compensations [C, N] or None,
+    ok [C, N])``; ``ok`` is False behind the near/far planes or where the blurred
+    covariance is not positive definite (a safe determinant keeps NaN out of the graph).
+    The compensation ``sqrt(det(cov) / det(cov + blur))`` is antialiased mode's opacity
+    factor: it keeps a sub-pixel Gaussian's total weight from growing with the blur.
+    """
+    det0 = a0 * c0 - b0 * b0 if calc_compensations else None  # [C, N], before the blur
+    a, c = a0 + eps2d, c0 + eps2d  # [C, N]
+    det = a * c - b0 * b0
+    ok = in_depth & (det > 0)
+    det_safe = torch.where(ok, det, torch.ones_like(det))
+    conics = torch.stack([c / det_safe, -b0 / det_safe, a / det_safe], dim=-1)  # [C, N, 3]
+    covars2d = torch.stack([a, b0, b0, c], dim=-1).reshape(a.shape + (2, 2))  # [C, N, 2, 2]
+    comp = None if det0 is None else torch.sqrt(torch.clamp(det0 / det_safe, min=0.0))  # [C, N]
+    return covars2d, conics, comp, ok
+
+
+@torch.no_grad()
+def _screen_radii(means2d, covars2d, ok, opacities, comp, width, height, radius_clip):
+    """Half-size in pixels of every screen box, int32 [C, N, 2], and the final ``ok``.
+
+    The box is 3.33 standard deviations, or less where opacity (times the compensation)
+    makes ``opacity * exp(-power)`` fall below 1/255 sooner (gsplat's opacity-aware
+    bound); Gaussians too faint, too small for ``radius_clip`` or off-screen are culled.
+    """
+    extend = torch.full_like(ok, _SIGMA_EXTENT, dtype=means2d.dtype)  # [C, N]
+    if opacities is not None:
+        op = opacities.detach().to(extend.dtype)[None].expand_as(extend)  # [C, N]
+        if comp is not None:
+            op = op * comp.detach()
+        ok = ok & (op >= ALPHA_THRESHOLD)
+        # opacity * exp(-e^2 / 2) = 1/255  <=>  e = sqrt(2 log(opacity * 255))
+        reach = torch.sqrt(2.0 * torch.log(op.clamp_min(ALPHA_THRESHOLD) * (1.0 / ALPHA_THRESHOLD)))
+        extend = torch.minimum(extend, reach)
+    var_x, var_y = covars2d[..., 0, 0].detach(), covars2d[..., 1, 1].detach()  # [C, N]
+    rx = torch.ceil(extend * torch.sqrt(var_x.clamp_min(0)))
+    ry = torch.ceil(extend * torch.sqrt(var_y.clamp_min(0)))
+    ok = ok & ~((rx <= radius_clip) & (ry <= radius_clip))
+    px, py = means2d.detach().unbind(-1)  # [C, N]
+    ok = ok & (px + rx > 0) & (px - rx < width) & (py + ry > 0) & (py - ry < height)
+    return (torch.stack([rx, ry], -1) * ok[..., None]).to(torch.int32), ok
 
 
 def project_gaussians(
@@ -197,96 +313,22 @@ def project_gaussians(
         Gaussians fainter than 1/255 everywhere are culled.
 
     The maths is ``cov2d = J W Sigma W^T J^T`` with ``W`` the camera rotation and ``J``
-    from :func:`perspective_jacobian`; it is written out entry by entry (``T = J W`` is
-    2x3) because that is several times faster on the CPU than batched matrix products.
+    from :func:`perspective_jacobian` (see :func:`_screen_covariance`).
     """
-    if viewmats.dim() == 2:
-        viewmats = viewmats[None]
-    if Ks.dim() == 2:
-        Ks = Ks[None]
-    N = means.shape[0]
-    if means.shape != (N, 3):
-        raise ValueError(f"means must be [N, 3], got {tuple(means.shape)}")
-    if covars is None:
-        if quats is None or scales is None:
-            raise ValueError("project_gaussians: pass covars, or quats and scales")
-        if quats.shape != (N, 4) or scales.shape != (N, 3):
-            raise ValueError(
-                f"quats must be [N, 4] and scales [N, 3] with N={N}, got "
-                f"{tuple(quats.shape)} and {tuple(scales.shape)}"
-            )
-        cov = _entries_from_quat_scale(quats, scales)
-    else:
-        if covars.shape != (N, 3, 3):
-            raise ValueError(f"covars must be [N, 3, 3] with N={N}, got {tuple(covars.shape)}")
-        cov = _upper_entries(covars)
-    C = viewmats.shape[0]
-    if viewmats.shape != (C, 4, 4):
-        raise ValueError(f"viewmats must be [C, 4, 4], got {tuple(viewmats.shape)}")
-    if Ks.shape != (C, 3, 3):
-        raise ValueError(f"Ks must be [C, 3, 3] with C={C}, got {tuple(Ks.shape)}")
-
-    dtype = means.dtype
-    V = viewmats.to(dtype)
-    Ks = Ks.to(dtype)
-    w = [[V[:, i, j, None] for j in range(3)] for i in range(3)]  # [C, 1] each
-    mx, my, mz = means.unbind(-1)
-    cam = [w[i][0] * mx + w[i][1] * my + w[i][2] * mz + V[:, i, 3, None] for i in range(3)]
-    tx, ty, z = cam  # [C, N]
+    cov = _world_covariance_entries(means, covars, quats, scales)  # 6 x [N]
+    viewmats, Ks = _batched_cameras(viewmats, Ks, means.dtype)
+    tx, ty, z = _points_to_camera(means, viewmats)  # [C, N] each
     in_depth = (z >= near_plane) & (z <= far_plane)
     # A safe depth for culled Gaussians keeps NaN/inf out of the graph (they get no gradient).
     z_safe = torch.where(in_depth, z, torch.ones_like(z))
-
-    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
+    u, v = tx / z_safe, ty / z_safe  # [C, N]
+    fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
     cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
-    u, v = tx / z_safe, ty / z_safe
-    means2d = torch.stack([fx * u + cx, fy * v + cy], dim=-1)
-    # Jacobian at the centre, x/z and y/z clamped to 1.3x the field of view (see
-    # perspective_jacobian); T = J W, rows T0 and T1.
-    lim_x = 0.3 * (0.5 * width / fx)
-    lim_y = 0.3 * (0.5 * height / fy)
-    uc = torch.minimum(torch.maximum(u, -(cx / fx + lim_x)), (width - cx) / fx + lim_x)
-    vc = torch.minimum(torch.maximum(v, -(cy / fy + lim_y)), (height - cy) / fy + lim_y)
-    ax, ay = fx / z_safe, fy / z_safe
-    T0 = [ax * (w[0][j] - uc * w[2][j]) for j in range(3)]
-    T1 = [ay * (w[1][j] - vc * w[2][j]) for j in range(3)]
-    sxx, sxy, sxz, syy, syz, szz = cov
-    S = [[sxx, sxy, sxz], [sxy, syy, syz], [sxz, syz, szz]]
-    U0 = [T0[0] * S[0][j] + T0[1] * S[1][j] + T0[2] * S[2][j] for j in range(3)]
-    U1 = [T1[0] * S[0][j] + T1[1] * S[1][j] + T1[2] * S[2][j] for j in range(3)]
-    a0 = U0[0] * T0[0] + U0[1] * T0[1] + U0[2] * T0[2]
-    b0 = U0[0] * T1[0] + U0[1] * T1[1] + U0[2] * T1[2]
-    c0 = U1[0] * T1[0] + U1[1] * T1[1] + U1[2] * T1[2]
-
-    det0 = a0 * c0 - b0 * b0
-    a, c = a0 + eps2d, c0 + eps2d
-    det = a * c - b0 * b0
-    ok = in_depth & (det > 0)
-    det_safe = torch.where(ok, det, torch.ones_like(det))
-    conics = torch.stack([c / det_safe, -b0 / det_safe, a / det_safe], dim=-1)
-    covars2d = torch.stack([a, b0, b0, c], dim=-1).reshape(C, N, 2, 2)
-    comp = None
-    if calc_compensations:
-        comp = torch.sqrt(torch.clamp(det0 / det_safe, min=0.0))
-
-    with torch.no_grad():
-        extend = torch.full_like(z, 3.33)
-        if opacities is not None:
-            op = opacities.detach().to(z.dtype)[None].expand_as(z)
-            if comp is not None:
-                op = op * comp.detach()
-            ok = ok & (op >= ALPHA_THRESHOLD)
-            extend = torch.minimum(
-                extend, torch.sqrt(2.0 * torch.log(op.clamp_min(ALPHA_THRESHOLD) * 255.0))
-            )
-        rx = torch.ceil(extend * torch.sqrt(a.detach().clamp_min(0)))
-        ry = torch.ceil(extend * torch.sqrt(c.detach().clamp_min(0)))
-        ok = ok & ~((rx <= radius_clip) & (ry <= radius_clip))
-        px, py = means2d.detach().unbind(-1)
-        ok = ok & (px + rx > 0) & (px - rx < width) & (py + ry > 0) & (py - ry < height)
-        radii = (torch.stack([rx, ry], -1) * ok[..., None]).to(torch.int32)
-
-    keep = ok[..., None].to(dtype)
+    means2d = torch.stack([fx * u + cx, fy * v + cy], dim=-1)  # [C, N, 2]
+    a0, b0, c0 = _screen_covariance(cov, viewmats, Ks, u, v, z_safe, width, height)
+    covars2d, conics, comp, ok = _blur_and_invert(a0, b0, c0, eps2d, in_depth, calc_compensations)
+    radii, ok = _screen_radii(means2d, covars2d, ok, opacities, comp, width, height, radius_clip)
+    keep = ok[..., None].to(means.dtype)  # [C, N, 1]
     return Projection(
         means2d=means2d * keep,
         covars2d=covars2d,

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
+
 __all__ = [
     "ALPHA_MAX",
     "ALPHA_MIN",
@@ -49,14 +51,31 @@ __all__ = [
     "rasterize_to_pixels",
 ]
 
-ALPHA_MAX = 0.999  # gsplat 1.5.3 clamps at 0.999 (the 3DGS paper used 0.99)
-ALPHA_MIN = 1.0 / 255.0
-T_MIN = 1e-4
 _MARGIN = 0.01  # px of slack on the analytic row runs; the exact alpha test trims the rest
+_LOG_T_MIN = math.log(T_MIN)
 DEFAULT_PAIRS_PER_BAND = 3_000_000
 # we build CSR matrices with torch's checks off (they are sorted by construction); the
 # "beta" notice would print once per process in every student's notebook
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+# Key to the names below. One Gaussian's footprint on the image (3DGS paper, Kerbl et al.
+# 2023: the 2D Gaussian of Eq. 4 with the screen covariance Sigma' of Eq. 5, composited by
+# Eq. 3), for a pixel centre p = (x + 0.5, y + 0.5) and d = mean2d - p:
+#   mx, my     mean2d, the centre in pixels
+#   A, B, C    the conic [[A, B], [B, C]] = Sigma'^-1;  det = A C - B^2
+#   power      0.5 d^T conic d = 0.5 (A dx^2 + C dy^2) + B dx dy
+#   alpha      min(ALPHA_MAX, opacity exp(-power)); pairs below ALPHA_MIN (1/255) are skipped
+#   log_o      log(opacity), so that alpha = exp(-(power - log_o))
+#   t          log_o + log(255): alpha >= 1/255 exactly where power <= t (an ellipse)
+#   ylo, yhi   first and last pixel row that the ellipse crosses
+#   run        the pixels of one Gaussian on one row with alpha >= 1/255: x0 .. x0 + run_len - 1
+#   run_gid    the Gaussian of a run (index into the visible ones, front to back)
+#   xl         a pixel's offset along its run, 0 .. run_len - 1
+#   c0, c1, c2 power - log_o = c0 + c1 xl + c2 xl^2 along a run (differentiable)
+#   pair       one (Gaussian, pixel) with its alpha; r is its run, pix its pixel in the band
+#   T_ex       transmittance in front of a pair, prod (1 - alpha_j) over the pairs before it
+# Sizes in shape comments: G visible Gaussians, R runs, M pairs, P pixels of a band,
+# D colour channels.
 
 
 @dataclass
@@ -85,6 +104,45 @@ def _run_pixel_starts(run_pix0: Tensor, run_len: Tensor, n_pix: int) -> Tensor:
     return F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
 
 
+
+def _pairs_of_runs(run_pix0: Tensor, run_len: Tensor, dtype: torch.dtype):
+    """Run ``r``, band pixel ``pix`` and offset ``xl`` of every pair, sorted by pixel.
+
+    Pairs are numbered run after run (so front to back); ``r`` and ``pix`` are cumulative sums
+    of per-run jumps, cheaper than ``repeat_interleave`` and gathers. A *stable* sort by pixel
+    then leaves every pixel's pairs front to back. Returns ``(r, pix, xl, M)``.
+    """
+    dev = run_pix0.device
+    offs = torch.cumsum(run_len, 0) - run_len  # [R] first pair of each run
+    M = int(offs[-1] + run_len[-1]) if run_len.numel() else 0
+    jumps = torch.zeros(M, dtype=torch.int32, device=dev)  # [M]
+    jumps[offs[1:]] = 1  # a new run starts
+    r = torch.cumsum(jumps, 0, dtype=torch.int32)  # [M]
+    jumps.fill_(1)  # the next pixel along a run...
+    prev_end = torch.cat([run_pix0.new_zeros(1), (run_pix0 + run_len - 1)[:-1]])  # [R]
+    jumps[offs] = (run_pix0 - prev_end).to(torch.int32)  # ...or the jump to the next run
+    pix = torch.cumsum(jumps, 0, dtype=torch.int32)  # [M]
+    del jumps
+    pix, order = torch.sort(pix, stable=True)  # [M], [M]
+    r = r.index_select(0, order)  # [M]
+    xl = (order - offs.index_select(0, r)).to(dtype)  # [M]
+    return r, pix, xl, M
+
+
+def _composite_weights(w: Tensor, gid: Tensor, starts: Tensor, colors_t: Tensor, n_pix: int):
+    """Colour [P, D] and alpha [P] of every pixel from the pair weights ``w = T_ex alpha``.
+
+    The weights form a sparse [pixels, Gaussians] matrix in CSR layout (rows are pixels,
+    already sorted): colour and alpha of every pixel are one sparse @ dense product with
+    ``[colours | 1]``, several times faster than gathering colours per pair and reducing.
+    """
+    D, G = colors_t.shape
+    weights = torch.sparse_csr_tensor(starts, gid, w, size=(n_pix, G), check_invariants=False)
+    ones = colors_t.new_ones(1, G)  # [1, G]
+    both = weights @ torch.cat([colors_t, ones], 0).T.contiguous()  # [P, D + 1]
+    return both[:, :D].contiguous(), both[:, D].contiguous()
+
+
 class _CompositeRows(torch.autograd.Function):
     """Composite one band of pixels from its (Gaussian, row) runs.
 
@@ -102,28 +160,11 @@ class _CompositeRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, c0, c1, c2, colors_t, run_gid, run_pix0, run_len, n_pix, stats):
-        D = colors_t.shape[0]
-        dtype, dev = colors_t.dtype, colors_t.device
-        offs = torch.cumsum(run_len, 0) - run_len
-        M = int(offs[-1] + run_len[-1]) if run_len.numel() else 0
-        # Run id and pixel id of every pair, in generation (depth) order, by cumulative sums
-        # of per-run jumps: cheaper than repeat_interleave + gathers.
-        jumps = torch.zeros(M, dtype=torch.int32, device=dev)
-        jumps[offs[1:]] = 1
-        r = torch.cumsum(jumps, 0, dtype=torch.int32)
-        jumps.fill_(1)
-        prev_end = torch.cat([run_pix0.new_zeros(1), (run_pix0 + run_len - 1)[:-1]])
-        jumps[offs] = (run_pix0 - prev_end).to(torch.int32)
-        pix = torch.cumsum(jumps, 0, dtype=torch.int32)
-        del jumps
-        # Pairs were generated front to back; a stable sort by pixel keeps that order.
-        pix, order = torch.sort(pix, stable=True)
-        r = r.index_select(0, order)
-        xl = (order - offs.index_select(0, r)).to(dtype)
-        del order
-        power = torch.addcmul(c1.index_select(0, r), c2.index_select(0, r), xl)
-        power = torch.addcmul(c0.index_select(0, r), power, xl)
-        alpha = torch.exp(power.neg_()).clamp_max_(ALPHA_MAX)
+        dtype = colors_t.dtype
+        r, pix, xl, M = _pairs_of_runs(run_pix0, run_len, dtype)  # [M] each
+        power = torch.addcmul(c1.index_select(0, r), c2.index_select(0, r), xl)  # [M]
+        power = torch.addcmul(c0.index_select(0, r), power, xl)  # c0 + c1 xl + c2 xl^2
+        alpha = torch.exp(power.neg_()).clamp_max_(ALPHA_MAX)  # [M]
         del power
         alpha = F.threshold(alpha, ALPHA_MIN, 0.0)  # skip pairs fainter than 1/255
 
@@ -131,15 +172,15 @@ class _CompositeRows(torch.autograd.Function):
         # log T before each pair: a cumulative sum restarted at every pixel (in float64: the
         # running sum over a whole band is large, the differences must stay exact; what is
         # left is small, so the rest, exp included, runs in the input precision again).
-        la = torch.log1p(-alpha)
+        la = torch.log1p(-alpha)  # [M] log(1 - alpha)
         la64 = la.to(torch.float64)
-        starts = _run_pixel_starts(run_pix0, run_len, n_pix)
-        cs_ex = torch.cumsum(la64, 0).sub_(la64)
+        starts = _run_pixel_starts(run_pix0, run_len, n_pix)  # [P + 1]
+        cs_ex = torch.cumsum(la64, 0).sub_(la64)  # [M] sum over all earlier pairs of the band
         del la64
         logT_ex = cs_ex.sub_(cs_ex.index_select(0, starts.index_select(0, pix))).to(dtype)
         del cs_ex
         # A pair that would bring T to 1e-4 or below ends its pixel, with all pairs behind.
-        dead = (logT_ex + la) <= math.log(T_MIN)
+        dead = (logT_ex + la) <= _LOG_T_MIN  # [M]
         del la
         n_dead = int(torch.count_nonzero(dead))
         if n_dead > 0.25 * M:  # many saturated pixels: drop the dead pairs for good
@@ -151,26 +192,18 @@ class _CompositeRows(torch.autograd.Function):
         elif n_dead:
             alpha.masked_fill_(dead, 0.0)
         del dead
-        T_ex = torch.exp(logT_ex)
+        T_ex = torch.exp(logT_ex)  # [M]
         del logT_ex
-        w = T_ex * alpha
-        gid = run_gid.index_select(0, r)
-        # The weights form a sparse [pixels, Gaussians] matrix in CSR layout (rows are pixels,
-        # already sorted): colour and alpha of every pixel are one sparse @ dense product with
-        # [colours | 1], several times faster than gathering colours per pair and reducing.
-        weights = torch.sparse_csr_tensor(starts, gid, w, size=(n_pix, colors_t.shape[1]),
-                                          check_invariants=False)
-        ones = colors_t.new_ones(1, colors_t.shape[1])
-        both = weights @ torch.cat([colors_t, ones], 0).T.contiguous()  # [P, D + 1]
-        out, alpha_pix = both[:, :D].contiguous(), both[:, D].contiguous()
-        del weights, both
+        w = T_ex * alpha  # [M] compositing weight of each pair
+        gid = run_gid.index_select(0, r)  # [M]
+        out, alpha_pix = _composite_weights(w, gid, starts, colors_t, n_pix)  # [P, D], [P]
         if stats is not None:
             stats.n_candidate_pairs += M
             stats.n_pairs += n_pairs
             stats.n_composited += int(torch.count_nonzero(w))
             stats.n_bands += 1
         # d alpha / d power: -alpha where unclamped, 0 where clamped at 0.999 or skipped.
-        dadp = F.threshold(-alpha, -ALPHA_MAX, 0.0)
+        dadp = F.threshold(-alpha, -ALPHA_MAX, 0.0)  # [M]
         ctx.save_for_backward(r, xl, alpha, dadp, T_ex, pix, starts, gid, alpha_pix, colors_t)
         ctx.n_runs = c0.shape[0]
         return out, alpha_pix
@@ -179,46 +212,76 @@ class _CompositeRows(torch.autograd.Function):
     def backward(ctx, g_out, g_alpha):
         r, xl, alpha, dadp, T_ex, pix, starts, gid, alpha_pix, colors_t = ctx.saved_tensors
         dtype, dev = T_ex.dtype, T_ex.device
-        w = alpha * T_ex
+        w = alpha * T_ex  # [M]
         D = colors_t.shape[0]
-        cols = [colors_t[k].index_select(0, gid) for k in range(D)]
-        g = [g_out[:, k].index_select(0, pix) for k in range(D)]
+        cols = [colors_t[k].index_select(0, gid) for k in range(D)]  # D x [M] pair colours
+        g = [g_out[:, k].index_select(0, pix) for k in range(D)]  # D x [M] dL/dout per pair
         grad_colors = None
         if ctx.needs_input_grad[3]:
-            grad_colors = torch.zeros_like(colors_t)
+            grad_colors = torch.zeros_like(colors_t)  # [D, G]
             for k in range(D):
                 grad_colors[k].index_add_(0, gid, w * g[k])
         grads = [None, None, None]
         if any(ctx.needs_input_grad[:3]):
-            cg = cols[0] * g[0]  # c_i . dL/dout
+            cg = cols[0] * g[0]  # [M] c_i . dL/dout
             for k in range(1, D):
                 cg.addcmul_(cols[k], g[k])
             del g
-            v = (w * cg).to(torch.float64)
-            cs = torch.cumsum(v, 0)
+            v = (w * cg).to(torch.float64)  # [M]
+            cs = torch.cumsum(v, 0)  # [M]
             del v
-            last = starts.index_select(0, pix + 1).sub_(1)  # last pair of this pair's pixel
-            behind = (cs.index_select(0, last) - cs).to(dtype)  # colour still to come
+            last = starts.index_select(0, pix + 1).sub_(1)  # [M] last pair of this pixel
+            behind = (cs.index_select(0, last) - cs).to(dtype)  # [M] colour still to come
             del cs, last
             # d out / d alpha_i = T_i c_i - behind_i / (1 - alpha_i);
             # d alpha_pix / d alpha_i = T_final / (1 - alpha_i).
-            tail = ((1.0 - alpha_pix) * g_alpha).index_select(0, pix)
-            g_a = T_ex * cg
+            tail = ((1.0 - alpha_pix) * g_alpha).index_select(0, pix)  # [M] T_final dL/da_pix
+            g_a = T_ex * cg  # [M] dL/dalpha_i
             g_a -= (behind - tail) / (1.0 - alpha)
-            g_power = g_a.mul_(dadp)
+            g_power = g_a.mul_(dadp)  # [M] dL/dpower
             n = ctx.n_runs
-            g0 = torch.zeros(n, dtype=dtype, device=dev).index_add_(0, r, g_power)
+            g0 = torch.zeros(n, dtype=dtype, device=dev).index_add_(0, r, g_power)  # [R]
             g_power = g_power * xl
-            g1 = torch.zeros(n, dtype=dtype, device=dev).index_add_(0, r, g_power)
+            g1 = torch.zeros(n, dtype=dtype, device=dev).index_add_(0, r, g_power)  # [R]
             g2 = torch.zeros(n, dtype=dtype, device=dev).index_add_(0, r, g_power.mul_(xl))
             grads = [g0, g1, g2]
         return (*grads, grad_colors, None, None, None, None, None)
 
 
-def _row_extents(mx, my, A, B, C, t):
-    """Half-height of each ellipse ``power <= t`` (t = log(255 opacity)), in pixels."""
-    det = (A * C - B * B).clamp_min(1e-30)
-    return torch.sqrt((2.0 * t * A / det).clamp_min(0.0)), det
+@dataclass
+class _Footprints:
+    """Where each visible Gaussian reaches alpha >= 1/255, [G] each, front to back (no grad).
+
+    See the key at the top of this module for the names.
+    """
+
+    mx: Tensor  # [G] centre x, pixels
+    my: Tensor  # [G] centre y
+    A: Tensor  # [G] conic entries (C is only needed for the width estimate)
+    B: Tensor  # [G]
+    t: Tensor  # [G] log(255 opacity): the ellipse is power <= t
+    det: Tensor  # [G] A C - B^2
+    ylo: Tensor  # [G] int64, first pixel row crossing the ellipse
+    yhi: Tensor  # [G] int64, last one (-1 or < ylo: none)
+    has_rows: Tensor  # [G] bool: the ellipse crosses at least one pixel row
+
+
+@torch.no_grad()
+def _footprints(mx, my, A, B, C, log_o, width: int, height: int):
+    """The ellipses ``power <= t`` of the visible Gaussians, and the pixels per row of each.
+
+    Returns the :class:`_Footprints` and ``width_est`` [G] (float64), an estimate of each
+    ellipse's pixels per row, from which the bands are cut.
+    """
+    t = log_o + POWER_AT_ALPHA_MIN  # [G] the power where alpha falls to 1/255
+    det = (A * C - B * B).clamp_min(1e-30)  # [G]
+    half_h = torch.sqrt((2.0 * t * A / det).clamp_min(0.0))  # [G] half-height in pixels
+    half_w = torch.sqrt((2.0 * t * C / det).clamp_min(0.0))  # [G] half-width
+    ylo = torch.ceil(my - half_h - 0.5 - _MARGIN).clamp(0, height - 1).to(torch.int64)  # [G]
+    yhi = torch.floor(my + half_h - 0.5 + _MARGIN).clamp(-1, height - 1).to(torch.int64)
+    has_rows = (yhi >= ylo) & (t > 0)  # [G]
+    width_est = ((2 * half_w + 1).clamp(max=width) * has_rows).to(torch.float64)  # [G]
+    return _Footprints(mx, my, A, B, t, det, ylo, yhi, has_rows), width_est
 
 
 def _band_edges(ylo: Tensor, yhi: Tensor, width_est: Tensor, height: int, budget: int):
@@ -235,6 +298,84 @@ def _band_edges(ylo: Tensor, yhi: Tensor, width_est: Tensor, height: int, budget
     cuts = torch.searchsorted(cum, torch.arange(1, n_bands, dtype=torch.float64) * budget)
     edges = sorted({0, height, *[int(c) + 1 for c in cuts.tolist() if 0 < int(c) + 1 < height]})
     return edges
+
+
+@torch.no_grad()
+def _row_runs(fp: _Footprints, y0: int, y1: int, width: int):
+    """Every run of pixels with alpha >= 1/255, per Gaussian and pixel row, in rows y0..y1-1.
+
+    On row y, with ``dy = my - (y + 0.5)``, the pixel centres ``px`` inside the ellipse
+    ``power <= t`` solve a quadratic: ``px = mx + (B dy -+ s) / A`` with
+    ``s = sqrt(2 t A - det dy^2)``. Rounding its two roots inwards to pixel centres (with
+    ``_MARGIN`` of slack; the exact alpha test drops the rest) gives the run.
+
+    Returns ``(run_gid, y, x0, run_len)``, [R] int64 each, runs with at least one pixel,
+    Gaussian after Gaussian (front to back) and row after row.
+    """
+    sel = torch.nonzero(fp.has_rows & (fp.ylo < y1) & (fp.yhi >= y0)).squeeze(-1)  # [G']
+    first_row = fp.ylo[sel].clamp_min(y0)  # [G']
+    n_rows = fp.yhi[sel].clamp_max(y1 - 1) - first_row + 1  # [G']
+    run_gid = torch.repeat_interleave(sel, n_rows)  # [R]
+    run_offs = torch.cumsum(n_rows, 0) - n_rows  # [G'] first run of each Gaussian
+    y = torch.repeat_interleave(first_row - run_offs, n_rows)  # [R]
+    y += torch.arange(run_gid.numel(), device=run_gid.device)  # first_row + k for the k-th
+    per_run = (fp.mx, fp.my, fp.A, fp.B, fp.t, fp.det)
+    mx, my, A, B, t, det = (v.index_select(0, run_gid) for v in per_run)  # [R] each
+    dy = my - (y.to(mx.dtype) + 0.5)  # [R]
+    s = torch.sqrt((2.0 * t * A - det * dy * dy).clamp_min(0.0))  # [R]
+    x_lo = mx + (B * dy - s) / A  # [R] leftmost pixel centre inside, as a real number
+    x_hi = mx + (B * dy + s) / A  # [R] rightmost
+    x0 = torch.ceil(x_lo - 0.5 - _MARGIN).clamp_min(0).to(torch.int64)  # [R]
+    x1 = torch.floor(x_hi - 0.5 + _MARGIN).clamp_max(width - 1).to(torch.int64)  # [R]
+    run_len = x1 - x0 + 1  # [R]
+    keep = torch.nonzero(run_len > 0).squeeze(-1)  # one nonzero, four gathers
+    return tuple(v.index_select(0, keep) for v in (run_gid, y, x0, run_len))
+
+
+def _run_quadratics(mx, my, A, B, C, log_o, run_gid: Tensor, y: Tensor, x0: Tensor):
+    """``(c0, c1, c2)`` [R]: ``power - log_o = c0 + c1 xl + c2 xl^2`` along each run.
+
+    Differentiable in the per-Gaussian ``mx, my, A, B, C, log_o`` [G]. With ``e, d`` the
+    offsets from the run's first pixel centre to the mean, the pixel ``xl`` further right
+    has ``dx = e - xl`` and ``power = 0.5 (A (e - xl)^2 + C d^2) + B (e - xl) d``.
+    """
+    dtype = mx.dtype
+    a_, b_, c_ = A.index_select(0, run_gid), B.index_select(0, run_gid), C.index_select(0, run_gid)
+    e = mx.index_select(0, run_gid) - (x0.to(dtype) + 0.5)  # [R]
+    d = my.index_select(0, run_gid) - (y.to(dtype) + 0.5)  # [R]
+    c0 = 0.5 * (a_ * e * e + c_ * d * d) + b_ * e * d - log_o.index_select(0, run_gid)  # [R]
+    c1 = -(a_ * e + b_ * d)  # [R]
+    c2 = 0.5 * a_  # [R]
+    return c0, c1, c2
+
+
+def _rasterize_camera(means2d, conics, colors, opacities, depths, radii, width: int,
+                      height: int, pairs_per_band: int, stats: RasterStats | None):
+    """One camera: colour [H * W, D] and alpha [H * W], no background (see
+    :func:`rasterize_to_pixels` for the inputs, here without the camera axis)."""
+    vis = torch.nonzero((radii > 0).all(-1)).squeeze(-1)  # [G]
+    vis = vis[torch.sort(depths.detach()[vis], stable=True).indices]  # front to back
+    if vis.numel() == 0:
+        n_pix = height * width
+        return means2d.new_zeros(n_pix, colors.shape[-1]), means2d.new_zeros(n_pix)
+    # One 1D tensor per parameter (see _CompositeRows), [G] each, differentiable.
+    mx, my = means2d[:, 0].index_select(0, vis), means2d[:, 1].index_select(0, vis)
+    A, B, C = (conics[:, k].index_select(0, vis) for k in range(3))
+    log_o = torch.log(opacities.index_select(0, vis).clamp_min(1e-30))
+    colors_t = colors.index_select(0, vis).T.contiguous()  # [D, G]
+    gaussians = (mx, my, A, B, C, log_o)
+    fp, width_est = _footprints(*(v.detach() for v in gaussians), width, height)
+    edges = _band_edges(fp.ylo, fp.yhi.clamp_min(0), width_est, height, pairs_per_band)
+    colour, alpha = [], []
+    for y0, y1 in itertools.pairwise(edges):
+        run_gid, y, x0, run_len = _row_runs(fp, y0, y1, width)  # [R] each
+        c0, c1, c2 = _run_quadratics(*gaussians, run_gid, y, x0)  # [R] each
+        run_pix0 = (y - y0) * width + x0  # [R] band pixel of each run's first pixel
+        o, a = _CompositeRows.apply(c0, c1, c2, colors_t, run_gid.to(torch.int32), run_pix0,
+                                    run_len, (y1 - y0) * width, stats)  # [P, D], [P]
+        colour.append(o)
+        alpha.append(a)
+    return torch.cat(colour, 0), torch.cat(alpha, 0)
 
 
 def rasterize_to_pixels(
@@ -261,73 +402,15 @@ def rasterize_to_pixels(
         colours [C, H, W, D] and alphas [C, H, W, 1], differentiable w.r.t. means2d, conics,
         colors and opacities.
     """
-    C = means2d.shape[0]
+    C, D = means2d.shape[0], colors.shape[-1]
     pairs_per_band = pairs_per_band or DEFAULT_PAIRS_PER_BAND
-    D = colors.shape[-1]
-    dtype = means2d.dtype
     renders, alphas = [], []
     for c in range(C):
-        vis = torch.nonzero((radii[c] > 0).all(-1)).squeeze(-1)
-        vis = vis[torch.sort(depths[c].detach()[vis], stable=True).indices]
-        if vis.numel() == 0:
-            renders.append(means2d.new_zeros(height * width, D))
-            alphas.append(means2d.new_zeros(height * width))
-            continue
-        # Per visible Gaussian, front to back, one 1D tensor per parameter (see _CompositeRows).
-        gmx = means2d[c, :, 0].index_select(0, vis)
-        gmy = means2d[c, :, 1].index_select(0, vis)
-        gA, gB, gC = (conics[c, :, k].index_select(0, vis) for k in range(3))
-        glo = torch.log(opacities[c].index_select(0, vis).clamp_min(1e-30))
-        colors_t = colors[c].index_select(0, vis).T.contiguous()  # [D, G]
-        with torch.no_grad():
-            mx, my, A, B, Cc, lo = (v.detach() for v in (gmx, gmy, gA, gB, gC, glo))
-            t = lo + math.log(255.0)  # power threshold where alpha hits 1/255
-            ext_y, det = _row_extents(mx, my, A, B, Cc, t)
-            ylo = torch.ceil(my - ext_y - 0.5 - _MARGIN).clamp(0, height - 1).to(torch.int64)
-            yhi = torch.floor(my + ext_y - 0.5 + _MARGIN).clamp(-1, height - 1).to(torch.int64)
-            has_rows = (yhi >= ylo) & (t > 0)
-            ext_x = torch.sqrt((2.0 * t * Cc / det).clamp_min(0.0))
-            width_est = ((2 * ext_x + 1).clamp(max=width) * has_rows).to(torch.float64)
-            edges = _band_edges(ylo, yhi.clamp_min(0), width_est, height, pairs_per_band)
-
-        img, alp = [], []
-        for y0, y1 in itertools.pairwise(edges):
-            n_pix = (y1 - y0) * width
-            with torch.no_grad():
-                sel = torch.nonzero(has_rows & (ylo < y1) & (yhi >= y0)).squeeze(-1)
-                ya = ylo[sel].clamp_min(y0)
-                nrows = yhi[sel].clamp_max(y1 - 1) - ya + 1
-                rg = torch.repeat_interleave(sel, nrows)  # Gaussian (index into vis) per run
-                roffs = torch.cumsum(nrows, 0) - nrows
-                y = torch.repeat_interleave(ya - roffs, nrows)
-                y += torch.arange(rg.numel(), device=rg.device)
-                qmx, qmy, qA, qB, qt, qdet = (
-                    v.index_select(0, rg) for v in (mx, my, A, B, t, det)
-                )
-                dy = qmy - (y.to(dtype) + 0.5)
-                s = torch.sqrt((2.0 * qt * qA - qdet * dy * dy).clamp_min(0.0))
-                lo_x = qmx + (qB * dy - s) / qA
-                hi_x = qmx + (qB * dy + s) / qA
-                x0 = torch.ceil(lo_x - 0.5 - _MARGIN).clamp_min(0).to(torch.int64)
-                x1 = torch.floor(hi_x - 0.5 + _MARGIN).clamp_max(width - 1).to(torch.int64)
-                run_len = x1 - x0 + 1
-                keep = torch.nonzero(run_len > 0).squeeze(-1)  # one nonzero, four gathers
-                rg, y, x0, run_len = (v.index_select(0, keep) for v in (rg, y, x0, run_len))
-                run_pix0 = (y - y0) * width + x0
-            # Differentiable (c0, c1, c2) per run: power - log(opacity) as a quadratic in xl.
-            a_, b_, c_ = gA.index_select(0, rg), gB.index_select(0, rg), gC.index_select(0, rg)
-            e = gmx.index_select(0, rg) - (x0.to(dtype) + 0.5)
-            d = gmy.index_select(0, rg) - (y.to(dtype) + 0.5)
-            c0 = 0.5 * (a_ * e * e + c_ * d * d) + b_ * e * d - glo.index_select(0, rg)
-            c1 = -(a_ * e + b_ * d)
-            c2 = 0.5 * a_
-            o, a = _CompositeRows.apply(
-                c0, c1, c2, colors_t, rg.to(torch.int32), run_pix0, run_len, n_pix, stats
-            )
-            img.append(o)
-            alp.append(a)
-        renders.append(torch.cat(img, 0))
-        alphas.append(torch.cat(alp, 0))
+        colour, alpha = _rasterize_camera(means2d[c], conics[c], colors[c], opacities[c],
+                                          depths[c], radii[c], width, height, pairs_per_band,
+                                          stats)  # [H * W, D], [H * W]
+        renders.append(colour)
+        alphas.append(alpha)
     render = torch.stack(renders).reshape(C, height, width, D)
     alpha = torch.stack(alphas).reshape(C, height, width, 1)
     if backgrounds is not None:

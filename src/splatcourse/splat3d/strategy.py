@@ -21,10 +21,10 @@ from typing import Any
 from gsplat.strategy import DefaultStrategy
 from gsplat.strategy.ops import reset_opa
 
-__all__ = ["ResettingDefaultStrategy", "make_strategy", "reset_condition_is_buggy"]
+__all__ = ["ResettingDefaultStrategy", "make_strategy"]
 
 
-def reset_condition_is_buggy(step: int = 3000, reset_every: int = 3000) -> bool:
+def _reset_condition_is_buggy(step: int = 3000, reset_every: int = 3000) -> bool:
     """True when gsplat's expression misses a reset that should happen (it always does)."""
     intended = step % reset_every == 0 and step > 0
     as_written = step % reset_every == 0 & step > 0
