@@ -90,3 +90,41 @@ def test_opacity_reset_really_happens():
     assert (opac < opac_before).float().mean() > 0.9
     exp_avg = optimizers["opacities"].state[optimizers["opacities"].param_groups[0]["params"][0]]
     assert (exp_avg["exp_avg"] == 0).all()  # optimizer state for opacities restarted
+
+
+def _with_one_huge_gaussian(seed=3):
+    params, optimizers = make_params(seed=seed)
+    with torch.no_grad():
+        params["scales"][0] = torch.log(torch.tensor([2.0, 0.05, 0.05]))  # 2 x the scene scale
+        params["opacities"][0] = 5.0  # opaque: only its size can get it pruned
+    return params, optimizers
+
+
+def test_huge_gaussians_are_pruned_with_the_opacity_reset_off():
+    """gsplat prunes huge Gaussians only after the first reset; with resets off (the course's
+    CPU recipes) they must still go, from `prune_huge_after` on."""
+    target = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(4))
+    kw = {"refine_start_iter": 0, "refine_every": 2, "grow_grad2d": 1e9, "prune_opa": 0.0,
+          "prune_scale3d": 0.5, "reset_every": 10**12}
+
+    params, optimizers = _with_one_huge_gaussian()
+    gsplat_rule = make_strategy(**kw)
+    state = gsplat_rule.initialize_state(scene_scale=1.0)
+    n0 = len(params["means"])
+    train_step(params, optimizers, gsplat_rule, state, 2, target)
+    assert len(params["means"]) == n0, "gsplat's rule keeps it: no reset has happened"
+
+    params, optimizers = _with_one_huge_gaussian()
+    fixed = make_strategy(**kw, prune_huge_after=1)
+    state = fixed.initialize_state(scene_scale=1.0)
+    train_step(params, optimizers, fixed, state, 2, target)
+    scales = torch.exp(params["scales"]).max(dim=-1).values
+    assert len(params["means"]) < n0 and (scales <= 0.5).all(), "the huge Gaussian survived"
+    assert fixed.reset_every == 10**12, "the reset schedule itself is unchanged"
+
+
+def test_train_config_prunes_huge_gaussians_on_every_schedule():
+    from splatcourse.train import TrainConfig
+
+    assert TrainConfig(steps=1000, reset_every=0).prune_huge_after_step == 50
+    assert TrainConfig(steps=1000).prune_huge_after_step is None  # after the first reset

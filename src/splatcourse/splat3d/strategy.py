@@ -16,6 +16,7 @@ it back with the intended condition.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from gsplat.strategy import DefaultStrategy
@@ -31,12 +32,22 @@ def _reset_condition_is_buggy(step: int = 3000, reset_every: int = 3000) -> bool
     return intended and not as_written
 
 
+@dataclass
 class ResettingDefaultStrategy(DefaultStrategy):
-    """``DefaultStrategy`` whose opacity reset fires every ``reset_every`` steps.
+    """``DefaultStrategy`` whose opacity reset fires every ``reset_every`` steps, and whose
+    pruning of huge Gaussians does not depend on the reset being on.
+
+    gsplat prunes Gaussians larger than ``prune_scale3d`` x the scene scale only once
+    ``step > reset_every``, i.e. after the first opacity reset. A short CPU schedule turns
+    resets off (``reset_every`` far beyond the last step), which silently turned that pruning off
+    too. ``prune_huge_after`` says when huge Gaussians start being pruned; ``None`` keeps
+    gsplat's rule (after the first reset).
 
     ``packed`` defaults to ``info["packed"]`` so the same loop works with our unpacked
     PyTorch rasterizer and with gsplat's packed CUDA one.
     """
+
+    prune_huge_after: int | None = None
 
     def step_post_backward(
         self,
@@ -54,6 +65,17 @@ class ResettingDefaultStrategy(DefaultStrategy):
             # Idempotent, so harmless should a future gsplat also reset here.
             reset_opa(params=params, optimizers=optimizers, state=state,
                       value=self.prune_opa * 2.0)
+
+    def _prune_gs(self, params, optimizers, state, step):
+        # gsplat's _prune_gs tests `step > self.reset_every` before pruning huge Gaussians;
+        # answer that test with prune_huge_after, for the duration of the call only.
+        if self.prune_huge_after is None:
+            return super()._prune_gs(params, optimizers, state, step)
+        reset_every, self.reset_every = self.reset_every, self.prune_huge_after
+        try:
+            return super()._prune_gs(params, optimizers, state, step)
+        finally:
+            self.reset_every = reset_every
 
 
 def make_strategy(**kwargs) -> ResettingDefaultStrategy:

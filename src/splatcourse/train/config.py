@@ -116,6 +116,13 @@ class TrainConfig:
         return max(self.steps // 5, 1)
 
     @property
+    def prune_huge_after_step(self) -> int | None:
+        """When Gaussians larger than ``prune_scale3d`` x the scene scale start being pruned:
+        after the first opacity reset (gsplat's rule, ``None``), or, with resets off, from the
+        first refinement, so that the pruning lesson 5 teaches runs on every schedule."""
+        return self.refine_start_step if self.reset_every == 0 else None
+
+    @property
     def checkpoint_every_steps(self) -> int:
         return self.checkpoint_every or max(self.steps // 10, 1)
 

@@ -132,6 +132,7 @@ class Trainer:
             "refine_stop_iter": self.cfg.refine_stop_step if self.cfg.densify else 0,
             "refine_every": self.cfg.refine_every_steps,
             "reset_every": self.cfg.reset_every_steps,
+            "prune_huge_after": self.cfg.prune_huge_after_step,
         }
         if densify_fn is None:
             self.strategy = make_strategy(**strategy_kwargs)
