@@ -14,8 +14,11 @@ def test_capture_fit_quick(root, tmp_path):
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    assert {"ssim_heldout", "psnr_heldout", "fit_seconds", "gaussians"} <= set(result)
-    assert 0.0 < result["ssim_heldout"] <= 1.0 and result["gaussians"] > 0
-    assert result["steps"] == 40 and len(result["ssim_curve"]) == 2
+    assert {"ssim_object", "psnr_object", "alpha_iou", "ssim_empty_render", "ssim_full_frame",
+            "psnr_full_frame", "fit_seconds", "gaussians"} <= set(result)
+    assert result["region"] == "object" and result["gaussians"] > 0
+    assert 0.0 < result["ssim_empty_render"] < result["ssim_object"] <= 1.0
+    assert 0.0 < result["ssim_full_frame"] <= 1.0 and 0.0 < result["alpha_iou"] <= 1.0
+    assert result["steps"] == 40 and len(result["ssim_object_curve"]) == 2
     assert (tmp_path / "ssim_vs_time.png").is_file() and (tmp_path / "splats.ply").is_file()
     assert len(list(tmp_path.glob("*_photo_vs_render.png"))) == result.get("n_views", 7)

@@ -32,11 +32,12 @@ def summary_table(rows: list[dict[str, Any]],
 
 def plot_ssim_vs_time(history: list[dict[str, Any]], ax=None, label: str | None = None,
                       target: float | None = None, path: str | Path | None = None,
-                      clock: str = "seconds"):
-    """Held-out SSIM against training time (``clock``: "seconds" wall, "cpu_seconds")."""
+                      clock: str = "seconds", key: str = "ssim_heldout"):
+    """Held-out SSIM against training time (``clock``: "seconds" wall, "cpu_seconds";
+    ``key``: "ssim_heldout" full frame, "ssim_object" the object metric)."""
     import matplotlib.pyplot as plt
 
-    pts = [(h[clock], h["ssim_heldout"]) for h in history if "ssim_heldout" in h]
+    pts = [(h[clock], h[key]) for h in history if key in h]
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     if pts:
@@ -45,7 +46,7 @@ def plot_ssim_vs_time(history: list[dict[str, Any]], ax=None, label: str | None 
     if target is not None:
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target}")
     ax.set_xlabel("training wall time (s)" if clock == "seconds" else "training CPU time (s)")
-    ax.set_ylabel("held-out SSIM")
+    ax.set_ylabel("held-out SSIM" if key == "ssim_heldout" else f"held-out {key}")
     ax.set_title("Held-out SSIM during training")
     ax.grid(alpha=0.3)
     if label is not None or target is not None:

@@ -82,6 +82,10 @@ class FitResult:
         if self.eval is not None:
             out["ssim_heldout"] = round(self.eval.ssim, 4)
             out["psnr_heldout"] = round(self.eval.psnr, 2)
+            out["ssim_object"] = round(self.eval.ssim_object, 4)
+            out["psnr_object"] = round(self.eval.psnr_object, 2)
+            iou = self.eval.alpha_iou
+            out["alpha_iou"] = None if iou is None else round(iou, 4)
         return out
 
     def save_ply(self, path: str | Path) -> Path:
@@ -237,7 +241,9 @@ class Trainer:
                           "gaussians": self.n_gaussians}
                 if eval_every and (self.step % eval_every == 0 or self.step == until):
                     ev = self.evaluate()
-                    record.update(ssim_heldout=ev.ssim, psnr_heldout=ev.psnr)
+                    record.update(ssim_heldout=ev.ssim, psnr_heldout=ev.psnr,
+                                  ssim_object=ev.ssim_object, psnr_object=ev.psnr_object,
+                                  alpha_iou=ev.alpha_iou)
                 self.history.append(record)
                 if callback is not None:
                     callback(self, record)
