@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from splatcourse import toy2d
+from splatcourse.grading.harness import grade_one_seconds
 
 
 def python_fit(target: list[list[float]], start: dict[str, torch.Tensor], steps: int,
@@ -64,24 +63,6 @@ def python_fit(target: list[list[float]], start: dict[str, torch.Tensor], steps:
     return loss
 
 
-def grading_seconds() -> float:
-    """Wall time to autograde one exercise-1 submission in a temporary course copy."""
-    from splatcourse.grading import instructor
-    from splatcourse.grading.harness import completed, copy_course, write_submission
-
-    with tempfile.TemporaryDirectory() as tmp:
-        course = copy_course(Path(tmp) / "course")
-        instructor.release(course, ["ex01_toy_splats"])
-        subs = Path(tmp) / "subs"
-        write_submission(subs, "bench", "ex01_toy_splats", completed(course, "ex01_toy_splats"))
-        t0 = time.perf_counter()
-        report = instructor.autograde(subs, course, ["ex01_toy_splats"])
-        seconds = time.perf_counter() - t0
-        if report.failures:
-            raise RuntimeError(report.summary())
-    return seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
@@ -121,7 +102,7 @@ def main() -> None:
                "losses_agree": math.isclose(py_loss, same.losses[args.steps - 1], rel_tol=1e-3),
                f"final_mse_after_{repeats}_steps": round(result.mse, 8)}
     if not args.quick:
-        grade_s = grading_seconds()
+        grade_s = grade_one_seconds("ex01_toy_splats")
         print(f"autograding one exercise-1 submission: {grade_s:.1f} s")
         figures["autograde_one_submission_s"] = round(grade_s, 2)
     print(json.dumps(figures))

@@ -123,3 +123,24 @@ def cell_scores(course: instructor.Course, assignment: str,
             for grade in nb.grades:
                 out[grade.name] = (float(grade.score), float(grade.max_score))
     return out
+
+
+def grade_one_seconds(assignment: str, workers: int = 1) -> float:
+    """Wall seconds to autograde one completed submission of `assignment` from a fresh
+    temporary course copy (release excluded), as an instructor's machine would: the benches
+    quote it as the cost of grading one submission."""
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        course = copy_course(Path(tmp) / "course")
+        instructor.release(course, [assignment])
+        subs = Path(tmp) / "subs"
+        write_submission(subs, "bench", assignment, completed(course, assignment))
+        t0 = time.perf_counter()
+        report = instructor.autograde(subs, course, [assignment], workers=workers,
+                                      progress=False)
+        seconds = time.perf_counter() - t0
+        if report.failures:
+            raise RuntimeError(report.summary())
+    return seconds

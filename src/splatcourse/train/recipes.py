@@ -32,7 +32,8 @@ from .config import TrainConfig
 from .evaluate import EvalResult
 from .trainer import fit
 
-__all__ = ["AXE_RECIPE", "AXE_WIDTH", "GRADING_RECIPE", "HELD_OUT_EVERY", "QUICK_RECIPE",
+__all__ = ["AXE_RECIPE", "AXE_WIDTH", "GRADING_BAR", "GRADING_RECIPE", "HELD_OUT_EVERY",
+           "QUICK_RECIPE",
            "grading_capture", "grading_fit"]
 
 #: Width the finale trains and is graded at (height follows the photos' aspect: 170).
@@ -40,11 +41,15 @@ AXE_WIDTH = 256
 #: The grader's split: view i is held out when i % HELD_OUT_EVERY == 0 (the 3DGS convention).
 HELD_OUT_EVERY = 8
 
-#: The full CPU fit of the axe (lesson 5, exercise 4, the bench).
+#: The full CPU fit of the axe (lesson 5, exercise 4, the bench): densify in the first 600
+#: steps, then refine what is there, over a random background each step so that nothing the
+#: photos do not show survives. Measured at 3,000 steps with and without the random
+#: background: no floater pixel against 0.4% of the object's area, object SSIM 0.912 against
+#: 0.903, about 290 CPU-seconds each.
 AXE_RECIPE: dict[str, Any] = {
-    "steps": 1200, "sh_degree": 1, "sh_degree_interval": 300, "refine_start": 100,
+    "steps": 3000, "sh_degree": 1, "sh_degree_interval": 300, "refine_start": 100,
     "refine_every": 100, "refine_stop": 600, "reset_every": 0, "grow_grad2d": 2e-4,
-    "max_gaussians": 25_000,
+    "max_gaussians": 25_000, "random_background": True,
 }
 #: The grader's short fit: the same recipe compressed to 200 steps.
 GRADING_RECIPE: dict[str, Any] = {
@@ -52,6 +57,13 @@ GRADING_RECIPE: dict[str, Any] = {
     "refine_every": 16, "refine_stop": 134, "reset_every": 0, "grow_grad2d": 2e-4,
     "max_gaussians": 25_000,
 }
+#: Exercise 4's quality bar on ``grading_fit``'s held-out object SSIM. Measured by
+#: ``bench/ex04_grading.py``: the reference over five seeds scores 0.8509-0.8527 and four
+#: honest answers written differently 0.8524, so the bar sits 0.011 (five seed spreads) below
+#: them; a loss that rewards SSIM instead of 1 - SSIM scores 0.212. Rules that still reconstruct
+#: (swapped loss weights 0.860, no densification 0.848, clone and split swapped 0.864) pass it.
+GRADING_BAR = 0.84
+
 #: A smoke-test recipe for the synthetic capture (seconds).
 QUICK_RECIPE: dict[str, Any] = {
     "steps": 40, "sh_degree": 0, "refine_start": 10, "refine_every": 10, "refine_stop": 30,
