@@ -30,28 +30,20 @@ import time
 
 import torch
 
-from splatcourse.capture import Capture, load_capture
+from splatcourse.capture import load_capture
 from splatcourse.grading.harness import grade_one_seconds
 from splatcourse.paths import outputs_dir
 from splatcourse.train import (
     TrainConfig,
     Trainer,
+    empty_render_scores,
     evaluate,
-    object_scores,
     plot_ssim_vs_time,
     render_views,
     save_side_by_side,
     summary_table,
 )
 from splatcourse.train.recipes import AXE_RECIPE, QUICK_RECIPE
-
-
-def empty_render_ssim(cap: Capture, idx: list[int]) -> float:
-    """Object SSIM of a render with nothing in it on views ``idx``: the metric's floor."""
-    photos = cap.images[idx]  # [V, H, W, 3]
-    nothing = torch.zeros_like(photos)
-    masks = None if cap.masks is None else cap.masks[idx]
-    return object_scores(nothing, nothing[..., 0], photos, masks, cap.background_tensor()).ssim
 
 
 def _round(x: float | None, digits: int) -> float | None:
@@ -142,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_views": len(final.view_ids), "region": final.region,
         "ssim_object": round(final.ssim_object, 4), "psnr_object": round(final.psnr_object, 2),
         "alpha_iou": _round(final.alpha_iou, 4),
-        "ssim_empty_render": round(empty_render_ssim(cap, final.view_ids), 4),
+        "ssim_empty_render": round(empty_render_scores(cap, final.view_ids).ssim, 4),
         "fit_seconds": round(trainer.cpu_elapsed if args.clock == "cpu" else trainer.elapsed, 1),
         "ssim_object_curve": [(round(h[clock], 1), round(h["ssim_object"], 4)) for h in rows],
         "ssim_curve_clock": clock,

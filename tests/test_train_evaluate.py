@@ -271,3 +271,15 @@ def test_trainer_history_records_the_object_scores(tiny):
     assert rec["alpha_iou"] == pytest.approx(ev.alpha_iou)
     assert rec["ssim_heldout"] == pytest.approx(ev.ssim)  # full frame, as before
     assert {"ssim_object", "psnr_object", "alpha_iou"} <= set(tr.result().summary())
+
+
+def test_empty_render_scores_are_the_floor_quoted_everywhere():
+    """The figure the bench reports as ssim_empty_render (and lesson 5 prints)."""
+    from splatcourse.capture import load_capture
+    from splatcourse.train import empty_render_scores
+
+    cap = load_capture("default", width=64, verbose=False)
+    floor = empty_render_scores(cap)
+    print(f"synthetic 64x48, empty render: object SSIM {floor.ssim:.4f}, IoU {floor.alpha_iou}")
+    assert floor.region == "object" and floor.alpha_iou == 0.0
+    assert abs(floor.ssim - 0.0516) < 0.01

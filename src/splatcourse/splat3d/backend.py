@@ -46,7 +46,7 @@ def gsplat_available() -> tuple[bool, str]:
     try:
         import gsplat  # noqa: F401
         from gsplat.cuda._backend import _C
-    except Exception as exc:  # noqa: BLE001  # any failure to load means "unavailable"
+    except Exception as exc:  # any failure to load means "unavailable"
         return False, f"gsplat could not be imported: {exc!r}"
     if _C is None:  # pragma: no cover
         return False, "gsplat's CUDA extension is not built (gsplat.cuda._backend._C is None)"

@@ -11,7 +11,7 @@ Used by: lesson 5 and exercise 4; lessons 6 and 7 call its fit.
 
 from .config import TrainConfig
 from .densify import DecisionStrategy, densify_masks
-from .evaluate import EvalResult, evaluate, render_rgba_views, render_views
+from .evaluate import EvalResult, empty_render_scores, evaluate, render_rgba_views, render_views
 from .export import load_ply, save_ply
 from .loss import l1_ssim_loss, psnr, ssim
 from .metrics import (
@@ -42,6 +42,7 @@ __all__ = [
     "alpha_iou",
     "composite_over",
     "densify_masks",
+    "empty_render_scores",
     "evaluate",
     "fit",
     "full_frame_pair",

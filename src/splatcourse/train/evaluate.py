@@ -33,7 +33,7 @@ from .metrics import (
 )
 from .model import Gaussians, render
 
-__all__ = ["EvalResult", "evaluate", "render_rgba_views", "render_views"]
+__all__ = ["EvalResult", "empty_render_scores", "evaluate", "render_rgba_views", "render_views"]
 
 
 @dataclass
@@ -117,3 +117,14 @@ def evaluate(params: Gaussians | dict[str, Tensor], capture: Capture,
         ssim_per_view=s.tolist(), psnr_per_view=p.tolist(),
         renders=compared[0], photos=compared[1],
     )
+
+
+@torch.no_grad()
+def empty_render_scores(capture: Capture, idx: list[int] | None = None) -> ObjectScores:
+    """What the object metric gives a render with nothing in it on views ``idx`` (default: the
+    held-out ones): the floor every score should be read against."""
+    idx = capture.test_idx if idx is None else list(idx)
+    photos = capture.images[idx].float()  # [V, H, W, 3]
+    nothing = torch.zeros_like(photos)  # [V, H, W, 3]
+    masks = None if capture.masks is None else capture.masks[idx]
+    return object_scores(nothing, nothing[..., 0], photos, masks, capture.background_tensor())
