@@ -143,6 +143,7 @@ def test_photoscan_xml_metashape_intrinsics_are_offsets_from_the_centre(tmp_path
         (("<f>150</f><cx>4</cx>", "<fx>150</fx>"), r"<calibration> without <cx>"),
         (("<f>150</f>", ""), r"<calibration> without a focal length"),
         (("<k1>0.1</k1>", "<k1/>"), r"<calibration>: <k1> is empty"),
+        (("<f>150</f>", "<f>1 50</f>"), r"<calibration>: <f> is not a number: '1 50'"),
     ],
 )
 def test_photoscan_xml_errors_name_the_file_and_the_missing_element(tmp_path, edit, message):

@@ -111,7 +111,10 @@ def _attribute(el: ET.Element, name: str, where: str) -> str:
 def _number(el: ET.Element, where: str) -> float:
     if el.text is None:
         raise ValueError(f"{where}: <{el.tag}> is empty")
-    return float(el.text)
+    try:
+        return float(el.text)
+    except ValueError:
+        raise ValueError(f"{where}: <{el.tag}> is not a number: {el.text!r}") from None
 
 
 def _size(resolution: ET.Element, where: str) -> tuple[int, int]:
