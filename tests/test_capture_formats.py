@@ -1,8 +1,10 @@
 """transforms.json and COLMAP readers: round trips through the writers, plus small hand-made
-files whose answer is known (camera conventions, intrinsics from a field of view)."""
+files whose answer is known (camera conventions, intrinsics from a field of view); the PhotoScan
+camera XML reader on hand-made files (Metashape intrinsics, errors naming what is missing)."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from splatcourse.capture import (
     load_folder,
     load_transforms_json,
     read_colmap_model,
+    read_photoscan_xml,
     synthetic_capture,
     write_colmap_text,
     write_transforms_json,
@@ -94,6 +97,67 @@ def test_transforms_json_errors_name_the_problem(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match=r"missing\.png"):
         load_transforms_json(tmp_path)
+
+
+METASHAPE_SENSOR = (
+    '<sensor id="0" label="toy" type="frame"><resolution width="200" height="100"/>'
+    '<calibration type="frame"><resolution width="200" height="100"/>'
+    "<f>150</f><cx>4</cx><cy>-2</cy><k1>0.1</k1></calibration></sensor>"
+)
+METASHAPE_CAMERA = '<camera id="3" label="a.jpg" sensor_id="0"/>'
+
+
+def metashape_xml(tmp_path, sensors=METASHAPE_SENSOR, cameras=METASHAPE_CAMERA):
+    path = tmp_path / "cameras.xml"
+    path.write_text(
+        f'<document version="1.4.0"><chunk><sensors>{sensors}</sensors>'
+        f"<cameras>{cameras}</cameras></chunk></document>"
+    )
+    return path
+
+
+def test_photoscan_xml_metashape_intrinsics_are_offsets_from_the_centre(tmp_path):
+    doc = read_photoscan_xml(metashape_xml(tmp_path))
+    sensor = doc.sensors["0"]
+    assert (sensor.fx, sensor.fy, sensor.cx, sensor.cy) == (150.0, 150.0, 104.0, 48.0)
+    assert sensor.dist == {"k1": 0.1}
+    cam = doc.cameras[0]
+    assert (cam.id, cam.label, cam.sensor_id, cam.enabled) == ("3", "a.jpg", "0", True)
+    assert cam.transform is None  # not aligned
+    assert np.array_equal(doc.chunk_to_world, np.eye(4)) and doc.region_center is None
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ('<resolution width="200" height="100"/><cal', "<cal"),
+            r'<sensor id="0"> without <resolution>',
+        ),
+        (("calibration", "calib"), r'<sensor id="0"> without <calibration>'),
+        ((' id="0" label="toy"', ""), r"<sensor> without the id attribute"),
+        (
+            ('<resolution width="200" height="100"/><f', '<resolution height="100"/><f'),
+            r"<calibration> <resolution> without the width attribute",
+        ),
+        (("<f>150</f><cx>4</cx>", "<fx>150</fx>"), r"<calibration> without <cx>"),
+        (("<f>150</f>", ""), r"<calibration> without a focal length"),
+        (("<k1>0.1</k1>", "<k1/>"), r"<calibration>: <k1> is empty"),
+        (("<f>150</f>", "<f>1 50</f>"), r"<calibration>: <f> is not a number: '1 50'"),
+    ],
+)
+def test_photoscan_xml_errors_name_the_file_and_the_missing_element(tmp_path, edit, message):
+    path = metashape_xml(tmp_path, sensors=METASHAPE_SENSOR.replace(*edit))
+    with pytest.raises(ValueError, match=f"camera XML {re.escape(str(path))}: .*{message}"):
+        read_photoscan_xml(path)
+
+
+def test_photoscan_xml_camera_without_a_sensor_id_is_an_error(tmp_path):
+    path = metashape_xml(tmp_path, cameras='<camera id="3" label="a.jpg"/>')
+    with pytest.raises(
+        ValueError, match=r'<camera label="a\.jpg"> without the sensor_id attribute'
+    ):
+        read_photoscan_xml(path)
 
 
 def test_colmap_round_trip(small, tmp_path):

@@ -1,5 +1,7 @@
 """The offline default capture: deterministic, geometrically consistent, independent renderer."""
 
+import numpy as np
+import pytest
 import torch
 
 from splatcourse.capture import load_capture, synthetic_capture
@@ -72,6 +74,13 @@ def test_background_option_and_default_name():
     assert (cap.width, cap.height) == (64, 48)
     assert cap.images[0, 0, 0].tolist() == [1.0, 1.0, 1.0]  # a corner is background
     assert load_capture("default", verbose=False).name == "synthetic"
+
+
+def test_background_is_kept_as_three_floats_and_must_have_three():
+    cap = synthetic_capture(width=16, background=np.array([1, 0, 0]))
+    assert cap.background == (1.0, 0.0, 0.0) and type(cap.background[0]) is float
+    with pytest.raises(ValueError, match=r"background: expected 3 numbers \(r, g, b\), got"):
+        synthetic_capture(width=16, background=(1.0, 1.0))
 
 
 def test_renderer_is_independent_of_the_splat_rasterizer():

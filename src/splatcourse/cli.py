@@ -18,10 +18,21 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """`--shard I/N` as (I, N); None without the option."""
+    if not text:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard: expected I/N (two whole numbers), got {text!r}") from None
+    return index, count
+
+
 def _cmd_autograde(args: argparse.Namespace) -> int:
     from .grading import instructor
 
-    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+    shard = _shard(args.shard)
     report = instructor.autograde(Path(args.submissions), assignments=args.assignment or None,
                                   timeout=args.timeout, workers=args.workers, force=args.force,
                                   cell_timeout=args.cell_timeout, shard=shard)

@@ -12,6 +12,8 @@ data/manifest.json from its source repository, verifies them by git blob SHA-1 a
 course copy (`capture.derive`).
 """
 
+from typing import TYPE_CHECKING
+
 from .bundler import BundlerModel, read_bundler
 from .colmap import ColmapModel, load_colmap, read_colmap_model, write_colmap_text
 from .dataset import TEST_EVERY, Capture, View, points_inside_masks, split_indices
@@ -27,6 +29,9 @@ from .manifest import CaptureEntry, load_manifest, sha256_file, verify_folder
 from .photoscan import PhotoScanDocument, load_photoscan_folder, read_photoscan_xml
 from .synthetic import synthetic_capture
 from .transforms_json import load_transforms_json, write_transforms_json
+
+if TYPE_CHECKING:  # for type checkers only: at run time __getattr__ imports them on first use
+    from .download import CaptureDownloadError, download_capture
 
 
 def __getattr__(name: str):

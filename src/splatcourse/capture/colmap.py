@@ -201,7 +201,7 @@ def read_points3d_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_binary_with_pycolmap(model_dir: Path) -> ColmapModel:
     try:
-        import pycolmap
+        import pycolmap  # pyright: ignore[reportMissingImports]  (optional; absent from the dev venv)
     except ImportError:
         raise ImportError(
             f"{model_dir} holds a binary COLMAP model: " + BINARY_HELP.format(d=model_dir)
@@ -214,7 +214,8 @@ def _read_binary_with_pycolmap(model_dir: Path) -> ColmapModel:
     images = {}
     for iid, im in rec.images.items():
         pose = im.cam_from_world() if callable(im.cam_from_world) else im.cam_from_world
-        M = np.asarray(pose.matrix())
+        # pycolmap is unresolved for the checker, which narrows the non-callable branch to object
+        M = np.asarray(pose.matrix())  # pyright: ignore[reportAttributeAccessIssue]
         images[iid] = ColmapImage(iid, rotmat_to_quat(M[:3, :3]), M[:3, 3], im.camera_id, im.name)
     pts = list(rec.points3D.values())
     xyz = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)

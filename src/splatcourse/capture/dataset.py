@@ -19,6 +19,7 @@ is a test view; all others are training views. The rule is fixed so numbers are 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -284,6 +285,15 @@ class Capture:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+def rgb_floats(background: Sequence[float]) -> tuple[float, float, float]:
+    """The background colour as a `Capture` keeps it: three plain floats (callers pass ints,
+    lists or numpy scalars)."""
+    if len(background) != 3:
+        raise ValueError(f"background: expected 3 numbers (r, g, b), got {background!r}")
+    r, g, b = background
+    return float(r), float(g), float(b)
 
 
 def _area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

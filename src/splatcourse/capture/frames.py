@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset import Capture
+from .dataset import Capture, rgb_floats
 from .images import composite, image_size, read_mask, read_rgba, stack_images, target_size
 
 #: Mask file names `find_mask` tries, best first ({stem}: the photo's name without extension).
@@ -123,7 +123,7 @@ def assemble(
         points=torch.tensor(points, dtype=torch.float32),  # [M, 3]
         point_colors=torch.tensor(point_colors, dtype=torch.float32),  # [M, 3]
         attribution=attribution,
-        background=tuple(float(b) for b in background),
+        background=rgb_floats(background),
         bbox=None if bbox is None else torch.tensor(bbox, dtype=torch.float32),
         source=source,
         notes=[*notes, *_resampled_note(frames, native, common, size)],
@@ -174,7 +174,7 @@ def _stack_masks(
             f"(a mask file or an alpha channel) but {len(unmasked)} have none, e.g. "
             f"{unmasked[0]}; give every photo a mask, or none"
         )
-    return torch.from_numpy(np.stack(masks))
+    return torch.from_numpy(np.stack([m for m in masks if m is not None]))  # [N, H, W], all N
 
 
 def _resampled_note(

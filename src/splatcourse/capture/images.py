@@ -33,7 +33,7 @@ def read_rgba(
             has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
             im = im.convert("RGBA" if has_alpha else "RGB")
             if size is not None and im.size != tuple(size):
-                im = im.resize(tuple(size), Image.LANCZOS)
+                im = im.resize(size, Image.Resampling.LANCZOS)
             a = np.asarray(im, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
@@ -55,7 +55,7 @@ def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         raise OSError(f"cannot read mask {path}: {e}") from e
     a = (a >= 0.5).astype(np.float32)  # masks are binary; JPEG masks carry ringing
     if size is not None and (a.shape[1], a.shape[0]) != tuple(size):
-        a = np.asarray(Image.fromarray(a).resize(tuple(size), Image.BOX))
+        a = np.asarray(Image.fromarray(a).resize(size, Image.Resampling.BOX))
     return np.clip(a, 0.0, 1.0)
 
 

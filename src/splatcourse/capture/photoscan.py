@@ -93,6 +93,119 @@ def _floats(text: str | None, n: int, where: str) -> np.ndarray:
     return v
 
 
+def _child(parent: ET.Element, tag: str, where: str) -> ET.Element:
+    """`parent`'s <tag>, which the export must have; `where` names the file and the parent."""
+    el = parent.find(tag)
+    if el is None:
+        raise ValueError(f"{where} without <{tag}>")
+    return el
+
+
+def _attribute(el: ET.Element, name: str, where: str) -> str:
+    value = el.get(name)
+    if value is None:
+        raise ValueError(f"{where} without the {name} attribute")
+    return value
+
+
+def _number(el: ET.Element, where: str) -> float:
+    if el.text is None:
+        raise ValueError(f"{where}: <{el.tag}> is empty")
+    try:
+        return float(el.text)
+    except ValueError:
+        raise ValueError(f"{where}: <{el.tag}> is not a number: {el.text!r}") from None
+
+
+def _size(resolution: ET.Element, where: str) -> tuple[int, int]:
+    """(width, height) of a <resolution width=.. height=..> element."""
+    where = f"{where} <resolution>"
+    return int(_attribute(resolution, "width", where)), int(_attribute(resolution, "height", where))
+
+
+def _read_sensor(sensor: ET.Element, path: Path) -> PhotoScanSensor:
+    sensor_id = _attribute(sensor, "id", f"camera XML {path}: <sensor>")
+    where = f'camera XML {path}: <sensor id="{sensor_id}">'
+    w, h = _size(_child(sensor, "resolution", where), where)
+    cal = _child(sensor, "calibration", where)
+    where = f"{where} <calibration>"
+    calibrated_at = cal.find("resolution")
+    if calibrated_at is not None:
+        w, h = _size(calibrated_at, where)
+
+    def number(tag: str, default: float | None = None) -> float:
+        """The calibration's <tag>; `default` when it is absent (an error without one)."""
+        el = cal.find(tag)
+        if el is not None:
+            return _number(el, where)
+        if default is None:
+            raise ValueError(f"{where} without <{tag}>")
+        return default
+
+    if cal.find("fx") is not None:  # PhotoScan 1.x: fx, fy and absolute cx, cy
+        fx = number("fx")
+        fy, cx, cy = number("fy", fx), number("cx"), number("cy")
+    elif cal.find("f") is not None:  # Metashape: f, and cx, cy as offsets from the centre
+        fx = fy = number("f")
+        cx, cy = w / 2 + number("cx", 0.0), h / 2 + number("cy", 0.0)
+    else:
+        raise ValueError(f"{where} without a focal length (<fx> or <f>)")
+    dist = {k: number(k) for k in ("k1", "k2", "k3", "k4", "p1", "p2") if cal.find(k) is not None}
+    return PhotoScanSensor(sensor_id, w, h, fx, fy, cx, cy, dist)
+
+
+def _read_camera(
+    camera: ET.Element, path: Path, sensors: dict[str, PhotoScanSensor]
+) -> PhotoScanCamera:
+    label = _attribute(camera, "label", f"camera XML {path}: <camera>")
+    where = f'camera XML {path}: <camera label="{label}">'
+    t = camera.find("transform")
+    T = None if t is None else _floats(t.text, 16, f"{path}: camera {label}").reshape(4, 4)
+    sensor_id = _attribute(camera, "sensor_id", where)
+    if sensor_id not in sensors:
+        raise ValueError(f"{path}: camera {label} uses unknown sensor {sensor_id}")
+    return PhotoScanCamera(
+        _attribute(camera, "id", where),
+        label,
+        sensor_id,
+        T,
+        camera.get("enabled", "true") != "false",
+    )
+
+
+def _chunk_to_world(chunk: ET.Element, path: Path) -> np.ndarray:
+    """[4, 4] the chunk's <transform> (rotation, scale, translation); the identity without one."""
+    M = np.eye(4)
+    ct = chunk.find("transform")
+    if ct is None:
+        return M
+    rotation, scale, translation = ct.find("rotation"), ct.find("scale"), ct.find("translation")
+    R = (
+        np.eye(3)
+        if rotation is None
+        else _floats(rotation.text, 9, f"{path}: chunk rotation").reshape(3, 3)
+    )
+    s = 1.0 if scale is None else _number(scale, f"camera XML {path}: chunk <transform>")
+    T = (
+        np.zeros(3)
+        if translation is None
+        else _floats(translation.text, 3, f"{path}: chunk translation")
+    )
+    M[:3, :3], M[:3, 3] = s * R, T
+    return M
+
+
+def _read_region(chunk: ET.Element, doc: PhotoScanDocument, path: Path) -> None:
+    """The chunk's <region> box, when it has one, into `doc` (all three fields or none)."""
+    reg = chunk.find("region")
+    if reg is None or reg.find("center") is None:
+        return
+    where = f"camera XML {path}: <region>"
+    doc.region_center = _floats(_child(reg, "center", where).text, 3, f"{path}: region center")
+    doc.region_size = _floats(_child(reg, "size", where).text, 3, f"{path}: region size")
+    doc.region_R = _floats(_child(reg, "R", where).text, 9, f"{path}: region R").reshape(3, 3)
+
+
 def read_photoscan_xml(path: str | Path) -> PhotoScanDocument:
     """Parse a PhotoScan (1.x) or Metashape camera export."""
     path = Path(path)
@@ -103,79 +216,22 @@ def read_photoscan_xml(path: str | Path) -> PhotoScanDocument:
     except ET.ParseError as e:
         raise ValueError(f"{path}: not valid XML ({e})") from None
     chunk = root.find("chunk")
-    if chunk is None or chunk.find("sensors") is None or chunk.find("cameras") is None:
+    sensors_el = None if chunk is None else chunk.find("sensors")
+    cameras_el = None if chunk is None else chunk.find("cameras")
+    if chunk is None or sensors_el is None or cameras_el is None:
         raise ValueError(f"{path}: not a PhotoScan camera export (no chunk/sensors/cameras)")
 
     sensors = {}
-    for s in chunk.find("sensors"):
-        res = s.find("resolution")
-        cal = s.find("calibration")
-        if res is None or cal is None:
-            raise ValueError(f"{path}: sensor {s.get('id')} has no resolution or calibration")
-        w, h = int(res.get("width")), int(res.get("height"))
-        cres = cal.find("resolution")
-        if cres is not None and (int(cres.get("width")), int(cres.get("height"))) != (w, h):
-            w, h = int(cres.get("width")), int(cres.get("height"))
-
-        def num(tag: str, default: float | None = None, cal: ET.Element = cal) -> float | None:
-            el = cal.find(tag)
-            return default if el is None else float(el.text)
-
-        if num("fx") is not None:  # PhotoScan 1.x: fx, fy and absolute cx, cy
-            fx, fy, cx, cy = num("fx"), num("fy", num("fx")), num("cx"), num("cy")
-        elif num("f") is not None:  # Metashape: f, and cx, cy as offsets from the centre
-            fx = fy = num("f")
-            cx, cy = w / 2 + num("cx", 0.0), h / 2 + num("cy", 0.0)
-        else:
-            raise ValueError(f"{path}: sensor {s.get('id')} calibration has no focal length")
-        dist = {k: num(k) for k in ("k1", "k2", "k3", "k4", "p1", "p2") if num(k) is not None}
-        sensors[s.get("id")] = PhotoScanSensor(s.get("id"), w, h, fx, fy, cx, cy, dist)
-
-    cameras = []
-    for c in chunk.find("cameras"):
-        if c.tag != "camera":
-            continue  # camera groups are not used by the exports we read
-        t = c.find("transform")
-        T = (
-            None
-            if t is None
-            else _floats(t.text, 16, f"{path}: camera {c.get('label')}").reshape(4, 4)
-        )
-        if c.get("sensor_id") not in sensors:
-            raise ValueError(
-                f"{path}: camera {c.get('label')} uses unknown sensor {c.get('sensor_id')}"
-            )
-        cameras.append(
-            PhotoScanCamera(
-                c.get("id"),
-                c.get("label"),
-                c.get("sensor_id"),
-                T,
-                c.get("enabled", "true") != "false",
-            )
-        )
-
-    M = np.eye(4)
-    ct = chunk.find("transform")
-    if ct is not None:
-        R = (
-            np.eye(3)
-            if ct.find("rotation") is None
-            else _floats(ct.find("rotation").text, 9, f"{path}: chunk rotation").reshape(3, 3)
-        )
-        s = 1.0 if ct.find("scale") is None else float(ct.find("scale").text)
-        T = (
-            np.zeros(3)
-            if ct.find("translation") is None
-            else _floats(ct.find("translation").text, 3, f"{path}: chunk translation")
-        )
-        M[:3, :3], M[:3, 3] = s * R, T
-    doc = PhotoScanDocument(sensors, cameras, M)
-    reg = chunk.find("region")
-    if reg is not None and reg.find("center") is not None:
-        doc.region_center = _floats(reg.find("center").text, 3, f"{path}: region center")
-        doc.region_size = _floats(reg.find("size").text, 3, f"{path}: region size")
-        doc.region_R = _floats(reg.find("R").text, 9, f"{path}: region R").reshape(3, 3)
+    for s in sensors_el:
+        sensor = _read_sensor(s, path)
+        sensors[sensor.id] = sensor
+    cameras = [
+        _read_camera(c, path, sensors)
+        for c in cameras_el
+        if c.tag == "camera"  # camera groups are not used by the exports we read
+    ]
+    doc = PhotoScanDocument(sensors, cameras, _chunk_to_world(chunk, path))
+    _read_region(chunk, doc, path)
     return doc
 
 
@@ -241,6 +297,8 @@ def _world_to_region(doc: PhotoScanDocument) -> np.ndarray:
     edges (metric scale kept); the identity when the XML has no region."""
     if doc.region_center is None:
         return np.eye(4)
+    # read_photoscan_xml sets the region's centre, size and axes together.
+    assert doc.region_R is not None, "a region with a centre but no axes (region_R)"
     s = doc.scale
     c_world = (doc.chunk_to_world @ np.append(doc.region_center, 1.0))[:3]
     R_chunk = doc.chunk_to_world[:3, :3] / s

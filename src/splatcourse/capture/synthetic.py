@@ -22,7 +22,7 @@ from functools import lru_cache
 import torch
 
 from ..threads import one_torch_thread
-from .dataset import Capture
+from .dataset import Capture, rgb_floats
 
 ATTRIBUTION = (
     "Synthetic capture rendered by splatcourse.capture.synthetic (procedural, "
@@ -203,7 +203,7 @@ def synthetic_capture(
         raise ValueError(
             f"need n_views >= 1 and an image of at least 8x8, got {n_views}, {width}x{height}"
         )
-    background = tuple(float(b) for b in background)
+    background = rgb_floats(background)
     images, cover, viewmats, K = _render_all(n_views, width, height, background)
     with one_torch_thread():
         pts = surface_points(n_points, seed)

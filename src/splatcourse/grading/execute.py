@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
@@ -58,6 +59,9 @@ class SandboxedExecute(Execute):
             outs.append(new_output("stream", name="stderr", text=(
                 f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
                 "interrupted]\n")))
+            # Output only arrives from a running kernel, and ours is asynchronous
+            # (SandboxKernelManager), so its interrupt is a coroutine to schedule.
+            assert isinstance(self.km, AsyncKernelManager), self.km
             task = asyncio.ensure_future(self.km.interrupt_kernel())
             self._interrupts.add(task)
             task.add_done_callback(self._interrupts.discard)
@@ -65,6 +69,7 @@ class SandboxedExecute(Execute):
 
     def _silent(self, code: str) -> None:
         try:
+            assert self.kc is not None, "no kernel client"  # it is connected while cells run
             self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
         except Exception as err:
             self.log.warning("grading guard failed: %s", err)

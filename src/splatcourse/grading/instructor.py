@@ -518,12 +518,16 @@ def grade_table(course: Course | None = None) -> list[dict[str, object]]:
     with Gradebook(f"sqlite:///{course.gradebook}", "splat-course") as gb:
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
             for student in sorted(gb.students, key=lambda s: s.id):
+                # nbgrader's models are untyped SQLAlchemy: on an instance a Column attribute is
+                # its value (a str here), and score/max_score, declared as None in the class
+                # body, are column properties added after it: the checker sees neither.
                 try:
-                    sub = gb.find_submission(assignment.name, student.id)
+                    sub = gb.find_submission(assignment.name, student.id)  # pyright: ignore[reportArgumentType]
                 except MissingEntry:
                     continue
                 rows.append({"student": student.id, "assignment": assignment.name,
-                             "score": round(sub.score, 3), "max_score": round(sub.max_score, 3)})
+                             "score": round(sub.score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
+                             "max_score": round(sub.max_score, 3)})  # pyright: ignore[reportCallIssue, reportArgumentType]
     return rows
 
 

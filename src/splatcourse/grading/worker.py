@@ -36,16 +36,19 @@ def main(argv: list[str]) -> int:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     from nbgrader.apps import AutogradeApp
+    from nbgrader.coursedir import CourseDirectory
 
     app = AutogradeApp()
     app.initialize(["--force", *argv])
+    coursedir = app.coursedir
+    assert isinstance(coursedir, CourseDirectory), coursedir  # initialize() creates it
     errors = _Errors()
     app.log.addHandler(errors)
     for line in sys.stdin:
         errors.lines.clear()
         request = json.loads(line)
-        app.coursedir.assignment_id = request["assignment"]
-        app.coursedir.student_id = request["student"]
+        coursedir.assignment_id = request["assignment"]
+        coursedir.student_id = request["student"]
         try:
             app.start()
             reply = {"ok": True, "error": ""}

@@ -16,7 +16,7 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -35,7 +35,8 @@ __all__ = [
 
 BACKEND_ENV_VAR = "SPLATCOURSE_BACKEND"
 _BACKENDS = ("auto", "torch", "gsplat")
-_RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
+_RENDER_MODES = get_args(RenderMode)
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,8 +45,9 @@ def gsplat_available() -> tuple[bool, str]:
     if not torch.cuda.is_available():
         return False, "torch.cuda.is_available() is False (no GPU or a CPU-only torch)"
     try:
+        # gsplat binds _C when imported (its compiled module, or None): the checker misses it
         import gsplat  # noqa: F401
-        from gsplat.cuda._backend import _C
+        from gsplat.cuda._backend import _C  # pyright: ignore[reportAttributeAccessIssue]
     except Exception as exc:  # any failure to load means "unavailable"
         return False, f"gsplat could not be imported: {exc!r}"
     if _C is None:  # pragma: no cover
@@ -132,7 +134,7 @@ def rasterization(
     packed: bool = True,
     tile_size: int = 16,
     backgrounds: Tensor | None = None,
-    render_mode: Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"] = "RGB",
+    render_mode: RenderMode = "RGB",
     sparse_grad: bool = False,
     absgrad: bool = False,
     rasterize_mode: Literal["classic", "antialiased"] = "classic",

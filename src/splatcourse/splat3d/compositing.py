@@ -12,7 +12,7 @@ Gaussians x pixels, so keep scenes to a few hundred Gaussians and small images.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -24,7 +24,8 @@ from .scenes import SH_DEGREE, Camera, GaussianScene
 
 __all__ = ["ALPHA_MAX", "MODES", "alpha_maps", "composite_front_to_back", "render_by_hand"]
 
-MODES = ("composite", "reversed", "sum")
+Mode = Literal["composite", "reversed", "sum"]
+MODES = get_args(Mode)  # ("composite", "reversed", "sum")
 
 
 def composite_front_to_back(colours: Tensor, alphas: Tensor) -> tuple[Tensor, Tensor]:
@@ -73,7 +74,7 @@ def _alpha_in_box(mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: i
 
 
 def render_by_hand(scene: GaussianScene, camera: Camera,
-                   mode: Literal["composite", "reversed", "sum"] = "composite",
+                   mode: Mode = "composite",
                    sh_degree: int = SH_DEGREE,
                    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
                    ) -> tuple[Tensor, Tensor]:

@@ -63,7 +63,8 @@ def covariance_from_quat_scale(quats: Tensor, scales: Tensor) -> Tensor:
         )
     M = R * scales[..., None, :]  # R @ diag(s): scale each column
     # M M^T as a sum of three outer products: on the CPU, bmm and small reductions are slow.
-    return sum(M[..., :, k, None] * M[..., None, :, k] for k in range(3))
+    c0, c1, c2 = (M[..., :, k, None] * M[..., None, :, k] for k in range(3))  # [..., 3, 3] each
+    return c0 + c1 + c2
 
 
 def covariance_entries(quats: Tensor, scales: Tensor) -> tuple[Tensor, ...]:

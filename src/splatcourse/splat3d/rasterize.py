@@ -364,7 +364,7 @@ def _rasterize_camera(means2d, conics, colors, opacities, depths, radii, width: 
     log_o = torch.log(opacities.index_select(0, vis).clamp_min(1e-30))
     colors_t = colors.index_select(0, vis).T.contiguous()  # [D, G]
     gaussians = (mx, my, A, B, C, log_o)
-    fp, width_est = _footprints(*(v.detach() for v in gaussians), width, height)
+    fp, width_est = _footprints(*(v.detach() for v in gaussians), width=width, height=height)
     edges = _band_edges(fp.ylo, fp.yhi.clamp_min(0), width_est, height, pairs_per_band)
     colour, alpha = [], []
     for y0, y1 in itertools.pairwise(edges):

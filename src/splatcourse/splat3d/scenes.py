@@ -30,6 +30,7 @@ from splatcourse.splat3d import (
     rasterization,
     rgb_to_sh,
 )
+from splatcourse.splat3d.backend import RenderMode
 
 __all__ = [
     "SH_DEGREE",
@@ -164,7 +165,7 @@ class GaussianScene:
 
     def render(self, camera: Camera, sh_degree: int = SH_DEGREE,
                background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-               render_mode: str = "RGB") -> tuple[Tensor, Tensor, dict]:
+               render_mode: RenderMode = "RGB") -> tuple[Tensor, Tensor, dict]:
         """(image [H, W, X], alpha [H, W], info) from the course's ``rasterization``."""
         bg = torch.tensor([background], dtype=self.means.dtype)  # depth channels get 0
         renders, alphas, info = rasterization(

@@ -25,12 +25,12 @@ def sh_basis(degree: int, dirs: Tensor) -> Tensor:
     """The (degree+1)^2 basis functions [..., K] at unit directions [..., 3]."""
     if not 0 <= degree <= 3:
         raise ValueError(f"SH degree must be in 0..3, got {degree}")
+    x, y, z = dirs.unbind(-1)  # [...] each
+    xx, yy, zz = x * x, y * y, z * z
     out = [torch.full_like(dirs[..., 0], SH_C0)]
     if degree >= 1:
-        x, y, z = dirs.unbind(-1)
         out += [-_C1 * y, _C1 * z, -_C1 * x]
     if degree >= 2:
-        xx, yy, zz = x * x, y * y, z * z
         out += [
             _C2[0] * x * y,
             _C2[1] * y * z,

@@ -20,6 +20,8 @@ import torch
 from plyfile import PlyData, PlyElement
 from torch import Tensor
 
+from .model import Gaussians
+
 __all__ = ["load_ply", "ply_property_names", "save_ply"]
 
 
@@ -30,7 +32,7 @@ def ply_property_names(n_rest_coeffs: int) -> list[str]:
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
 
 
-def save_ply(params: dict[str, Tensor], path: str | Path) -> Path:
+def save_ply(params: Gaussians | dict[str, Tensor], path: str | Path) -> Path:
     """Write Gaussians (keys means, scales, quats, opacities, sh0, shN) to ``path``."""
     for key in ("means", "scales", "quats", "opacities", "sh0", "shN"):
         if key not in params:

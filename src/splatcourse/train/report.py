@@ -52,7 +52,7 @@ def plot_ssim_vs_time(history: list[dict[str, Any]], ax=None, label: str | None 
     if label is not None or target is not None:
         ax.legend()
     if path is not None:
-        ax.figure.savefig(path, dpi=120, bbox_inches="tight")
+        ax.figure.figure.savefig(path, dpi=120, bbox_inches="tight")  # the root, not a subfigure
     return ax
 
 

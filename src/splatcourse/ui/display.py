@@ -62,7 +62,7 @@ def to_pil(image: Tensor | np.ndarray | PILImage.Image, zoom: int = 1) -> PILIma
     pil = image if isinstance(image, PILImage.Image) else PILImage.fromarray(_as_uint8(image))
     if zoom == 1:
         return pil
-    return pil.resize((pil.width * zoom, pil.height * zoom), PILImage.NEAREST)
+    return pil.resize((pil.width * zoom, pil.height * zoom), PILImage.Resampling.NEAREST)
 
 
 def encode_png(pil: PILImage.Image) -> bytes:

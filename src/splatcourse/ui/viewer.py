@@ -95,7 +95,10 @@ class SplatViewer(NotebookWidget):
     @torch.no_grad()
     def update_compare(self) -> Tensor:
         i = self.view.value
-        ev = evaluate(self.params, self.capture, [i])
+        if i is None:  # the dropdown lists the held-out views: there are none
+            raise ValueError(f"capture {self.capture.name!r} has no held-out views to compare")
+        ev = evaluate(self.params, self.capture, [i], keep_images=True)
+        assert ev.photos is not None and ev.renders is not None  # kept: keep_images=True
         photo, rend = ev.photos[0], ev.renders[0]
         err = (photo - rend).abs().mean(-1, keepdim=True).expand_as(photo).clamp(0, 1)
         strip = torch.cat([photo, rend, err], dim=1)

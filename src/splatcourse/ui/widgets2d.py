@@ -37,6 +37,7 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import PowerNorm, to_hex, to_rgb
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
@@ -433,7 +434,7 @@ class FitScrubber(NotebookWidget):
     def _draw_colourbar(self) -> bytes:
         fig = Figure(figsize=(2.8, 0.8), dpi=100)
         ax = fig.add_axes((0.06, 0.62, 0.88, 0.25))
-        mappable = matplotlib.cm.ScalarMappable(self.error_norm, self.cmap)
+        mappable = ScalarMappable(self.error_norm, self.cmap)
         bar = fig.colorbar(mappable, cax=ax, orientation="horizontal")
         bar.set_label("squared error (square-root scale)", fontsize=7)
         bar.ax.tick_params(labelsize=7)

@@ -292,7 +292,7 @@ class SceneOrbiter(NotebookWidget):
         self.zoom = whole_zoom(width, DISPLAY_PIXELS)
         self.azimuth, self.elevation, self.distance = float(azimuth), float(elevation), \
             float(distance)
-        self.mode = "composite"
+        self.mode: compositing.Mode = "composite"
         self.sh_degree = SH_DEGREE
         self.render_count = 0
         self._cmap = matplotlib.colormaps["viridis"]
