@@ -286,7 +286,7 @@ def test_backend_switch(monkeypatch):
         resolve_backend("cuda")
     if not torch.cuda.is_available():
         monkeypatch.setenv(BACKEND_ENV_VAR, "gsplat")
-        with pytest.raises(RuntimeError, match="gsplat.*unavailable.*backend='torch'"):
+        with pytest.raises(RuntimeError, match=r"gsplat.*unavailable.*backend='torch'"):
             rasterization(*scene(5), *cameras(), W, H)
 
 
