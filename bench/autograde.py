@@ -32,7 +32,10 @@ EXERCISES = ["ex01_toy_splats", "ex02_rgb_splats"]
 
 def _cpu_seconds() -> float:
     """CPU time of this process and every finished child (workers, nbgrader, kernels)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -46,8 +49,9 @@ def grade_batch(tmp: Path, n: int, workers: int, mode: str) -> tuple[float, floa
         for i in range(n):
             write_submission(subs, f"student{i:03d}", a, answers)
     start, cpu = time.perf_counter(), _cpu_seconds()
-    report = instructor.autograde(subs, course, EXERCISES, workers=workers, force=True,
-                                  progress=False)
+    report = instructor.autograde(
+        subs, course, EXERCISES, workers=workers, force=True, progress=False
+    )
     return time.perf_counter() - start, _cpu_seconds() - cpu, len(report.failures)
 
 
@@ -58,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = args.n or (2 if args.quick else 8)
     mode = sandbox.prepare_shared()
-    print(f"cores {instructor.default_workers()}, load average {os.getloadavg()[0]:.1f}, "
-          f"sandbox {mode}, {n} submissions of each of {', '.join(EXERCISES)}")
+    print(
+        f"cores {instructor.default_workers()}, load average {os.getloadavg()[0]:.1f}, "
+        f"sandbox {mode}, {n} submissions of each of {', '.join(EXERCISES)}"
+    )
     rates: dict[str, float] = {}
     cpu_per_sub: dict[str, float] = {}
     failed = 0
@@ -74,25 +80,42 @@ def main(argv: list[str] | None = None) -> int:
             key = f"workers{workers}_{m}"
             rates[key] = 60 * n * len(EXERCISES) / seconds
             cpu_per_sub[key] = cpu / (n * len(EXERCISES))
-            print(f"{workers} worker(s), sandbox {m:6s}: {n * len(EXERCISES)} submissions in "
-                  f"{seconds:6.1f} s = {rates[key]:5.1f} per minute, {cpu_per_sub[key]:5.1f} CPU s "
-                  f"each ({bad} failed)")
+            print(
+                f"{workers} worker(s), sandbox {m:6s}: {n * len(EXERCISES)} submissions in "
+                f"{seconds:6.1f} s = {rates[key]:5.1f} per minute, {cpu_per_sub[key]:5.1f} CPU s "
+                f"each ({bad} failed)"
+            )
     os.environ.pop("SPLATCOURSE_SANDBOX", None)
     two, one = rates[f"workers2_{mode}"], rates[f"workers1_{mode}"]
-    print(f"2 workers / 1 worker: {two / one:.2f}x;  sandbox {mode} / none: "
-          f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate"
-          + (f";  warm / bwrap: {two / rates['workers2_bwrap']:.2f}x" if mode == "warm" else ""))
+    print(
+        f"2 workers / 1 worker: {two / one:.2f}x;  sandbox {mode} / none: "
+        f"{two / rates['workers2_none']:.2f}x of the unsandboxed rate"
+        + (f";  warm / bwrap: {two / rates['workers2_bwrap']:.2f}x" if mode == "warm" else "")
+    )
     # reaped children only: kernels behind bwrap's PID namespace may not be counted
-    print(f"CPU per submission (this process and reaped children) "
-          f"{cpu_per_sub[f'workers2_{mode}']:.1f} s; load average {os.getloadavg()[0]:.1f}: "
-          "on a busy machine the rates above are far below what idle cores give")
-    print(json.dumps({"submissions_per_min": round(two, 2), "workers": 2, "sandbox": mode,
-                      "reaped_cpu_s_per_submission": round(cpu_per_sub[f"workers2_{mode}"], 2),
-                      "per_setting": {k: round(v, 2) for k, v in rates.items()},
-                      "speedup_2_vs_1": round(two / one, 2), "failed": failed,
-                      "warm_vs_bwrap": (round(two / rates["workers2_bwrap"], 2)
-                                        if mode == "warm" else None),
-                      "submissions_per_exercise": n, "load_average": os.getloadavg()[0]}))
+    print(
+        f"CPU per submission (this process and reaped children) "
+        f"{cpu_per_sub[f'workers2_{mode}']:.1f} s; load average {os.getloadavg()[0]:.1f}: "
+        "on a busy machine the rates above are far below what idle cores give"
+    )
+    print(
+        json.dumps(
+            {
+                "submissions_per_min": round(two, 2),
+                "workers": 2,
+                "sandbox": mode,
+                "reaped_cpu_s_per_submission": round(cpu_per_sub[f"workers2_{mode}"], 2),
+                "per_setting": {k: round(v, 2) for k, v in rates.items()},
+                "speedup_2_vs_1": round(two / one, 2),
+                "failed": failed,
+                "warm_vs_bwrap": (
+                    round(two / rates["workers2_bwrap"], 2) if mode == "warm" else None
+                ),
+                "submissions_per_exercise": n,
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    )
     return 0 if failed == 0 else 1
 
 

@@ -40,9 +40,7 @@ def make_scene(n: int, seed: int = 0, device: str = "cpu"):
     y = (torch.rand(n, generator=g) * 2 - 1) * 0.45 * z
     means = torch.stack([x, y, z], -1)
     quats = torch.randn(n, 4, generator=g)
-    scales = torch.exp(
-        torch.empty(n, 3).uniform_(math.log(0.004), math.log(0.04), generator=g)
-    )
+    scales = torch.exp(torch.empty(n, 3).uniform_(math.log(0.004), math.log(0.04), generator=g))
     opacities = torch.rand(n, generator=g) * 0.8 + 0.1
     sh = torch.randn(n, 16, 3, generator=g) * 0.2
     return [t.to(device) for t in (means, quats, scales, opacities, sh)]
@@ -125,7 +123,9 @@ def run_child(cfg: dict) -> dict:
 def measure(cfg: dict) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(cfg)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
@@ -167,8 +167,10 @@ def main() -> None:
     gpu = cuda_available()
     results: dict = {"threads": THREADS, "quick": bool(args.quick), "configs": {}}
     print(f"rasterizer benchmark, {THREADS} threads, forward+backward (median), peak memory")
-    print(f"{'N':>8} {'image':>9} | {'ours ms':>9} {'MB':>7} {'pairs':>9} | "
-          f"{'dense ms':>9} {'MB':>7} | {'speedup':>7}" + (" | gsplat ms" if gpu else ""))
+    print(
+        f"{'N':>8} {'image':>9} | {'ours ms':>9} {'MB':>7} {'pairs':>9} | "
+        f"{'dense ms':>9} {'MB':>7} | {'speedup':>7}" + (" | gsplat ms" if gpu else "")
+    )
     for n in sizes:
         for w, h in resolutions:
             key = f"{n // 1000}k_{w}x{h}" if n >= 1000 else f"{n}_{w}x{h}"
@@ -188,12 +190,16 @@ def main() -> None:
             results["configs"][key] = row
 
             def fmt(m, k, spec):
-                return format(m[k], spec) if m and "error" not in m and m.get(k) is not None else "-"
+                return (
+                    format(m[k], spec) if m and "error" not in m and m.get(k) is not None else "-"
+                )
 
-            line = (f"{n:>8} {w:>4}x{h:<4} | {fmt(ours, 'ms_fwd_bwd', '9.1f')} "
-                    f"{fmt(ours, 'peak_mb', '7.0f')} {fmt(ours, 'pairs', '9d')} | "
-                    f"{fmt(dense, 'ms_fwd_bwd', '9.1f')} {fmt(dense, 'peak_mb', '7.0f')} | "
-                    f"{(f'{speed:6.1f}x' if speed else '      -')}")
+            line = (
+                f"{n:>8} {w:>4}x{h:<4} | {fmt(ours, 'ms_fwd_bwd', '9.1f')} "
+                f"{fmt(ours, 'peak_mb', '7.0f')} {fmt(ours, 'pairs', '9d')} | "
+                f"{fmt(dense, 'ms_fwd_bwd', '9.1f')} {fmt(dense, 'peak_mb', '7.0f')} | "
+                f"{(f'{speed:6.1f}x' if speed else '      -')}"
+            )
             if gpu:
                 line += f" | {fmt(row['gsplat'], 'ms_fwd_bwd', '9.2f')}"
             print(line, flush=True)
@@ -203,9 +209,11 @@ def main() -> None:
     if not args.no_big:
         big = measure({"n": big_n, "w": w, "h": h, "impl": "ours", "grad": False, "reps": 1})
         status = "ok" if "error" not in big else f"FAILED ({big['error']})"
-        print(f"{big_n} Gaussians at {w}x{h}, forward only: "
-              f"{big.get('ms_fwd', float('nan')):.0f} ms, "
-              f"peak +{big.get('peak_mb', float('nan')):.0f} MB, {status}")
+        print(
+            f"{big_n} Gaussians at {w}x{h}, forward only: "
+            f"{big.get('ms_fwd', float('nan')):.0f} ms, "
+            f"peak +{big.get('peak_mb', float('nan')):.0f} MB, {status}"
+        )
     results["render_only_big"] = {"n": big_n, "w": w, "h": h, **big}
 
     row = {} if args.quick else results["configs"].get("20k_256x192", {})

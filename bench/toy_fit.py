@@ -24,12 +24,17 @@ from splatcourse import toy2d
 from splatcourse.grading.harness import grade_one_seconds
 
 
-def python_fit(target: list[list[float]], start: dict[str, torch.Tensor], steps: int,
-               lr: float) -> float:
+def python_fit(
+    target: list[list[float]], start: dict[str, torch.Tensor], steps: int, lr: float
+) -> float:
     """The seed algorithm: loops over pixels and Gaussians, hand-written gradients, Adam."""
     size = len(target)
-    params = [start["means"][:, 0].tolist(), start["means"][:, 1].tolist(),
-              start["log_scales"].tolist(), start["weights"][:, 0].tolist()]
+    params = [
+        start["means"][:, 0].tolist(),
+        start["means"][:, 1].tolist(),
+        start["log_scales"].tolist(),
+        start["weights"][:, 0].tolist(),
+    ]
     n = len(params[0])
     m1 = [[0.0] * n for _ in params]
     m2 = [[0.0] * n for _ in params]
@@ -44,8 +49,10 @@ def python_fit(target: list[list[float]], start: dict[str, torch.Tensor], steps:
         scale = 2.0 / (size * size)
         for row, y in enumerate(coords):
             for col, x in enumerate(coords):
-                gs = [math.exp(-0.5 * ((x - mx[k]) ** 2 + (y - my[k]) ** 2) / var[k])
-                      for k in range(n)]
+                gs = [
+                    math.exp(-0.5 * ((x - mx[k]) ** 2 + (y - my[k]) ** 2) / var[k])
+                    for k in range(n)
+                ]
                 err = sum(w[k] * gs[k] for k in range(n)) - target[row][col]
                 loss += err * err
                 for k in range(n):
@@ -90,17 +97,23 @@ def main() -> None:
     same = toy2d.fit_splats(target, args.gaussians, steps=args.steps, progress=False)
 
     print(f"{args.gaussians} Gaussians, {args.size}x{args.size} target, Adam lr={lr}, 2 threads")
-    print(f"pure Python : {py_step * 1e3:10.2f} ms/step  (loss at step {args.steps}: "
-          f"{py_loss:.6g})")
-    print(f"vectorised  : {vec_step * 1e3:10.4f} ms/step  (loss at step {args.steps}: "
-          f"{same.losses[args.steps - 1]:.6g})")
+    print(
+        f"pure Python : {py_step * 1e3:10.2f} ms/step  (loss at step {args.steps}: {py_loss:.6g})"
+    )
+    print(
+        f"vectorised  : {vec_step * 1e3:10.4f} ms/step  (loss at step {args.steps}: "
+        f"{same.losses[args.steps - 1]:.6g})"
+    )
     speedup = py_step / vec_step
     print(f"speed-up    : {speedup:,.0f}x")
-    figures = {"speedup": round(speedup, 1), "python_ms_per_step": round(py_step * 1e3, 3),
-               "vectorised_ms_per_step": round(vec_step * 1e3, 4),
-               "full_fit_seconds_300_steps": round(vec_step * toy2d.REFERENCE_STEPS, 3),
-               "losses_agree": math.isclose(py_loss, same.losses[args.steps - 1], rel_tol=1e-3),
-               f"final_mse_after_{repeats}_steps": round(result.mse, 8)}
+    figures = {
+        "speedup": round(speedup, 1),
+        "python_ms_per_step": round(py_step * 1e3, 3),
+        "vectorised_ms_per_step": round(vec_step * 1e3, 4),
+        "full_fit_seconds_300_steps": round(vec_step * toy2d.REFERENCE_STEPS, 3),
+        "losses_agree": math.isclose(py_loss, same.losses[args.steps - 1], rel_tol=1e-3),
+        f"final_mse_after_{repeats}_steps": round(result.mse, 8),
+    }
     if not args.quick:
         grade_s = grade_one_seconds("ex01_toy_splats")
         print(f"autograding one exercise-1 submission: {grade_s:.1f} s")

@@ -48,14 +48,20 @@ def test_exercises_are_generated_from_solutions(released_course):
     for a in ASSIGNMENTS:
         fresh = notebooks(released_course.exercises / a)
         mine = notebooks(committed / a)
-        assert sorted(fresh) == sorted(mine), f"{a}: notebooks differ: {sorted(fresh)} vs {sorted(mine)}"
+        assert sorted(fresh) == sorted(mine), (
+            f"{a}: notebooks differ: {sorted(fresh)} vs {sorted(mine)}"
+        )
         for name in fresh:
             assert fresh[name] == mine[name], (
-                f"exercises/{a}/{name} has drifted from solutions/: run `splatcourse release {a}`")
+                f"exercises/{a}/{name} has drifted from solutions/: run `splatcourse release {a}`"
+            )
 
 
-@pytest.mark.parametrize("assignment,mutant", CASES,
-                         ids=[f"{a}-{m.name if m else 'solution+untouched'}" for a, m in CASES])
+@pytest.mark.parametrize(
+    "assignment,mutant",
+    CASES,
+    ids=[f"{a}-{m.name if m else 'solution+untouched'}" for a, m in CASES],
+)
 def test_grades(assignment, mutant, released_course, tmp_path):
     course = copy_course(tmp_path / "course", released_course.root, with_gradebook=True)
     subs = tmp_path / "submissions"
@@ -77,7 +83,9 @@ def test_grades(assignment, mutant, released_course, tmp_path):
         csv_path, plot_path = instructor.export_grades(course)
         rows = list(csv.DictReader(csv_path.open()))
         assert {(r["student"], float(r["score"])) for r in rows} == {
-            ("solution", sum(m for _, m in full.values())), ("untouched", 0.0)}
+            ("solution", sum(m for _, m in full.values())),
+            ("untouched", 0.0),
+        }
         assert plot_path.stat().st_size > 1000
         _check_feedback(course, assignment)
     else:
@@ -86,9 +94,13 @@ def test_grades(assignment, mutant, released_course, tmp_path):
         assert not unknown, f"mutant names unknown test cells {unknown}"
         for cell, (score, top) in got.items():
             if cell in mutant.fails:
-                assert score < top, f"{mutant.name}: {cell} should lose points, scored {score}/{top}"
+                assert score < top, (
+                    f"{mutant.name}: {cell} should lose points, scored {score}/{top}"
+                )
             else:
-                assert score == top, f"{mutant.name}: {cell} should keep full marks, scored {score}/{top}"
+                assert score == top, (
+                    f"{mutant.name}: {cell} should keep full marks, scored {score}/{top}"
+                )
 
 
 def _hidden_lines(course, assignment: str) -> list[str]:
@@ -99,8 +111,10 @@ def _hidden_lines(course, assignment: str) -> list[str]:
         for cell in nb.cells:
             for block in re.findall(hidden_re, cell.source, flags=re.DOTALL):
                 lines += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 25]
-            visible |= {ln.strip() for ln in
-                        re.sub(hidden_re, "", cell.source, flags=re.DOTALL).splitlines()}
+            visible |= {
+                ln.strip()
+                for ln in re.sub(hidden_re, "", cell.source, flags=re.DOTALL).splitlines()
+            }
     return [ln for ln in lines if ln not in visible]
 
 

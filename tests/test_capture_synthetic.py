@@ -90,4 +90,12 @@ def test_renderer_is_independent_of_the_splat_rasterizer():
     tree = ast.parse(Path(syn.__file__).read_text())
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert modules <= {"__future__", "math", "contextlib", "functools", "torch", "dataset", "threads"}, modules
+    assert modules <= {
+        "__future__",
+        "math",
+        "contextlib",
+        "functools",
+        "torch",
+        "dataset",
+        "threads",
+    }, modules

@@ -41,8 +41,10 @@ def test_forbid_catches_imported_names_and_restores():
     grid = toy2d.pixel_grid(4)
     args = (torch.zeros(1, 2), torch.zeros(1), torch.ones(1), grid)
     before = imported(*args)
-    with checks.forbid(toy2d.render_splats), pytest.raises(AssertionError,
-                                                           match="reference implementation"):
+    with (
+        checks.forbid(toy2d.render_splats),
+        pytest.raises(AssertionError, match="reference implementation"),
+    ):
         imported(*args)
     assert torch.equal(imported(*args), before)
 
@@ -53,8 +55,14 @@ def test_feedback_redacts_hidden_tests():
     src = "assert visible\n### BEGIN HIDDEN TESTS\nassert secret == 42\n### END HIDDEN TESTS\n"
     assert "secret" not in strip_hidden_tests(src) and "assert visible" in strip_hidden_tests(src)
     cell = nbformat.v4.new_code_cell(src)
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="off by one",
-                                           traceback=["line 3: assert secret == 42"])]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="AssertionError",
+            evalue="off by one",
+            traceback=["line 3: assert secret == 42"],
+        )
+    ]
     nb = nbformat.v4.new_notebook(cells=[cell])
     out, _ = RedactHiddenTests()(nb, {})  # called as nbconvert calls it, so it must be enabled
     assert "secret" not in out.cells[0].source

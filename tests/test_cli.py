@@ -27,11 +27,17 @@ def test_autograde_missing_folder(tmp_path, capsys):
 def test_autograde_malformed_shard_is_named(tmp_path, capsys):
     for shard in ("1/2/3", "x/4", "3"):
         assert cli.main(["autograde", str(tmp_path), "--shard", shard]) == 2
-        assert f"--shard: expected I/N (two whole numbers), got '{shard}'" in capsys.readouterr().err
+        assert (
+            f"--shard: expected I/N (two whole numbers), got '{shard}'" in capsys.readouterr().err
+        )
 
 
 def test_console_script_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "splatcourse.cli", "--help"], text=True,
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "splatcourse.cli", "--help"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     for cmd in ("download", "release", "autograde", "feedback", "grades"):
         assert cmd in out

@@ -14,7 +14,7 @@ def _environment_pip() -> list[str]:
     lines = (repo_root() / "environment.yml").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
     out = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -32,8 +32,10 @@ def test_environment_yml_installs_exactly_the_pyproject_dependencies():
     pip = _environment_pip()
     assert "-e ." in pip, "environment.yml must install the course package itself"
     listed = set(pip) - {"-e ."}
-    assert listed == declared, (f"only in pyproject: {sorted(declared - listed)}; "
-                                f"only in environment.yml: {sorted(listed - declared)}")
+    assert listed == declared, (
+        f"only in pyproject: {sorted(declared - listed)}; "
+        f"only in environment.yml: {sorted(listed - declared)}"
+    )
 
 
 def test_torch_is_pinned_everywhere():
@@ -51,6 +53,13 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_course_layout(root: Path):
-    for name in ("lessons", "exercises", "solutions", "autograde", "data", "environment.yml",
-                 "README.md"):
+    for name in (
+        "lessons",
+        "exercises",
+        "solutions",
+        "autograde",
+        "data",
+        "environment.yml",
+        "README.md",
+    ):
         assert (root / name).exists(), f"missing top-level {name}"

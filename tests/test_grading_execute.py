@@ -46,8 +46,11 @@ def test_sandboxed_execute_takes_every_option_the_config_sets(caplog):
 def test_the_sandbox_does_not_import_nbgrader():
     """Workers' kernel manager and the zygote tests import `sandbox`; nbgrader's preprocessors
     (and everything they pull in) load only where a notebook is graded."""
-    code = ("import sys, splatcourse.grading.sandbox\n"
-            "print(sorted(m for m in sys.modules if m.startswith('nbgrader')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, splatcourse.grading.sandbox\n"
+        "print(sorted(m for m in sys.modules if m.startswith('nbgrader')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

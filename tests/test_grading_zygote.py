@@ -25,8 +25,10 @@ pytestmark = pytest.mark.slow
 
 UID = 63000  # not the hostile suite's or a real grader's uids
 #: what each sandbox mode needs from this machine (rlimit runs anywhere)
-NEEDS = {"warm": (zygote.works, "needs root and namespaces"),
-         "bwrap": (sandbox.bwrap_works, "bubblewrap missing or blocked")}
+NEEDS = {
+    "warm": (zygote.works, "needs root and namespaces"),
+    "bwrap": (sandbox.bwrap_works, "bubblewrap missing or blocked"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -153,8 +155,9 @@ def test_killing_the_stub_kills_the_kernel_and_its_children(tmp_path):
     async def go():
         km, kc = await _start(tmp_path)
         # a child that would outlive a careless sandbox
-        out, err = await _run(kc, "import subprocess, os\n"
-                                  "p = subprocess.Popen(['sleep', '300'])\nprint(p.pid)")
+        out, err = await _run(
+            kc, "import subprocess, os\np = subprocess.Popen(['sleep', '300'])\nprint(p.pid)"
+        )
         assert err is None, out
         kc.stop_channels()
         stub = km.provisioner.process
@@ -248,4 +251,5 @@ print(json.dumps({{
     width = seen["shape"][2]  # images are [N, H, W, 3]
     assert width == entry.default_width, (
         f"{sandbox_mode} kernel loaded the capture {width} px wide, the manifest says "
-        f"{entry.default_width}: {seen}")
+        f"{entry.default_width}: {seen}"
+    )

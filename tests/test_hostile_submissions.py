@@ -63,73 +63,154 @@ def hostile_submissions(course, subs: Path, honest: Path) -> dict[str, float]:
         write_submission(subs, student, A, {name: nb})
         expect[student] = score
 
-    put("infinite_loop", _set(_solution(course), "results", "while True:\n    pass\n"),
-        FULL - RESULTS_POINTS)
-    put("ignores_interrupt", _set(_solution(course), "results",
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"),
-        FULL - RESULTS_POINTS)
-    put("memory_bomb", _set(_solution(course), "results", _results_cell(
-        "hog = [bytearray(256 * 1024**2) for _ in range(64)]  # 16 GB")), FULL - RESULTS_POINTS)
-    put("fork_bomb", _set(_solution(course), "results", _results_cell(
-        "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(3600)\n"
-        "        os._exit(0)")), FULL - RESULTS_POINTS)
-    put("sys_exit", _set(_solution(course), "results", _results_cell(
-        "import sys\nsys.exit(3)")), FULL - RESULTS_POINTS)
-    put("os_exit", _set(_solution(course), "results", _results_cell(
-        "import os\nos._exit(0)")), FULL - RESULTS_POINTS)
+    put(
+        "infinite_loop",
+        _set(_solution(course), "results", "while True:\n    pass\n"),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "ignores_interrupt",
+        _set(
+            _solution(course),
+            "results",
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n",
+        ),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "memory_bomb",
+        _set(
+            _solution(course),
+            "results",
+            _results_cell("hog = [bytearray(256 * 1024**2) for _ in range(64)]  # 16 GB"),
+        ),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "fork_bomb",
+        _set(
+            _solution(course),
+            "results",
+            _results_cell(
+                "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(3600)\n"
+                "        os._exit(0)"
+            ),
+        ),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "sys_exit",
+        _set(_solution(course), "results", _results_cell("import sys\nsys.exit(3)")),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "os_exit",
+        _set(_solution(course), "results", _results_cell("import os\nos._exit(0)")),
+        FULL - RESULTS_POINTS,
+    )
     # the kernel kills itself in the first answer cell: nothing after it runs
-    put("kill_kernel", _set(_solution(course), "render",
-        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"), 0.0)
+    put(
+        "kill_kernel",
+        _set(
+            _solution(course), "render", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+        ),
+        0.0,
+    )
     # importing something missing leaves `render` undefined, and every test needs it (the hidden
     # fit test keeps the student's render aside before swapping in the reference one)
     sol = _solution(course)
-    render_src = next(c.source for c in sol.cells
-                      if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "render")
+    render_src = next(
+        c.source
+        for c in sol.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "render"
+    )
     put("import_error", _set(sol, "render", "import no_such_module_xyz\n" + render_src), 0.0)
     # wrong answers, plus every trick to make the checks pass anyway
     cheat = notebooks(course.exercises / A)[NB]
-    _set(cheat, "render", (
-        "import types\nimport numpy as np\nimport torch\n"
-        "from splatcourse import checks as _c\n"
-        "def _ok(*a, **k):\n    return True\n"
-        "for _n in ('check_close', 'check_tensor', 'check_number', 'fail'):\n"
-        "    setattr(_c, _n, lambda *a, **k: None)\n"
-        "np.allclose = torch.allclose = torch.equal = _ok\n"
-        "checks = types.SimpleNamespace(check_close=_ok, check_tensor=_ok, check_number=_ok,\n"
-        "                               forbid=_c.forbid)\n"
-        "def render(means, log_scales, weights, grid):\n"
-        "    return torch.zeros(grid.shape[:2])\n"))
-    _set(cheat, "fit", (
-        "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
-        "    s = init_splats(n_gaussians, seed=seed)\n"
-        "    return {'means': s['means'], 'log_scales': s['log_scales'],\n"
-        "            'weights': s['weights'][:, 0]}, 1e9\n"))
+    _set(
+        cheat,
+        "render",
+        (
+            "import types\nimport numpy as np\nimport torch\n"
+            "from splatcourse import checks as _c\n"
+            "def _ok(*a, **k):\n    return True\n"
+            "for _n in ('check_close', 'check_tensor', 'check_number', 'fail'):\n"
+            "    setattr(_c, _n, lambda *a, **k: None)\n"
+            "np.allclose = torch.allclose = torch.equal = _ok\n"
+            "checks = types.SimpleNamespace(check_close=_ok, check_tensor=_ok, check_number=_ok,\n"
+            "                               forbid=_c.forbid)\n"
+            "def render(means, log_scales, weights, grid):\n"
+            "    return torch.zeros(grid.shape[:2])\n"
+        ),
+    )
+    _set(
+        cheat,
+        "fit",
+        (
+            "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
+            "    s = init_splats(n_gaussians, seed=seed)\n"
+            "    return {'means': s['means'], 'log_scales': s['log_scales'],\n"
+            "            'weights': s['weights'][:, 0]}, 1e9\n"
+        ),
+    )
     _set(cheat, "results", "results = {4: 0.0, 16: 0.0, 64: -1.0}\n")
     put("monkeypatch", cheat, 0.0)
     # snooping and vandalism: the results cell succeeds only if the sandbox leaks
-    secret = [root / "solutions" / A / NB, root / "autograde" / "gradebook.db",
-              root / "autograde" / "submitted" / "honest" / A / NB]
-    put("read_solutions", _set(_solution(course), "results", _results_cell(
-        f"leaked = []\nfor p in {[str(p) for p in secret]!r}:\n"
-        "    try:\n        leaked.append(open(p, 'rb').read(100))\n    except OSError:\n"
-        "        pass\nassert leaked, 'nothing to read: the sandbox held'")), FULL - RESULTS_POINTS)
-    victims = [root / "autograde" / "gradebook.db",
-               root / "autograde" / "autograded" / "honest" / A / NB,
-               root / "autograde" / "submitted" / "honest" / A / NB, honest / "honest" / A / NB]
-    put("vandal", _set(_solution(course), "results", _results_cell(
-        f"broke = 0\nfor p in {[str(p) for p in victims]!r}:\n"
-        "    try:\n        open(p, 'wb').write(b'vandalised')\n        broke += 1\n"
-        "    except OSError:\n        pass\nassert broke, 'nothing writable: the sandbox held'")),
-        FULL - RESULTS_POINTS)
-    put("output_flood", _set(_solution(course), "results", _results_cell(
-        "import sys\nfor _ in range(10**6):\n    print('x' * 10000)  # 10 GB")),
-        FULL - RESULTS_POINTS)
+    secret = [
+        root / "solutions" / A / NB,
+        root / "autograde" / "gradebook.db",
+        root / "autograde" / "submitted" / "honest" / A / NB,
+    ]
+    put(
+        "read_solutions",
+        _set(
+            _solution(course),
+            "results",
+            _results_cell(
+                f"leaked = []\nfor p in {[str(p) for p in secret]!r}:\n"
+                "    try:\n        leaked.append(open(p, 'rb').read(100))\n    except OSError:\n"
+                "        pass\nassert leaked, 'nothing to read: the sandbox held'"
+            ),
+        ),
+        FULL - RESULTS_POINTS,
+    )
+    victims = [
+        root / "autograde" / "gradebook.db",
+        root / "autograde" / "autograded" / "honest" / A / NB,
+        root / "autograde" / "submitted" / "honest" / A / NB,
+        honest / "honest" / A / NB,
+    ]
+    put(
+        "vandal",
+        _set(
+            _solution(course),
+            "results",
+            _results_cell(
+                f"broke = 0\nfor p in {[str(p) for p in victims]!r}:\n"
+                "    try:\n        open(p, 'wb').write(b'vandalised')\n        broke += 1\n"
+                "    except OSError:\n        pass\nassert broke, 'nothing writable: the sandbox held'"
+            ),
+        ),
+        FULL - RESULTS_POINTS,
+    )
+    put(
+        "output_flood",
+        _set(
+            _solution(course),
+            "results",
+            _results_cell("import sys\nfor _ in range(10**6):\n    print('x' * 10000)  # 10 GB"),
+        ),
+        FULL - RESULTS_POINTS,
+    )
     # test cells emptied and one deleted: the originals are put back, so stubs score nothing
     edited = notebooks(course.exercises / A)[NB]
     for gid in ("test_render_visible", "test_render_hidden", "test_fit_hidden", "test_results"):
         _set(edited, gid, "pass\n")
-    edited.cells = [c for c in edited.cells if c.get("metadata", {}).get("nbgrader", {})
-                    .get("grade_id") != "test_fit_visible"]
+    edited.cells = [
+        c
+        for c in edited.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != "test_fit_visible"
+    ]
     put("edited_tests", edited, 0.0)
     put("wrong_name", _solution(course), FULL, name="my_homework.ipynb")
     # files that are no notebook at all, and an empty folder
@@ -160,8 +241,10 @@ def own_sandbox_uids():
 
 def _available_modes() -> list:
     modes = []
-    for mode, works, why in (("warm", zygote.works, "needs root and namespaces"),
-                             ("bwrap", sandbox.bwrap_works, "bubblewrap missing or blocked")):
+    for mode, works, why in (
+        ("warm", zygote.works, "needs root and namespaces"),
+        ("bwrap", sandbox.bwrap_works, "bubblewrap missing or blocked"),
+    ):
         modes.append(pytest.param(mode, marks=() if works() else pytest.mark.skip(reason=why)))
     return modes
 
@@ -183,16 +266,22 @@ def graded(mode, released_course, tmp_path_factory):
     first = instructor.autograde(honest, course, [A], cell_timeout=CELL_TIMEOUT, progress=False)
     assert not first.failures, first.summary()
     before = {s: cell_scores(course, A, s) for s in ("honest", "untouched")}
-    files_before = {p: _digest(p) for p in [*(course.autograde / "autograded").rglob("*.ipynb"),
-                                            *(course.autograde / "submitted").rglob("*.ipynb"),
-                                            *honest.rglob("*.ipynb")]}
+    files_before = {
+        p: _digest(p)
+        for p in [
+            *(course.autograde / "autograded").rglob("*.ipynb"),
+            *(course.autograde / "submitted").rglob("*.ipynb"),
+            *honest.rglob("*.ipynb"),
+        ]
+    }
     hostile = tmp / "hostile_subs"
     hostile.mkdir()
     write_submission(hostile, "honest_twin", A, completed(course, A))  # graded alongside them
     expect = hostile_submissions(course, hostile, honest)
     expect["honest_twin"] = FULL
-    report = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
-                                  timeout=900, progress=False)
+    report = instructor.autograde(
+        hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT, timeout=900, progress=False
+    )
     print(report.summary())
     return course, report, expect, before, files_before, honest, hostile
 
@@ -247,24 +336,28 @@ def test_feedback_says_what_happened(graded):
 
 def test_regrading_is_idempotent_and_resumes(graded):
     course, report, _expect, _, _, _, hostile = graded
-    again = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
-                                 progress=False)
+    again = instructor.autograde(
+        hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT, progress=False
+    )
     assert all(r.status in ("cached", "zero") for r in again.results), again.summary()
-    assert {r.student: r.score for r in again.results} == {r.student: r.score
-                                                           for r in report.results}
+    assert {r.student: r.score for r in again.results} == {
+        r.student: r.score for r in report.results
+    }
     # a crash mid-class loses the record of what was in flight: only that one is graded again
     (course.autograde / "state" / A / "sys_exit.json").unlink()
-    resumed = instructor.autograde(hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT,
-                                   progress=False)
+    resumed = instructor.autograde(
+        hostile, course, [A], workers=2, cell_timeout=CELL_TIMEOUT, progress=False
+    )
     regraded = {r.student for r in resumed.results if r.status == "graded"}
     assert regraded == {"sys_exit"}
-    assert {r.student: r.score for r in resumed.results} == {r.student: r.score
-                                                             for r in report.results}
+    assert {r.student: r.score for r in resumed.results} == {
+        r.student: r.score for r in report.results
+    }
 
 
 def test_default_mode_is_the_strongest_available(monkeypatch):
     monkeypatch.delenv("SPLATCOURSE_SANDBOX", raising=False)
-    want = ("warm" if zygote.works() else "bwrap" if sandbox.bwrap_works() else "rlimit")
+    want = "warm" if zygote.works() else "bwrap" if sandbox.bwrap_works() else "rlimit"
     assert sandbox.effective_mode() == want
 
 

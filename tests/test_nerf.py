@@ -35,8 +35,9 @@ def test_constant_density_matches_beer_lambert():
     s, L = 0.7, 2.0
     t = torch.linspace(0, L, 65)[:-1][None]  # [1, 64] bin starts
     rgb = torch.tensor([1.0, 0.0, 0.0]).expand(1, 64, 3)
-    colour, w = nerf.volume_render(torch.full((1, 64), s), rgb, t, torch.tensor([L]),
-                                   background=torch.tensor([0.0, 0.0, 1.0]))
+    colour, w = nerf.volume_render(
+        torch.full((1, 64), s), rgb, t, torch.tensor([L]), background=torch.tensor([0.0, 0.0, 1.0])
+    )
     opacity = 1 - math.exp(-s * L)
     assert w.sum().item() == pytest.approx(opacity, rel=1e-4)
     assert colour[0].tolist() == pytest.approx([opacity, 0.0, 1 - opacity], rel=1e-4)
@@ -53,8 +54,9 @@ def test_rays_and_box():
     box = torch.tensor([[-1.0, -1, -1], [1.0, 1, 1]])
     near, far = nerf.ray_box_bounds(o[1:3, 1:3].reshape(-1, 3), d[1:3, 1:3].reshape(-1, 3), box)
     assert (near > 3.9).all() and (far < 6.1).all() and (far > near).all()
-    miss_n, miss_f = nerf.ray_box_bounds(torch.tensor([[0.0, 5, -5]]),
-                                         torch.tensor([[0.0, 0, 1]]), box)
+    miss_n, miss_f = nerf.ray_box_bounds(
+        torch.tensor([[0.0, 5, -5]]), torch.tensor([[0.0, 0, 1]]), box
+    )
     assert miss_f.item() == miss_n.item()
     t = nerf.stratified_samples(near, far, 8, perturb=True)
     assert t.shape == (4, 8) and (t >= near[:, None]).all() and (t <= far[:, None]).all()
@@ -69,8 +71,9 @@ def test_model_outputs_and_render_shape():
     K = torch.tensor([[10.0, 0, 3], [0, 10.0, 2], [0, 0, 1]])
     viewmat = torch.eye(4)
     viewmat[2, 3] = 4.0
-    img = nerf.render_image(model, viewmat, K, 6, 4, torch.tensor([[-1.0] * 3, [1.0] * 3]),
-                            n_samples=8, chunk=5)
+    img = nerf.render_image(
+        model, viewmat, K, 6, 4, torch.tensor([[-1.0] * 3, [1.0] * 3]), n_samples=8, chunk=5
+    )
     assert img.shape == (4, 6, 3)
     with pytest.raises(ValueError, match="steps"):
         nerf.NeRFConfig(steps=0)
@@ -78,8 +81,9 @@ def test_model_outputs_and_render_shape():
 
 def test_a_few_steps_lower_the_loss():
     cap = load_capture("default", verbose=False).resize(32, 24)
-    cfg = nerf.NeRFConfig(steps=40, batch_rays=256, n_samples=16, render_samples=16,
-                          hidden=32, layers=2, n_freqs=4)
+    cfg = nerf.NeRFConfig(
+        steps=40, batch_rays=256, n_samples=16, render_samples=16, hidden=32, layers=2, n_freqs=4
+    )
     view = cap.train_idx[0]
     o, d = nerf.camera_rays(cap.viewmats[view], cap.Ks[view], cap.width, cap.height)
     on = cap.masks[view]  # judge on the object, where an empty field is wrong

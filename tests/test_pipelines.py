@@ -11,14 +11,17 @@ def test_parse_brief_accepts_synonyms():
     assert P.parse_brief(b) == b
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"input": "sculpture", "output": "mesh", "use": "game"}, "input"),
-    ({"input": "text", "output": "voxels", "use": "game"}, "output"),
-    ({"input": "text", "output": "mesh", "use": "print"}, "use"),
-    ({"input": "text", "output": "mesh"}, "use"),
-    ({"input": "text", "output": "mesh", "use": "game", "colour": "red"}, "colour"),
-    ({"input": 3, "output": "mesh", "use": "game"}, "input"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"input": "sculpture", "output": "mesh", "use": "game"}, "input"),
+        ({"input": "text", "output": "voxels", "use": "game"}, "output"),
+        ({"input": "text", "output": "mesh", "use": "print"}, "use"),
+        ({"input": "text", "output": "mesh"}, "use"),
+        ({"input": "text", "output": "mesh", "use": "game", "colour": "red"}, "colour"),
+        ({"input": 3, "output": "mesh", "use": "game"}, "input"),
+    ],
+)
 def test_invalid_briefs_name_the_field(bad, field):
     with pytest.raises(ValueError, match=field):
         P.recommend_pipeline(bad)
@@ -51,9 +54,13 @@ def test_reference_passes_its_own_rubric_everywhere():
 
 def test_rubric_accepts_synonyms_and_catches_wrong_decisions():
     brief = {"input": "text", "output": "mesh", "use": "game"}
-    reworded = {"pipeline": "Direct text-to-mesh generator", "base_model": "Meshy 4",
-                "budget": {"minutes": 2}, "topology": "retopologise, fill holes",
-                "materials": ["base color", "Roughness", "metalness", "normal map"]}
+    reworded = {
+        "pipeline": "Direct text-to-mesh generator",
+        "base_model": "Meshy 4",
+        "budget": {"minutes": 2},
+        "topology": "retopologise, fill holes",
+        "materials": ["base color", "Roughness", "metalness", "normal map"],
+    }
     assert P.grade_recommendation(brief, reworded) == []
     no_pbr = dict(reworded, materials=["albedo"])
     assert any("PBR" in p for p in P.grade_recommendation(brief, no_pbr))
@@ -72,8 +79,10 @@ def test_rubric_accepts_synonyms_and_catches_wrong_decisions():
 
 def test_normalise_pipeline():
     assert P.normalise_pipeline("Photogrammetry / 3DGS reconstruction") == "photo reconstruction"
-    assert P.normalise_pipeline("MVDream multi-view diffusion + reconstruction") == \
-        "multi-view diffusion + fit"
+    assert (
+        P.normalise_pipeline("MVDream multi-view diffusion + reconstruction")
+        == "multi-view diffusion + fit"
+    )
     assert P.normalise_pipeline("feed-forward image-to-mesh") == "direct mesh model"
     assert P.normalise_pipeline("magic") is None
     assert P.normalise_pipeline(None) is None
@@ -81,8 +90,20 @@ def test_normalise_pipeline():
 
 def test_systems_tables_are_complete_and_sourced():
     names = {s["name"] for s in P.SYSTEMS}
-    assert names == {"DreamFusion", "Magic3D", "Shap-E", "ProlificDreamer", "LRM", "InstantMesh",
-                     "SV3D", "CAT3D", "TripoSR", "Meshy 4", "Rodin Gen-1.5", "Hunyuan3D 2.0"}
+    assert names == {
+        "DreamFusion",
+        "Magic3D",
+        "Shap-E",
+        "ProlificDreamer",
+        "LRM",
+        "InstantMesh",
+        "SV3D",
+        "CAT3D",
+        "TripoSR",
+        "Meshy 4",
+        "Rodin Gen-1.5",
+        "Hunyuan3D 2.0",
+    }
     assert {m["name"] for m in P.MULTIVIEW_MODELS} == {"Zero123", "MVDream", "SV3D", "CAT3D"}
     for row in P.SYSTEMS + P.MULTIVIEW_MODELS:
         assert any(y in row["source"] for y in ("2022", "2023", "2024", "2025")), row
@@ -103,8 +124,9 @@ def test_inconsistent_views_change_only_training_views():
     assert (bent.images[test] == cap.images[test]).all()
     assert (bent.images[train] - cap.images[train]).abs().mean() > 0.005
     weak = P.inconsistent_views(cap, 0.2, seed=1)
-    assert (weak.images[train] - cap.images[train]).abs().mean() < \
-        (bent.images[train] - cap.images[train]).abs().mean()
+    assert (weak.images[train] - cap.images[train]).abs().mean() < (
+        bent.images[train] - cap.images[train]
+    ).abs().mean()
     assert bent.masks.shape == cap.masks.shape and bent.masks.dtype == torch_bool()
     with pytest.raises(ValueError, match="strength"):
         P.inconsistent_views(cap, 1.5)

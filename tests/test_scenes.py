@@ -46,9 +46,14 @@ def test_orbit_camera_sits_on_the_sphere_and_looks_at_the_target() -> None:
     assert above[1] < 0, "world up must appear upwards (negative y) in the image"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"elevation": 90.0}, "elevation"), ({"distance": 0.0}, "distance"), ({"width": 0}, "width"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"elevation": 90.0}, "elevation"),
+        ({"distance": 0.0}, "distance"),
+        ({"width": 0}, "width"),
+    ],
+)
 def test_orbit_camera_rejects_bad_input(kwargs, message) -> None:
     args = {"azimuth": 0.0, "elevation": 10.0, "distance": 3.0} | kwargs
     with pytest.raises(ValueError, match=message):
@@ -56,19 +61,23 @@ def test_orbit_camera_rejects_bad_input(kwargs, message) -> None:
 
 
 def test_scenes_store_the_59_numbers_of_3dgs() -> None:
-    for scene in (scenes.one_gaussian(), scenes.occluding_pair(), scenes.glossy_gaussian(),
-                  scenes.sh_cloud(n=12)):
+    for scene in (
+        scenes.one_gaussian(),
+        scenes.occluding_pair(),
+        scenes.glossy_gaussian(),
+        scenes.sh_cloud(n=12),
+    ):
         n = len(scene)
-        stored = sum(t.numel() for t in (scene.means, scene.quats, scene.scales,
-                                         scene.opacities, scene.sh))
+        stored = sum(
+            t.numel() for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh)
+        )
         assert stored == n * params_per_gaussian(3) == n * 59
 
 
 def test_scene_rejects_wrong_shapes() -> None:
     good = scenes.one_gaussian()
     with pytest.raises(ValueError, match="sh must have shape"):
-        scenes.GaussianScene(good.means, good.quats, good.scales, good.opacities,
-                             good.sh[:, :9])
+        scenes.GaussianScene(good.means, good.quats, good.scales, good.opacities, good.sh[:, :9])
     with pytest.raises(ValueError, match="quats"):
         scenes.GaussianScene(good.means, good.quats[:, :3], good.scales, good.opacities, good.sh)
 
@@ -84,8 +93,7 @@ def test_sh_cloud_is_seeded_and_its_discs_lie_on_the_ring() -> None:
     normal = normal / normal.norm(dim=-1, keepdim=True)
     flat_axis = quat_to_rotmat(a.quats)[:, :, 2]
     assert torch.allclose((flat_axis * normal).sum(-1).abs(), torch.ones(30), atol=1e-4)
-    assert torch.equal(scenes.sh_cloud(5, view_dependence=0.0).sh[:, 1:],
-                       torch.zeros(5, 15, 3))
+    assert torch.equal(scenes.sh_cloud(5, view_dependence=0.0).sh[:, 1:], torch.zeros(5, 15, 3))
     with pytest.raises(ValueError, match="n must be"):
         scenes.sh_cloud(0)
 
@@ -104,9 +112,19 @@ def test_scene_render_calls_the_rasterizer_with_its_parameters() -> None:
     scene = scenes.occluding_pair()
     cam = scenes.orbit_camera(0, 10, 4, 64, 48)
     image, alpha, info = scene.render(cam, background=(0.0, 1.0, 0.0))
-    renders, alphas, _ = rasterization(scene.means, scene.quats, scene.scales, scene.opacities,
-                                       scene.sh, cam.viewmat[None], cam.K[None], 64, 48,
-                                       sh_degree=3, backgrounds=torch.tensor([[0.0, 1.0, 0.0]]))
+    renders, alphas, _ = rasterization(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        scene.sh,
+        cam.viewmat[None],
+        cam.K[None],
+        64,
+        48,
+        sh_degree=3,
+        backgrounds=torch.tensor([[0.0, 1.0, 0.0]]),
+    )
     assert torch.equal(image, renders[0]) and torch.equal(alpha, alphas[0, ..., 0])
     assert image[0, 0, 1] > 0.99, "an empty corner shows the background"
     assert info["width"] == 64 and info["height"] == 48 and info["n_cameras"] == 1
@@ -144,8 +162,9 @@ def test_alpha_maps_follow_the_rasterizer_rules() -> None:
     assert (a[(a > 0)] >= 1 / 255).all() and (a == 0).any(), "faint pairs are dropped"
 
 
-@pytest.mark.parametrize("make", [scenes.one_gaussian, scenes.occluding_pair,
-                                  lambda: scenes.sh_cloud(40, seed=3)])
+@pytest.mark.parametrize(
+    "make", [scenes.one_gaussian, scenes.occluding_pair, lambda: scenes.sh_cloud(40, seed=3)]
+)
 def test_render_by_hand_equals_the_rasterizer(make) -> None:
     scene = make()
     cam = scenes.orbit_camera(30, 20, 4.0, 64, 48)
@@ -165,8 +184,9 @@ def test_order_matters_for_compositing_but_not_for_the_sum() -> None:
     assert composite_front[0] > 2 * composite_front[2], "red covers blue from the front"
     assert composite_back[2] > 2 * composite_back[0], "blue covers red from the back"
     reversed_front = compositing.render_by_hand(pair, front, "reversed")[0][centre]
-    assert reversed_front[2] > 2 * reversed_front[0], \
+    assert reversed_front[2] > 2 * reversed_front[0], (
         "compositing in the wrong order puts the far (blue) Gaussian on top"
+    )
     sum_front = compositing.render_by_hand(pair, front, "sum")[0]
     # a sum is each Gaussian's a * c on its own, added up: no order, no occlusion
     alone = [compositing.render_by_hand(pair.subset([i]), front)[0] for i in range(2)]

@@ -13,7 +13,10 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "rasterizer.py"
 @pytest.mark.slow
 def test_rasterizer_bench_quick_runs():
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=600,
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

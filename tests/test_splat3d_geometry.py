@@ -43,7 +43,9 @@ def test_rotation_is_orthonormal_and_ignores_quaternion_length():
 def test_rotation_about_z_by_90_degrees():
     c = math.cos(math.pi / 4)
     R = quat_to_rotmat(torch.tensor([c, 0.0, 0.0, c], dtype=torch.float64))
-    expected = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64
+    )
     torch.testing.assert_close(R, expected, atol=1e-12, rtol=0)
 
 
@@ -88,10 +90,12 @@ def test_look_at_opencv_convention():
 
 
 def cameras(dtype=torch.float64):
-    views = torch.stack([
-        look_at((0.0, 0.0, 0.0), (0.0, 0.0, 4.0), up=(0.0, -1.0, 0.0)),
-        look_at((2.0, -1.0, 0.5), (0.0, 0.0, 4.0), up=(0.0, -1.0, 0.0)),
-    ]).to(dtype)
+    views = torch.stack(
+        [
+            look_at((0.0, 0.0, 0.0), (0.0, 0.0, 4.0), up=(0.0, -1.0, 0.0)),
+            look_at((2.0, -1.0, 0.5), (0.0, 0.0, 4.0), up=(0.0, -1.0, 0.0)),
+        ]
+    ).to(dtype)
     Ks = torch.stack([intrinsics(80.0, 80.0, 32.0, 24.0), intrinsics(60.0, 70.0, 30.0, 20.0)])
     return views, Ks.to(dtype)
 
@@ -147,7 +151,9 @@ def test_opacity_aware_radius_is_tighter_and_culls_faint():
 def test_behind_camera_and_offscreen_are_culled():
     means = torch.tensor([[0.0, 0.0, -2.0], [0.0, 0.0, 0.005], [100.0, 0.0, 3.0], [0.0, 0.0, 3.0]])
     covars = torch.eye(3).expand(4, 3, 3) * 0.01
-    proj = project_gaussians(means, covars, torch.eye(4), intrinsics(50.0, 50.0, 32.0, 24.0), 64, 48)
+    proj = project_gaussians(
+        means, covars, torch.eye(4), intrinsics(50.0, 50.0, 32.0, 24.0), 64, 48
+    )
     assert proj.visible.tolist() == [[False, False, False, True]]
     assert torch.isfinite(proj.means2d).all() and torch.isfinite(proj.conics).all()
 

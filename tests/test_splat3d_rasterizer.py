@@ -35,8 +35,10 @@ def scene(n=150, seed=0, dtype=torch.float32, opacity=(0.05, 0.95), scale=(0.03,
 
 def cameras(n_cams=1, dtype=torch.float32, w=W, h=H):
     views = [torch.eye(4)]
-    views += [look_at((0.6 * i, -0.3 * i, 0.2), (0.0, 0.0, 3.5), up=(0.0, -1.0, 0.0))
-              for i in range(1, n_cams)]
+    views += [
+        look_at((0.6 * i, -0.3 * i, 0.2), (0.0, 0.0, 3.5), up=(0.0, -1.0, 0.0))
+        for i in range(1, n_cams)
+    ]
     K = intrinsics(0.9 * w, 0.9 * w, w / 2, h / 2)
     return torch.stack(views).to(dtype), K.expand(n_cams, 3, 3).to(dtype)
 
@@ -129,14 +131,29 @@ def test_gradcheck_every_input(sh, monkeypatch):
         5, seed=7, dtype=torch.float64, opacity=(0.2, 0.8), scale=(0.15, 0.3)
     )
     if sh:
-        colors = torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.3
+        colors = (
+            torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+            * 0.3
+        )
     views, Ks = cameras(2, dtype=torch.float64, w=10, h=8)
     bg = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], dtype=torch.float64)
     inputs = [t.clone().requires_grad_() for t in (means, quats, scales, opac, colors, bg)]
 
     def f(m, q, s, o, c, b):
-        r, a, _ = rasterization(m, q, s, o, c, views, Ks, 10, 8, backgrounds=b,
-                                render_mode="RGB+ED", sh_degree=3 if sh else None)
+        r, a, _ = rasterization(
+            m,
+            q,
+            s,
+            o,
+            c,
+            views,
+            Ks,
+            10,
+            8,
+            backgrounds=b,
+            render_mode="RGB+ED",
+            sh_degree=3 if sh else None,
+        )
         return r, a
 
     _r, a = f(*inputs)
@@ -168,8 +185,9 @@ def test_gradients_match_dense_on_a_saturated_scene():
     grads = []
     for fn in (rasterization, dense_rasterization):
         inputs = [t.clone().requires_grad_() for t in (*params[:4], sh, bg)]
-        r, a, _info = fn(*inputs[:5], views, Ks, 24, 18, sh_degree=1, backgrounds=inputs[5],
-                        render_mode="RGB+ED")
+        r, a, _info = fn(
+            *inputs[:5], views, Ks, 24, 18, sh_degree=1, backgrounds=inputs[5], render_mode="RGB+ED"
+        )
         g = torch.Generator().manual_seed(3)
         loss = (r * torch.rand(r.shape, generator=g, dtype=r.dtype)).sum() + (a**2).sum()
         grads.append(torch.autograd.grad(loss, inputs))
@@ -197,12 +215,14 @@ def test_permuting_gaussians_changes_nothing():
 def test_gaussians_behind_camera_or_off_screen_contribute_nothing():
     params = scene(100, seed=6)
     views, Ks = cameras()
-    extra_means = torch.tensor([
-        [0.0, 0.0, -3.0],  # behind the camera
-        [0.1, 0.0, 0.001],  # in front of the near plane
-        [30.0, 0.0, 3.0],  # far to the right
-        [0.0, -40.0, 3.0],  # far above
-    ])
+    extra_means = torch.tensor(
+        [
+            [0.0, 0.0, -3.0],  # behind the camera
+            [0.1, 0.0, 0.001],  # in front of the near plane
+            [30.0, 0.0, 3.0],  # far to the right
+            [0.0, -40.0, 3.0],  # far above
+        ]
+    )
     k = len(extra_means)
     extra = [
         extra_means,
@@ -228,8 +248,15 @@ def test_single_gaussian_footprint_is_the_analytic_2d_gaussian():
     mean = torch.tensor([[0.05, -0.02, z]])
     K = intrinsics(f, f, 20.0, 15.0)[None]
     _, alpha, _ = rasterization(
-        mean, torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.full((1, 3), s),
-        torch.tensor([o]), torch.ones(1, 3), torch.eye(4)[None], K, 40, 30,
+        mean,
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+        torch.full((1, 3), s),
+        torch.tensor([o]),
+        torch.ones(1, 3),
+        torch.eye(4)[None],
+        K,
+        40,
+        30,
     )
     # Isotropic 3D Gaussian straight ahead: screen variance (f s / z)^2 plus the 0.3 px blur
     # (the Jacobian's off-axis terms are tiny here and included exactly below).
@@ -250,8 +277,17 @@ def test_info_carries_what_densification_reads():
     params = [t.requires_grad_() for t in scene(80, seed=8)]
     views, Ks = cameras(2)
     r, a, info = rasterization(*params, views, Ks, W, H)
-    for key in ("means2d", "radii", "width", "height", "n_cameras", "gaussian_ids", "depths",
-                "conics", "opacities"):
+    for key in (
+        "means2d",
+        "radii",
+        "width",
+        "height",
+        "n_cameras",
+        "gaussian_ids",
+        "depths",
+        "conics",
+        "opacities",
+    ):
         assert key in info
     assert info["means2d"].shape == (2, 80, 2) and info["radii"].shape == (2, 80, 2)
     assert info["radii"].dtype == torch.int32
@@ -336,9 +372,19 @@ def test_ignored_and_default_arguments_are_accepted_and_change_nothing():
     params = scene(60, seed=12)
     r, a, _ = rasterization(*params, *cameras(), W, H, backend="torch")
     r2, a2, info2 = rasterization(
-        *params, *cameras(), W, H, backend="torch", packed=False, tile_size=8, channel_chunk=1,
-        rolling_shutter=RollingShutterType.GLOBAL, sparse_grad=False, segmented=False,
-        camera_model="pinhole", radial_coeffs=None,
+        *params,
+        *cameras(),
+        W,
+        H,
+        backend="torch",
+        packed=False,
+        tile_size=8,
+        channel_chunk=1,
+        rolling_shutter=RollingShutterType.GLOBAL,
+        sparse_grad=False,
+        segmented=False,
+        camera_model="pinhole",
+        radial_coeffs=None,
     )
     torch.testing.assert_close(r2, r, atol=0, rtol=0)
     torch.testing.assert_close(a2, a, atol=0, rtol=0)
@@ -364,8 +410,9 @@ def test_gsplat_backend_passes_every_gsplat_argument_on(monkeypatch):
 
     monkeypatch.setattr(gsplat, "rasterization", recorder)
     monkeypatch.setattr(backend, "resolve_backend", lambda *_: "gsplat")
-    r, a, info = rasterization(*scene(5), *cameras(), W, H, sparse_grad=True, segmented=True,
-                               channel_chunk=7, packed=False)
+    r, a, info = rasterization(
+        *scene(5), *cameras(), W, H, sparse_grad=True, segmented=True, channel_chunk=7, packed=False
+    )
     assert (r, a, info) == ("renders", "alphas", {"packed": False, "backend": "gsplat"})
     assert seen.pop("n_positional") == 9
     # rolling_shutter=None is left out, so that gsplat's own default (GLOBAL) applies
@@ -406,14 +453,20 @@ def test_parity_with_gsplat_cuda(sh):
             r, a, info = rasterization(*inputs, views, Ks, 160, 120, backend="torch", **kw)
         else:
             r, a, info = gsplat.rasterization(
-                *inputs, views.cuda(), Ks.cuda(), 160, 120, packed=False,
+                *inputs,
+                views.cuda(),
+                Ks.cuda(),
+                160,
+                120,
+                packed=False,
                 **{**kw, "backgrounds": bg.cuda()},
             )
         g = torch.Generator().manual_seed(1)
         wr = torch.rand(r.shape, generator=g).to(device)
         ((r * wr).sum() + a.sum()).backward()
-        outs.append([x.detach().cpu() for x in (r, a, info["radii"])]
-                    + [t.grad.cpu() for t in inputs])
+        outs.append(
+            [x.detach().cpu() for x in (r, a, info["radii"])] + [t.grad.cpu() for t in inputs]
+        )
     (r, a, radii, *grads), (r2, a2, radii2, *grads2) = outs
     torch.testing.assert_close(radii, radii2.to(radii.dtype), atol=1, rtol=0)
     assert (radii != radii2).float().mean() < 0.01

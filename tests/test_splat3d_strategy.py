@@ -12,15 +12,19 @@ W, H = 32, 24
 def make_params(n=200, seed=0):
     g = torch.Generator().manual_seed(seed)
     z = 2.0 + 2.0 * torch.rand(n, generator=g)
-    means = torch.stack([(torch.rand(n, generator=g) - 0.5) * z,
-                         (torch.rand(n, generator=g) - 0.5) * 0.75 * z, z], -1)
-    params = torch.nn.ParameterDict({
-        "means": means,
-        "scales": torch.log(torch.rand(n, 3, generator=g) * 0.1 + 0.02),
-        "quats": torch.randn(n, 4, generator=g),
-        "opacities": torch.logit(torch.rand(n, generator=g) * 0.9 + 0.05),
-        "colors": torch.rand(n, 3, generator=g),
-    })
+    means = torch.stack(
+        [(torch.rand(n, generator=g) - 0.5) * z, (torch.rand(n, generator=g) - 0.5) * 0.75 * z, z],
+        -1,
+    )
+    params = torch.nn.ParameterDict(
+        {
+            "means": means,
+            "scales": torch.log(torch.rand(n, 3, generator=g) * 0.1 + 0.02),
+            "quats": torch.randn(n, 4, generator=g),
+            "opacities": torch.logit(torch.rand(n, generator=g) * 0.9 + 0.05),
+            "colors": torch.rand(n, 3, generator=g),
+        }
+    )
     optimizers = {k: torch.optim.Adam([p], lr=1e-3) for k, p in params.items()}
     return params, optimizers
 
@@ -29,8 +33,15 @@ def train_step(params, optimizers, strategy, state, step, target):
     viewmats = torch.eye(4)[None]
     Ks = intrinsics(W, W, W / 2, H / 2)[None]
     renders, _alphas, info = rasterization(
-        params["means"], params["quats"], torch.exp(params["scales"]),
-        torch.sigmoid(params["opacities"]), params["colors"], viewmats, Ks, W, H,
+        params["means"],
+        params["quats"],
+        torch.exp(params["scales"]),
+        torch.sigmoid(params["opacities"]),
+        params["colors"],
+        viewmats,
+        Ks,
+        W,
+        H,
     )
     strategy.step_pre_backward(params, optimizers, state, step, info)
     loss = (renders - target).abs().mean()
@@ -44,8 +55,9 @@ def train_step(params, optimizers, strategy, state, step, target):
 
 def test_densify_and_prune_change_the_gaussian_count():
     params, optimizers = make_params()
-    strategy = make_strategy(refine_start_iter=0, refine_every=2, grow_grad2d=1e-7,
-                             prune_opa=0.3, reset_every=10_000)
+    strategy = make_strategy(
+        refine_start_iter=0, refine_every=2, grow_grad2d=1e-7, prune_opa=0.3, reset_every=10_000
+    )
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=1.0)
     target = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(1))
@@ -104,8 +116,14 @@ def test_huge_gaussians_are_pruned_with_the_opacity_reset_off():
     """gsplat prunes huge Gaussians only after the first reset; with resets off (the course's
     CPU recipes) they must still go, from `prune_huge_after` on."""
     target = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(4))
-    kw = {"refine_start_iter": 0, "refine_every": 2, "grow_grad2d": 1e9, "prune_opa": 0.0,
-          "prune_scale3d": 0.5, "reset_every": 10**12}
+    kw = {
+        "refine_start_iter": 0,
+        "refine_every": 2,
+        "grow_grad2d": 1e9,
+        "prune_opa": 0.0,
+        "prune_scale3d": 0.5,
+        "reset_every": 10**12,
+    }
 
     params, optimizers = _with_one_huge_gaussian()
     gsplat_rule = make_strategy(**kw)

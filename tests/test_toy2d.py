@@ -27,8 +27,9 @@ def test_targets_are_images_in_range():
 
 def test_render_single_gaussian_matches_formula():
     grid = toy2d.pixel_grid(8)
-    img = toy2d.render_splats(torch.tensor([[0.5, 0.5]]), torch.tensor([math.log(0.2)]),
-                              torch.tensor([3.0]), grid)
+    img = toy2d.render_splats(
+        torch.tensor([[0.5, 0.5]]), torch.tensor([math.log(0.2)]), torch.tensor([3.0]), grid
+    )
     x = grid[2, 5]
     want = 3.0 * math.exp(-0.5 * float(((x - 0.5) ** 2).sum()) / 0.04)
     assert img[2, 5].item() == pytest.approx(want, rel=1e-5)
@@ -39,14 +40,21 @@ def test_separable_and_loop_renders_agree_with_broadcast(channels):
     gen = torch.Generator().manual_seed(0)
     means = torch.rand(9, 2, generator=gen)
     log_scales = torch.rand(9, generator=gen) - 2.5
-    weights = torch.randn(9, generator=gen) if channels is None else torch.randn(9, channels, generator=gen)
+    weights = (
+        torch.randn(9, generator=gen)
+        if channels is None
+        else torch.randn(9, channels, generator=gen)
+    )
     ref = toy2d.render_splats(means, log_scales, weights, toy2d.pixel_grid(12, 10))
     sep = toy2d.render_splats_separable(means, log_scales, weights, 12, 10)
     assert torch.allclose(ref, sep, atol=1e-6)
     if channels is None:
         loop = toy2d.render_splats_loop(means.tolist(), log_scales.tolist(), weights.tolist(), 12)
-        assert torch.allclose(torch.tensor(loop), toy2d.render_splats(
-            means, log_scales, weights, toy2d.pixel_grid(12)), atol=1e-5)
+        assert torch.allclose(
+            torch.tensor(loop),
+            toy2d.render_splats(means, log_scales, weights, toy2d.pixel_grid(12)),
+            atol=1e-5,
+        )
 
 
 def test_anisotropic_reduces_to_isotropic_and_matches_covariance():
@@ -56,13 +64,17 @@ def test_anisotropic_reduces_to_isotropic_and_matches_covariance():
     grid = toy2d.pixel_grid(9)
     w = torch.randn(4, 2, generator=gen)
     iso = toy2d.render_splats(means, ls, w, grid)
-    aniso = toy2d.render_anisotropic(means, ls[:, None].expand(4, 2), torch.rand(4, generator=gen), w, grid)
+    aniso = toy2d.render_anisotropic(
+        means, ls[:, None].expand(4, 2), torch.rand(4, generator=gen), w, grid
+    )
     assert torch.allclose(iso, aniso, atol=1e-6)  # round Gaussians ignore the angle
     # general case against the explicit inverse covariance
     ls2, ang = torch.randn(4, 2, generator=gen) * 0.3 - 2, torch.rand(4, generator=gen) * 3
     inv = torch.linalg.inv(toy2d.covariance_2d(ls2, ang))
     d = grid[None] - means[:, None, None]
-    want = torch.einsum("nhw,nc->hwc", torch.exp(-0.5 * torch.einsum("nhwi,nij,nhwj->nhw", d, inv, d)), w)
+    want = torch.einsum(
+        "nhw,nc->hwc", torch.exp(-0.5 * torch.einsum("nhwi,nij,nhwj->nhw", d, inv, d)), w
+    )
     assert torch.allclose(toy2d.render_anisotropic(means, ls2, ang, w, grid), want, atol=1e-5)
 
 
@@ -95,8 +107,9 @@ def test_fit_lowers_error_and_is_deterministic():
     assert a.mse < 0.2 * a.losses[0]
     assert a.mse == pytest.approx(b.mse, rel=1e-5)
     assert [s for s, _ in a.snapshots] == [0, 20, 40, 60, 80]
-    final = toy2d.render_splats(a.params["means"], a.params["log_scales"], a.params["weights"],
-                                toy2d.pixel_grid(16))
+    final = toy2d.render_splats(
+        a.params["means"], a.params["log_scales"], a.params["weights"], toy2d.pixel_grid(16)
+    )
     assert toy2d.mse(final, target) == pytest.approx(a.mse, rel=1e-4)
 
 
@@ -108,8 +121,10 @@ def test_more_gaussians_fit_better_and_colour_fit_beats_grey_per_channel():
     fit = toy2d.fit_splats(colour, 32, steps=200, progress=False)
     img = toy2d.render_splats(**fit.params, grid=toy2d.pixel_grid(24))
     grey_img = colour.mean(-1, keepdim=True).expand_as(colour)
-    assert all(f < 0.5 * g for f, g in zip(toy2d.mse_per_channel(img, colour),
-                                            toy2d.mse_per_channel(grey_img, colour)))
+    assert all(
+        f < 0.5 * g
+        for f, g in zip(toy2d.mse_per_channel(img, colour), toy2d.mse_per_channel(grey_img, colour))
+    )
 
 
 def test_anisotropic_fit_runs():

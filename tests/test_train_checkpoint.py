@@ -10,9 +10,17 @@ from splatcourse.train import CHECKPOINT_NAME, TrainConfig, Trainer, fit
 
 # densification (clone/split uses random numbers) and an opacity reset both happen
 # before and after the interruption at step 15
-CFG = TrainConfig(steps=30, sh_degree=1, sh_degree_interval=10, refine_start=4,
-                  refine_every=6, refine_stop=28, reset_every=20, grow_grad2d=2e-6,
-                  checkpoint_every=5)
+CFG = TrainConfig(
+    steps=30,
+    sh_degree=1,
+    sh_degree_interval=10,
+    refine_start=4,
+    refine_every=6,
+    refine_stop=28,
+    reset_every=20,
+    grow_grad2d=2e-6,
+    checkpoint_every=5,
+)
 
 
 # tiny images: one thread avoids OpenMP hand-offs that dominate on a busy machine
@@ -31,8 +39,7 @@ def _assert_same(a: Trainer, b: Trainer) -> None:
         torch.testing.assert_close(a.params[k], b.params[k], rtol=1e-5, atol=1e-6)
     for k in a.optimizers:
         sa, sb = a.optimizers[k].state_dict()["state"], b.optimizers[k].state_dict()["state"]
-        torch.testing.assert_close(sa[0]["exp_avg_sq"], sb[0]["exp_avg_sq"], rtol=1e-5,
-                                   atol=1e-9)
+        torch.testing.assert_close(sa[0]["exp_avg_sq"], sb[0]["exp_avg_sq"], rtol=1e-5, atol=1e-9)
     assert [h["step"] for h in a.history] == [h["step"] for h in b.history]
 
 

@@ -89,8 +89,9 @@ def test_report_helpers(tmp_path):
     from PIL import Image
 
     assert Image.open(paths[0]).size == (32, 12)
-    table = summary_table([{"step": 10, "seconds": 1.5, "gaussians": 3, "ssim_heldout": 0.5,
-                            "psnr_heldout": 20.0}])
+    table = summary_table(
+        [{"step": 10, "seconds": 1.5, "gaussians": 3, "ssim_heldout": 0.5, "psnr_heldout": 20.0}]
+    )
     assert "| 10 | 1.5000 | 3 | 0.5000 | 20.0 |" in table
 
 
@@ -128,15 +129,23 @@ def _blur(img: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     k = k / k.sum()
     x = img.permute(0, 3, 1, 2)  # [V, C, H, W]
     c = x.shape[1]
-    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), k.view(1, 1, 1, 5).expand(c, 1, 1, 5),
-                 groups=c)
-    x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), k.view(1, 1, 5, 1).expand(c, 1, 5, 1),
-                 groups=c)
+    x = F.conv2d(
+        F.pad(x, (2, 2, 0, 0), mode="replicate"), k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c
+    )
+    x = F.conv2d(
+        F.pad(x, (0, 0, 2, 2), mode="replicate"), k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c
+    )
     return x.permute(0, 2, 3, 1)
 
 
-def _add_floaters(rgb: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor, n: int = 20,
-                  sigma: float = 1.5, opacity: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
+def _add_floaters(
+    rgb: torch.Tensor,
+    alpha: torch.Tensor,
+    masks: torch.Tensor,
+    n: int = 20,
+    sigma: float = 1.5,
+    opacity: float = 0.8,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` coloured blobs per view in front of the render, centred in the object box at
     least 2 px from the object and cut off at its mask: floaters, strictly outside the object."""
     gen = torch.Generator().manual_seed(0)
@@ -197,9 +206,11 @@ def test_object_scores_rank_a_fit_above_empty_flat_and_floaters(which):
         s, p = masked_full_frame_scores(rgb, alpha, photos, masks, bg)
         full[case] = (float(s.mean()), float(p.mean()))
         o = scores[case]
-        print(f"{which:9s} {case:8s} object: SSIM {o.ssim:.4f} PSNR {o.psnr:6.2f} "
-              f"alpha IoU {o.alpha_iou:.4f} | full frame: SSIM {full[case][0]:.4f} "
-              f"PSNR {full[case][1]:.2f}")
+        print(
+            f"{which:9s} {case:8s} object: SSIM {o.ssim:.4f} PSNR {o.psnr:6.2f} "
+            f"alpha IoU {o.alpha_iou:.4f} | full frame: SSIM {full[case][0]:.4f} "
+            f"PSNR {full[case][1]:.2f}"
+        )
     fit = scores["fit"]
     assert all(o.region == "object" for o in scores.values())
     perfect = scores["perfect"]
@@ -245,13 +256,14 @@ def test_evaluate_reports_both_and_says_which_region(tiny):
     ev = evaluate(g, tiny)
     rgb, alpha = render_rgba_views(g, tiny, tiny.test_idx)
     idx = tiny.test_idx
-    want = object_scores(rgb, alpha, tiny.images[idx], tiny.masks[idx],
-                         tiny.background_tensor())
+    want = object_scores(rgb, alpha, tiny.images[idx], tiny.masks[idx], tiny.background_tensor())
     assert ev.region == "object" and ev.ssim_object == pytest.approx(want.ssim)
     assert ev.psnr_object == pytest.approx(want.psnr) and ev.alpha_iou == pytest.approx(
-        want.alpha_iou)
-    painted = torch.where(tiny.masks[idx, ..., None], render_views(g, tiny, idx),
-                          tiny.background_tensor())
+        want.alpha_iou
+    )
+    painted = torch.where(
+        tiny.masks[idx, ..., None], render_views(g, tiny, idx), tiny.background_tensor()
+    )
     assert torch.allclose(ev.renders, painted, atol=1e-6)  # what the full-frame scores compared
     bare = tiny.subset(list(range(len(tiny))))
     bare.masks = None
@@ -261,8 +273,9 @@ def test_evaluate_reports_both_and_says_which_region(tiny):
 
 
 def test_trainer_history_records_the_object_scores(tiny):
-    tr = Trainer(tiny, TrainConfig(steps=2, sh_degree=0, densify=False, eval_every=2),
-                 progress=False)
+    tr = Trainer(
+        tiny, TrainConfig(steps=2, sh_degree=0, densify=False, eval_every=2), progress=False
+    )
     tr.run()
     rec = tr.history[-1]
     ev = tr.evaluate()

@@ -30,8 +30,16 @@ def test_layout_is_the_standard_one(tmp_path):
     names = [prop.name for prop in v.properties]
     assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     assert names[9:54] == [f"f_rest_{i}" for i in range(45)]
-    assert names[54:] == ["opacity", "scale_0", "scale_1", "scale_2",
-                          "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert names[54:] == [
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     assert names == ply_property_names(15)
     assert len(v.data) == 7
     # f_rest is channel-major: f_rest_0..14 are red, 15..29 green

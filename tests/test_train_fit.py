@@ -80,8 +80,14 @@ def test_sh_degree_schedule(tiny):
 
 
 def test_densification_changes_the_count(tiny):
-    base = {"steps": 40, "sh_degree": 0, "refine_start": 5, "refine_every": 10,
-            "refine_stop": 35, "reset_every": 0}
+    base = {
+        "steps": 40,
+        "sh_degree": 0,
+        "refine_start": 5,
+        "refine_every": 10,
+        "refine_stop": 35,
+        "reset_every": 0,
+    }
     grown = Trainer(tiny, TrainConfig(**base, grow_grad2d=1e-7), progress=False)
     n0 = grown.n_gaussians
     grown.run()
@@ -89,8 +95,7 @@ def test_densification_changes_the_count(tiny):
     fixed = Trainer(tiny, TrainConfig(**base, densify=False), progress=False)
     fixed.run()
     assert fixed.n_gaussians == n0
-    capped = Trainer(tiny, TrainConfig(**base, grow_grad2d=1e-7, max_gaussians=n0),
-                     progress=False)
+    capped = Trainer(tiny, TrainConfig(**base, grow_grad2d=1e-7, max_gaussians=n0), progress=False)
     capped.run()
     assert capped.n_gaussians <= n0
 
@@ -120,8 +125,16 @@ def test_decision_strategy_matches_gsplat(tiny):
     """The swappable clone/split rule reproduces gsplat's DefaultStrategy exactly."""
     from splatcourse.train import densify_masks
 
-    cfg = TrainConfig(steps=25, sh_degree=0, refine_start=5, refine_every=10, refine_stop=24,
-                      reset_every=0, grow_grad2d=5e-5, grow_scale3d=0.02)
+    cfg = TrainConfig(
+        steps=25,
+        sh_degree=0,
+        refine_start=5,
+        refine_every=10,
+        refine_stop=24,
+        reset_every=0,
+        grow_grad2d=5e-5,
+        grow_scale3d=0.02,
+    )
     ref = Trainer(tiny, cfg, progress=False)
     ref.run()
     mine = Trainer(tiny, cfg, progress=False, densify_fn=densify_masks)
@@ -130,8 +143,9 @@ def test_decision_strategy_matches_gsplat(tiny):
     for k in ref.params:
         torch.testing.assert_close(mine.params[k], ref.params[k])
     seen = []
-    never = Trainer(tiny, cfg, progress=False,
-                    densify_fn=lambda g, c, s, *a: seen.append(1) or (g < -1, g < -1))
+    never = Trainer(
+        tiny, cfg, progress=False, densify_fn=lambda g, c, s, *a: seen.append(1) or (g < -1, g < -1)
+    )
     n0 = never.n_gaussians
     never.run()
     assert seen and never.n_gaussians <= n0

@@ -50,11 +50,18 @@ def test_one_channel_images_are_grey() -> None:
     assert decode(image_to_png(image)).shape == (4, 6)
 
 
-@pytest.mark.parametrize("image, error, match", [
-    (torch.rand(4, 4, 2), ValueError, r"image_to_png wants \[H, W\] or \[H, W, 3\], got \(4, 4, 2"),
-    (torch.rand(4), ValueError, r"got \(4,\)"),
-    ([[0.0, 1.0]], TypeError, "got list"),
-])
+@pytest.mark.parametrize(
+    "image, error, match",
+    [
+        (
+            torch.rand(4, 4, 2),
+            ValueError,
+            r"image_to_png wants \[H, W\] or \[H, W, 3\], got \(4, 4, 2",
+        ),
+        (torch.rand(4), ValueError, r"got \(4,\)"),
+        ([[0.0, 1.0]], TypeError, "got list"),
+    ],
+)
 def test_bad_images_are_refused_by_name(image, error, match) -> None:
     with pytest.raises(error, match=match):
         image_to_png(image)

@@ -73,8 +73,9 @@ def test_each_orbit_slider_rerenders(viewer: SplatViewer) -> None:
         assert viewer.orbit_image.value != before, f"the {name} slider did not re-render"
 
 
-def test_compare_strip_and_scores_follow_the_held_out_view(viewer: SplatViewer,
-                                                           capture: Capture) -> None:
+def test_compare_strip_and_scores_follow_the_held_out_view(
+    viewer: SplatViewer, capture: Capture
+) -> None:
     first, second = capture.test_idx[:2]
     assert viewer.view.value == first
     strip = decode(viewer.compare_image.value)
@@ -104,8 +105,12 @@ def test_viewer_widget_is_what_it_displays(viewer: SplatViewer) -> None:
 def small_scrubber() -> FitScrubber:
     """A scrubber over a made-up two-step fit (a real fit would only slow the test down)."""
     target = toy2d.colour_target(16)  # [16, 16, 3]
-    fit = toy2d.FitResult(params={}, losses=[0.3, 0.1], seconds=0.0,
-                          snapshots=[(0, torch.zeros_like(target)), (1, 0.5 * target)])
+    fit = toy2d.FitResult(
+        params={},
+        losses=[0.3, 0.1],
+        seconds=0.0,
+        snapshots=[(0, torch.zeros_like(target)), (1, 0.5 * target)],
+    )
     return FitScrubber(fit, target)
 
 
@@ -119,8 +124,7 @@ WIDGETS: dict[str, Callable[[Capture], NotebookWidget]] = {
 
 
 @pytest.mark.parametrize("name", list(WIDGETS))
-def test_every_widget_displays_its_view_through_the_one_hook(name: str,
-                                                              capture: Capture) -> None:
+def test_every_widget_displays_its_view_through_the_one_hook(name: str, capture: Capture) -> None:
     shown = WIDGETS[name](capture)
     assert isinstance(shown, NotebookWidget)
     assert type(shown)._repr_mimebundle_ is NotebookWidget._repr_mimebundle_
@@ -129,4 +133,3 @@ def test_every_widget_displays_its_view_through_the_one_hook(name: str,
     bundle, _metadata = DisplayFormatter().format(shown)
     assert bundle[WIDGET_VIEW]["model_id"] == shown.widget.model_id
     assert isinstance(shown.widget, widgets.Box)
-

@@ -85,19 +85,30 @@ def test_render_view_matches_image_tensor_without_outline(explorer: SplatExplore
 
 
 def test_same_seed_same_start_different_seed_different_start() -> None:
-    a, b, c = SplatExplorer(n=4, size=SIZE, seed=1), SplatExplorer(n=4, size=SIZE, seed=1), \
-        SplatExplorer(n=4, size=SIZE, seed=2)
+    a, b, c = (
+        SplatExplorer(n=4, size=SIZE, seed=1),
+        SplatExplorer(n=4, size=SIZE, seed=1),
+        SplatExplorer(n=4, size=SIZE, seed=2),
+    )
     assert a.splats == b.splats
     assert torch.equal(a.image, b.image)
     assert a.splats != c.splats
 
 
-@pytest.mark.parametrize("name, value", [
-    ("x", 0.15), ("y", 0.85), ("scale_x", 0.3), ("scale_y", 0.02), ("angle", 90.0),
-    ("opacity", 0.2),
-])
-def test_each_slider_rerenders_and_updates_mse(explorer: SplatExplorer, name: str,
-                                                value: float) -> None:
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("x", 0.15),
+        ("y", 0.85),
+        ("scale_x", 0.3),
+        ("scale_y", 0.02),
+        ("angle", 90.0),
+        ("opacity", 0.2),
+    ],
+)
+def test_each_slider_rerenders_and_updates_mse(
+    explorer: SplatExplorer, name: str, value: float
+) -> None:
     before_image = explorer.image.clone()
     before_png = explorer.render_view.value
     before_mse = explorer.mse
@@ -225,12 +236,15 @@ def test_explorer_without_target_has_no_mse() -> None:
     assert ex.render_view.value != png
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"target": torch.zeros(8, 8, 2)}, "target must be"),
-    ({"target": np.zeros((8, 8))}, "torch.Tensor"),
-    ({"n": 0}, "n must be"),
-    ({"size": 2}, "size must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": torch.zeros(8, 8, 2)}, "target must be"),
+        ({"target": np.zeros((8, 8))}, "torch.Tensor"),
+        ({"n": 0}, "n must be"),
+        ({"size": 2}, "size must be"),
+    ],
+)
 def test_explorer_rejects_bad_input(kwargs: dict, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         SplatExplorer(**kwargs)
@@ -265,8 +279,14 @@ def test_scrubber_steps_through_the_fit(recorded) -> None:
         assert scrub.marker[1] == pytest.approx(toy2d.mse(image, target), rel=1e-5)
         assert torch.allclose(scrub.error, ((image - target) ** 2).mean(-1))
         assert str(step) in scrub.info_label.value
-        seen.append((scrub.render_view.value, scrub.error_view.value, scrub.loss_view.value,
-                     scrub.marker_xy))
+        seen.append(
+            (
+                scrub.render_view.value,
+                scrub.error_view.value,
+                scrub.loss_view.value,
+                scrub.marker_xy,
+            )
+        )
 
     first, last = seen[0], seen[-1]
     assert first[0] != last[0], "render view should differ between steps"
@@ -277,7 +297,7 @@ def test_scrubber_steps_through_the_fit(recorded) -> None:
     ys = [xy[1] for *_, xy in seen]
     assert ys[-1] > ys[0], "the loss fell, so the marker sits lower in the picture"
     # the render view really shows the snapshot
-    shown = decode(scrub.render_view.value)[::scrub.zoom, ::scrub.zoom]
+    shown = decode(scrub.render_view.value)[:: scrub.zoom, :: scrub.zoom]
     assert np.abs(shown - result.snapshots[-1][1].clamp(0, 1).numpy() * 255).max() <= 1
 
 

@@ -119,10 +119,14 @@ def test_bigger_and_nearer_means_a_larger_footprint(explorer: GaussianExplorer3D
     assert explorer.projection.depths[0, 0].item() == pytest.approx(8.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"width": 4}, "width and height"), ({"height": 10.5}, "width and height"),
-    ({"fov_x": 200.0}, "fov_x"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"width": 4}, "width and height"),
+        ({"height": 10.5}, "width and height"),
+        ({"fov_x": 200.0}, "fov_x"),
+    ],
+)
 def test_explorer_rejects_bad_input(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         GaussianExplorer3D(**kwargs)
@@ -176,8 +180,7 @@ def test_modes_show_sum_and_wrong_order(pair_orbiter: SceneOrbiter) -> None:
 
 
 def test_sh_degree_and_play_drive_the_render() -> None:
-    orbiter = SceneOrbiter(scenes.glossy_gaussian(), width=W, height=H, azimuth=0.0,
-                           elevation=0.0)
+    orbiter = SceneOrbiter(scenes.glossy_gaussian(), width=W, height=H, azimuth=0.0, elevation=0.0)
     r, _, b = centre(orbiter).tolist()
     assert r > b + 0.3, "the glossy Gaussian is red from +x"
     png = orbiter.render_view.value

@@ -29,14 +29,16 @@ def fail(message: str, hint: str = "") -> None:
     raise AnswerError(message + (f"\n  hint: {hint}" if hint else ""))
 
 
-def check_tensor(name: str, value: Any, shape: Sequence[int] | None = None,
-                 hint: str = "") -> Tensor:
+def check_tensor(
+    name: str, value: Any, shape: Sequence[int] | None = None, hint: str = ""
+) -> Tensor:
     """A finite torch tensor of the expected shape (None in `shape` means any size)."""
     if not isinstance(value, torch.Tensor):
         fail(f"{name} should be a torch.Tensor, got {type(value).__name__}", hint)
     if shape is not None:
         ok = value.dim() == len(shape) and all(
-            want is None or got == want for got, want in zip(value.shape, shape))
+            want is None or got == want for got, want in zip(value.shape, shape)
+        )
         if not ok:
             want_s = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
             fail(f"{name} has shape {list(value.shape)}, expected {want_s}", hint)
@@ -45,8 +47,14 @@ def check_tensor(name: str, value: Any, shape: Sequence[int] | None = None,
     return value
 
 
-def check_close(name: str, got: Any, expected: Tensor | float, atol: float = 1e-5,
-                rtol: float = 1e-4, hint: str = "") -> None:
+def check_close(
+    name: str,
+    got: Any,
+    expected: Tensor | float,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    hint: str = "",
+) -> None:
     """Element-wise closeness, reporting the worst element and where it is."""
     expected_t = torch.as_tensor(expected, dtype=torch.float64)
     if isinstance(got, (int, float)):
@@ -57,15 +65,22 @@ def check_close(name: str, got: Any, expected: Tensor | float, atol: float = 1e-
     bad = err > allowed
     if bad.any():
         worst = int(torch.argmax(err - allowed))
-        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), err.shape)) \
-            if err.dim() else ()
-        fail(f"{name} is wrong at {int(bad.sum())} of {err.numel()} entries; worst at index "
-             f"{list(index)}: got {got_t.flatten()[worst].item():.6g}, expected "
-             f"{expected_t.flatten()[worst].item():.6g}", hint)
+        index = (
+            tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), err.shape))
+            if err.dim()
+            else ()
+        )
+        fail(
+            f"{name} is wrong at {int(bad.sum())} of {err.numel()} entries; worst at index "
+            f"{list(index)}: got {got_t.flatten()[worst].item():.6g}, expected "
+            f"{expected_t.flatten()[worst].item():.6g}",
+            hint,
+        )
 
 
-def check_number(name: str, got: Any, low: float = -math.inf, high: float = math.inf,
-                 hint: str = "") -> float:
+def check_number(
+    name: str, got: Any, low: float = -math.inf, high: float = math.inf, hint: str = ""
+) -> float:
     """A real, finite number within [low, high]."""
     try:
         value = float(got)
@@ -80,8 +95,10 @@ def check_number(name: str, got: Any, low: float = -math.inf, high: float = math
 
 def _refuse(*args: Any, **kwargs: Any) -> Any:
     # only builtins here: this code object runs with the *patched* function's globals
-    raise AssertionError("this exercise asks for your own implementation; calling the course's "
-                      "reference implementation is not allowed here")
+    raise AssertionError(
+        "this exercise asks for your own implementation; calling the course's "
+        "reference implementation is not allowed here"
+    )
 
 
 @contextlib.contextmanager
@@ -111,8 +128,14 @@ def loaded_gsplat_references() -> list[Callable[..., Any]]:
     impl = sys.modules.get("gsplat.cuda._torch_impl")
     if impl is None:
         return []
-    names = ("_quat_to_rotmat", "_quat_scale_to_matrix", "_quat_scale_to_covar_preci",
-             "_persp_proj", "_world_to_cam", "_fully_fused_projection")
+    names = (
+        "_quat_to_rotmat",
+        "_quat_scale_to_matrix",
+        "_quat_scale_to_covar_preci",
+        "_persp_proj",
+        "_world_to_cam",
+        "_fully_fused_projection",
+    )
     return [getattr(impl, n) for n in names if hasattr(impl, n)]
 
 

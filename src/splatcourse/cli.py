@@ -33,9 +33,15 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
     from .grading import instructor
 
     shard = _shard(args.shard)
-    report = instructor.autograde(Path(args.submissions), assignments=args.assignment or None,
-                                  timeout=args.timeout, workers=args.workers, force=args.force,
-                                  cell_timeout=args.cell_timeout, shard=shard)
+    report = instructor.autograde(
+        Path(args.submissions),
+        assignments=args.assignment or None,
+        timeout=args.timeout,
+        workers=args.workers,
+        force=args.force,
+        cell_timeout=args.cell_timeout,
+        shard=shard,
+    )
     print(report.summary())
     return 0
 
@@ -61,28 +67,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("download", help="fetch a capture's original files from its source repository "
-                   "at the pinned commit, verify each by its git blob SHA-1 and derive the course "
-                   "copy: `splatcourse download socketed_axe_arreton` (see --help there)")
+    sub.add_parser(
+        "download",
+        help="fetch a capture's original files from its source repository "
+        "at the pinned commit, verify each by its git blob SHA-1 and derive the course "
+        "copy: `splatcourse download socketed_axe_arreton` (see --help there)",
+    )
 
     p = sub.add_parser("release", help="generate exercises/ from solutions/ (student versions)")
     p.add_argument("assignment", nargs="*", help="assignment names (default: all)")
     p.set_defaults(func=_cmd_release)
 
-    p = sub.add_parser("autograde", help="grade a folder of submissions "
-                       "laid out as SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
+    p = sub.add_parser(
+        "autograde",
+        help="grade a folder of submissions "
+        "laid out as SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb",
+    )
     p.add_argument("submissions", help="folder of submissions")
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
-    p.add_argument("--timeout", type=float, default=600.0,
-                   help="wall-clock seconds allowed per submission (default 600)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="submissions graded side by side (default: one per core)")
-    p.add_argument("--force", action="store_true",
-                   help="regrade submissions unchanged since the last run")
-    p.add_argument("--cell-timeout", type=int, default=None,
-                   help="seconds one cell may run (default 240, from the config)")
-    p.add_argument("--shard", default=None, metavar="I/N",
-                   help="grade only shard I of N (students in sorted order, I counted from 0)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="wall-clock seconds allowed per submission (default 600)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="submissions graded side by side (default: one per core)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="regrade submissions unchanged since the last run"
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=None,
+        help="seconds one cell may run (default 240, from the config)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="grade only shard I of N (students in sorted order, I counted from 0)",
+    )
     p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("feedback", help="write HTML feedback for every graded submission")

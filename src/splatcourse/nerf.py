@@ -87,8 +87,11 @@ class TinyNeRF(nn.Module):
 # ---- 3. rays and samples ----------------------------------------------------------------------
 def camera_rays(viewmat: Tensor, K: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
     """World-space (origins, unit directions) [H, W, 3] through pixel centres (OpenCV camera)."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5,
+        torch.arange(width, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
     cam = torch.stack([(xs - K[0, 2]) / K[0, 0], (ys - K[1, 2]) / K[1, 1], torch.ones_like(xs)], -1)
     R, t = viewmat[:3, :3].float(), viewmat[:3, 3].float()
     dirs = cam @ R  # R^T applied to each row: camera -> world rotation
@@ -108,8 +111,13 @@ def ray_box_bounds(origins: Tensor, dirs: Tensor, box: Tensor) -> tuple[Tensor, 
     return near, far
 
 
-def stratified_samples(near: Tensor, far: Tensor, n_samples: int, perturb: bool = True,
-                       generator: torch.Generator | None = None) -> Tensor:
+def stratified_samples(
+    near: Tensor,
+    far: Tensor,
+    n_samples: int,
+    perturb: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """[R, S] depths: one per equal bin of [near, far], at a random spot in it when training
     (so over many steps the MLP is queried everywhere, not on a fixed lattice)."""
     u = torch.arange(n_samples, dtype=near.dtype) / n_samples
@@ -121,8 +129,9 @@ def stratified_samples(near: Tensor, far: Tensor, n_samples: int, perturb: bool 
 
 
 # ---- 4. volume rendering ----------------------------------------------------------------------
-def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, far: Tensor,
-                  background: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def volume_render(
+    sigma: Tensor, rgb: Tensor, t: Tensor, far: Tensor, background: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Composite samples front to back; returns (colour [R, 3], weights [R, S]).
 
     Sample i covers [t_i, t_{i+1}) (the last one up to `far`); its opacity is
@@ -132,8 +141,9 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, far: Tensor,
     """
     delta = torch.cat([t[..., 1:] - t[..., :-1], (far[..., None] - t[..., -1:])], -1)
     alpha = 1.0 - torch.exp(-sigma * delta.clamp_min(0.0))
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]),
-                                     1.0 - alpha[..., :-1] + 1e-10], -1), -1)
+    trans = torch.cumprod(
+        torch.cat([torch.ones_like(alpha[..., :1]), 1.0 - alpha[..., :-1] + 1e-10], -1), -1
+    )
     weights = trans * alpha
     colour = (weights[..., None] * rgb).sum(-2)
     if background is not None:
@@ -141,9 +151,16 @@ def volume_render(sigma: Tensor, rgb: Tensor, t: Tensor, far: Tensor,
     return colour, weights
 
 
-def render_rays(model: TinyNeRF, origins: Tensor, dirs: Tensor, box: Tensor, n_samples: int,
-                perturb: bool = False, background: Tensor | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+def render_rays(
+    model: TinyNeRF,
+    origins: Tensor,
+    dirs: Tensor,
+    box: Tensor,
+    n_samples: int,
+    perturb: bool = False,
+    background: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """[R, 3] colours of rays [R, 3] (origins, dirs) through the scene box."""
     near, far = ray_box_bounds(origins, dirs, box)
     t = stratified_samples(near, far, n_samples, perturb, generator)
@@ -153,14 +170,26 @@ def render_rays(model: TinyNeRF, origins: Tensor, dirs: Tensor, box: Tensor, n_s
 
 
 @torch.no_grad()
-def render_image(model: TinyNeRF, viewmat: Tensor, K: Tensor, width: int, height: int,
-                 box: Tensor, n_samples: int = 64, background: Tensor | None = None,
-                 chunk: int = 8192) -> Tensor:
+def render_image(
+    model: TinyNeRF,
+    viewmat: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    box: Tensor,
+    n_samples: int = 64,
+    background: Tensor | None = None,
+    chunk: int = 8192,
+) -> Tensor:
     """[H, W, 3] image of one camera (chunks of rays bound memory)."""
     origins, dirs = camera_rays(viewmat, K, width, height)
     o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-    out = [render_rays(model, o[i:i + chunk], d[i:i + chunk], box, n_samples,
-                       background=background) for i in range(0, len(o), chunk)]
+    out = [
+        render_rays(
+            model, o[i : i + chunk], d[i : i + chunk], box, n_samples, background=background
+        )
+        for i in range(0, len(o), chunk)
+    ]
     return torch.cat(out).reshape(height, width, 3).clamp(0, 1)
 
 
@@ -209,17 +238,40 @@ def scene_box(capture: Capture, margin: float = 0.05) -> Tensor:
     return torch.stack([box[0] - grow, box[1] + grow])
 
 
-def render_views(model: TinyNeRF, capture: Capture, idx: list[int], n_samples: int = 64,
-                 box: Tensor | None = None) -> Tensor:
+def render_views(
+    model: TinyNeRF,
+    capture: Capture,
+    idx: list[int],
+    n_samples: int = 64,
+    box: Tensor | None = None,
+) -> Tensor:
     """[V, H, W, 3] renders of views `idx` over the capture's background."""
     box = scene_box(capture) if box is None else box
     bg = torch.tensor(capture.background, dtype=torch.float32)
-    return torch.stack([render_image(model, capture.viewmats[i], capture.Ks[i], capture.width,
-                                     capture.height, box, n_samples, bg) for i in idx])
+    return torch.stack(
+        [
+            render_image(
+                model,
+                capture.viewmats[i],
+                capture.Ks[i],
+                capture.width,
+                capture.height,
+                box,
+                n_samples,
+                bg,
+            )
+            for i in idx
+        ]
+    )
 
 
-def evaluate_nerf(model: TinyNeRF, capture: Capture, idx: list[int] | None = None,
-                  n_samples: int = 64, box: Tensor | None = None) -> float:
+def evaluate_nerf(
+    model: TinyNeRF,
+    capture: Capture,
+    idx: list[int] | None = None,
+    n_samples: int = 64,
+    box: Tensor | None = None,
+) -> float:
     """Mean PSNR over views `idx` (default: the held-out test views).
 
     Scored like the splat trainer's evaluation (``splatcourse.train.evaluate``): outside the
@@ -237,17 +289,23 @@ def evaluate_nerf(model: TinyNeRF, capture: Capture, idx: list[int] | None = Non
 
 def _training_rays(capture: Capture) -> tuple[Tensor, Tensor, Tensor]:
     """Every pixel of every training view as (origin, direction, colour) rows."""
-    rays = [camera_rays(capture.viewmats[i], capture.Ks[i], capture.width, capture.height)
-            for i in capture.train_idx]
+    rays = [
+        camera_rays(capture.viewmats[i], capture.Ks[i], capture.width, capture.height)
+        for i in capture.train_idx
+    ]
     origins = torch.cat([o.reshape(-1, 3) for o, _ in rays])
     dirs = torch.cat([d.reshape(-1, 3) for _, d in rays])
     colours = capture.images[capture.train_idx].reshape(-1, 3).float()
     return origins, dirs, colours
 
 
-def train_nerf(capture: Capture, cfg: NeRFConfig | None = None, eval_every: int = 0,
-               progress: bool = True, time_budget: float | None = None
-               ) -> tuple[TinyNeRF, NeRFHistory]:
+def train_nerf(
+    capture: Capture,
+    cfg: NeRFConfig | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    time_budget: float | None = None,
+) -> tuple[TinyNeRF, NeRFHistory]:
     """Fit a TinyNeRF to the training views; every `eval_every` steps (0: only at the end)
     record the held-out PSNR against the training time spent so far. `time_budget` (seconds
     of training) stops early, so a lesson takes the same time on any machine."""
@@ -267,8 +325,16 @@ def train_nerf(capture: Capture, cfg: NeRFConfig | None = None, eval_every: int 
     for step in bar:
         start = time.perf_counter()
         pick = torch.randint(len(origins), (cfg.batch_rays,), generator=gen)
-        pred = render_rays(model, origins[pick], dirs[pick], box, cfg.n_samples,
-                           perturb=True, background=bg, generator=gen)
+        pred = render_rays(
+            model,
+            origins[pick],
+            dirs[pick],
+            box,
+            cfg.n_samples,
+            perturb=True,
+            background=bg,
+            generator=gen,
+        )
         loss = ((pred - colours[pick]) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -282,8 +348,9 @@ def train_nerf(capture: Capture, cfg: NeRFConfig | None = None, eval_every: int 
             hist.steps.append(step)
             hist.seconds.append(spent)
             hist.train_loss.append(loss.item())
-            hist.test_psnr.append(evaluate_nerf(model, capture, n_samples=cfg.render_samples,
-                                                box=box))
+            hist.test_psnr.append(
+                evaluate_nerf(model, capture, n_samples=cfg.render_samples, box=box)
+            )
             model.train()
             bar.set_postfix(test_psnr=f"{hist.test_psnr[-1]:.2f}")
         if out_of_time:

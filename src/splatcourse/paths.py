@@ -30,15 +30,17 @@ def repo_root() -> Path:
     if env:
         root = Path(env).expanduser().resolve()
         if not (root / _MARKER).exists():
-            raise FileNotFoundError(f"{ENV_ROOT}={env} is not a course checkout "
-                                    f"(no {_MARKER} there)")
+            raise FileNotFoundError(
+                f"{ENV_ROOT}={env} is not a course checkout (no {_MARKER} there)"
+            )
         return root
     for start in (Path(__file__).resolve(), Path.cwd().resolve()):
         for candidate in (start, *start.parents):
             if (candidate / _MARKER).exists():
                 return candidate
-    raise FileNotFoundError("cannot find the course checkout (a folder with "
-                            f"{_MARKER}); set {ENV_ROOT} to it")
+    raise FileNotFoundError(
+        f"cannot find the course checkout (a folder with {_MARKER}); set {ENV_ROOT} to it"
+    )
 
 
 def data_dir() -> Path:

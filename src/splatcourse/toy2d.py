@@ -98,8 +98,10 @@ def colour_target(size: int = 64) -> Tensor:
             _smoothstep_edge(torch.maximum((x - 0.7).abs(), (y - 0.68).abs()) - 0.18, soft),
             (0.10, 0.65, 0.20),
         ),
-        (_smoothstep_edge(torch.maximum((x - 0.5).abs() - 0.42, (y - 0.92).abs() - 0.05), soft),
-         (0.12, 0.25, 0.85)),
+        (
+            _smoothstep_edge(torch.maximum((x - 0.5).abs() - 0.42, (y - 0.92).abs() - 0.05), soft),
+            (0.12, 0.25, 0.85),
+        ),
     ]
     for coverage, colour in layers:
         c = coverage[..., None]
@@ -253,16 +255,20 @@ def composite_2d(
 def mse(prediction: Tensor, target: Tensor) -> float:
     """Mean squared error as a plain float (what exercises report)."""
     if prediction.shape != target.shape:
-        raise ValueError(f"mse: shapes differ, prediction {tuple(prediction.shape)} "
-                         f"vs target {tuple(target.shape)}")
+        raise ValueError(
+            f"mse: shapes differ, prediction {tuple(prediction.shape)} "
+            f"vs target {tuple(target.shape)}"
+        )
     return float(((prediction.detach() - target) ** 2).mean())
 
 
 def mse_per_channel(prediction: Tensor, target: Tensor) -> list[float]:
     """MSE of each colour channel: a grey answer to a colour target fails every one of them."""
     if prediction.shape != target.shape or prediction.dim() != 3:
-        raise ValueError(f"mse_per_channel wants two [H, W, C] images, got "
-                         f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"mse_per_channel wants two [H, W, C] images, got "
+            f"{tuple(prediction.shape)} and {tuple(target.shape)}"
+        )
     return [float(v) for v in ((prediction.detach() - target) ** 2).mean(dim=(0, 1))]
 
 
@@ -297,7 +303,9 @@ def fit_splats(
     entry is the MSE after the last update, so `result.mse` is the fit's true final error.
     """
     if target.dim() not in (2, 3):
-        raise ValueError(f"fit_splats: target must be [H, W] or [H, W, C], got {tuple(target.shape)}")
+        raise ValueError(
+            f"fit_splats: target must be [H, W] or [H, W, C], got {tuple(target.shape)}"
+        )
     if target.shape[0] != target.shape[1]:
         raise ValueError(f"fit_splats: the toy fit uses square images, got {tuple(target.shape)}")
     channels = 1 if target.dim() == 2 else target.shape[2]
@@ -313,12 +321,20 @@ def fit_splats(
             return render(**params, grid=grid)
         if anisotropic:
             out = render_anisotropic(
-                params["means"], params["log_scales"], params["angles"],
-                params["weights"].reshape(n_gaussians, -1), grid,
+                params["means"],
+                params["log_scales"],
+                params["angles"],
+                params["weights"].reshape(n_gaussians, -1),
+                grid,
             )
             return out[..., 0] if target.dim() == 2 else out
-        return render_splats_separable(params["means"], params["log_scales"], params["weights"],
-                                       target.shape[0], target.shape[1])
+        return render_splats_separable(
+            params["means"],
+            params["log_scales"],
+            params["weights"],
+            target.shape[0],
+            target.shape[1],
+        )
 
     optimiser = torch.optim.Adam(params.values(), lr=lr)
     losses: list[float] = []

@@ -27,7 +27,8 @@ from splatcourse.paths import repo_root
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "browser: drives JupyterLab in Chromium through Playwright (tests/browser)")
+        "markers", "browser: drives JupyterLab in Chromium through Playwright (tests/browser)"
+    )
 
 
 def _missing() -> str | None:
@@ -36,8 +37,10 @@ def _missing() -> str | None:
     except ImportError:
         return "Playwright is not installed (pip install playwright)"
     if chromium_path() is None:
-        return ("Chromium is not installed (apt-get install chromium, or set "
-                "SPLATCOURSE_CHROMIUM to its path)")
+        return (
+            "Chromium is not installed (apt-get install chromium, or set "
+            "SPLATCOURSE_CHROMIUM to its path)"
+        )
     return None
 
 

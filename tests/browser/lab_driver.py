@@ -33,8 +33,14 @@ import numpy as np
 from PIL import Image
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 
@@ -44,7 +50,9 @@ CHROMIUM_ARGS = [
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
 }
 
 
@@ -96,8 +104,11 @@ class LabServer:
         self.root = self._tmp / "course"
         self.root.mkdir()
         for name in self.folders:
-            shutil.copytree(self.source / name, self.root / name,
-                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            shutil.copytree(
+                self.source / name,
+                self.root / name,
+                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+            )
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -117,13 +128,18 @@ class LabServer:
         per-cell limit (30 s) is too short for a fit cell on a busy CI machine, where it
         fails with a confusing NameError in the next test cell instead."""
         (self.root / "nbgrader_config.py").write_text(
-            "c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n")
+            "c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n"
+        )
 
     def start(self) -> LabServer:
         self._write_nbgrader_config()
         env = dict(os.environ)
-        for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")]:
+        for var, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_DATA_DIR", "data"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+        ]:
             env[var] = str(self._tmp / sub)
         env["JUPYTER_PLATFORM_DIRS"] = "1"
         # The kernels' tensors are small: extra torch threads gain nothing, and on a busy
@@ -132,10 +148,16 @@ class LabServer:
         # the tests' Python and its venv come first, so the kernel's python is the same one
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True",
             f"--LabApp.user_settings_dir={self._write_settings()}",
             f"--LabApp.workspaces_dir={self._tmp / 'workspaces'}",
             "--LabServerApp.open_browser=False",
@@ -144,14 +166,17 @@ class LabServer:
             command.append("--ServerApp.allow_root=True")  # CI containers run as root
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         # cwd = root: nbgrader's Validate reads an nbgrader_config.py from the server's cwd
-        self._proc = subprocess.Popen(command, cwd=self.root, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         self._log = log
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with code {self._proc.returncode} "
-                                   f"before answering:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"JupyterLab exited with code {self._proc.returncode} "
+                    f"before answering:\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(self.api("status"), timeout=5) as reply:
                     if reply.status == 200:
@@ -160,8 +185,9 @@ class LabServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n"
-                           f"{self.log_tail()}")
+        raise RuntimeError(
+            f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def api(self, path: str) -> str:
         return f"{self.url}/api/{path}?token={self.token}"
@@ -177,8 +203,7 @@ class LabServer:
         with urllib.request.urlopen(self.api("kernels"), timeout=10) as reply:
             kernels = json.load(reply)
         for kernel in kernels:
-            request = urllib.request.Request(self.api(f"kernels/{kernel['id']}"),
-                                             method="DELETE")
+            request = urllib.request.Request(self.api(f"kernels/{kernel['id']}"), method="DELETE")
             urllib.request.urlopen(request, timeout=30).close()
 
     def log_tail(self, lines: int = 40) -> str:
@@ -203,8 +228,13 @@ def launch_chromium(playwright, executable: str):
     """A fresh headless Chromium (its own throw-away profile) with a laptop-sized window."""
     profile = tempfile.mkdtemp(prefix="splatcourse-chromium-")
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+        profile,
+        executable_path=executable,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+        device_scale_factor=1,
+    )
     context.set_default_timeout(60_000)
     return context, profile
 
@@ -251,8 +281,9 @@ def find_cell(notebook: Path, text: str) -> int:
     for index, c in enumerate(nb.cells):
         if c.cell_type == "code" and text in c.source:
             return index
-    raise AssertionError(f"{notebook.name}: no code cell contains {text!r}; "
-                         "update the table in tests/browser")
+    raise AssertionError(
+        f"{notebook.name}: no code cell contains {text!r}; update the table in tests/browser"
+    )
 
 
 def open_notebook(page, lab: LabServer, path: str, timeout: float = 120.0) -> None:
@@ -279,15 +310,21 @@ def widget_images(page, index: int):
     page.wait_for_function(
         """(el) => Array.from(el.querySelectorAll('img.widget-image'))
                         .every(img => img.complete && img.naturalWidth > 0)""",
-        arg=cell(page, index).element_handle(), timeout=60_000)
+        arg=cell(page, index).element_handle(),
+        timeout=60_000,
+    )
     return images
 
 
 def slider(page, index: int, label: str):
     """The slider labelled `label` in cell `index`'s widget output."""
     exact = re.compile(rf"^\s*{re.escape(label)}\s*$")
-    return cell(page, index).locator(".widget-slider").filter(
-        has=page.locator(".widget-label", has_text=exact)).first
+    return (
+        cell(page, index)
+        .locator(".widget-slider")
+        .filter(has=page.locator(".widget-label", has_text=exact))
+        .first
+    )
 
 
 def drag_slider(page, index: int, label: str, fraction: float = 0.3) -> None:
@@ -328,8 +365,9 @@ def changed_fraction(before: np.ndarray, after: np.ndarray, level: int = 12) -> 
     return float((diff > level).mean())
 
 
-def wait_for_change(locator, before: np.ndarray, minimum: float = 0.005,
-                    timeout: float = 60.0) -> tuple[np.ndarray, float]:
+def wait_for_change(
+    locator, before: np.ndarray, minimum: float = 0.005, timeout: float = 60.0
+) -> tuple[np.ndarray, float]:
     """Re-photograph until at least `minimum` of the pixels changed (the kernel re-renders
     asynchronously); returns the last picture and its changed fraction."""
     deadline = time.monotonic() + timeout

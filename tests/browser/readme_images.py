@@ -43,14 +43,14 @@ def small_png(png: bytes, path: Path, width: int) -> int:
     full colour if it fits under MAX_BYTES, else a 256-colour palette."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
     if image.width > width:
-        image = image.resize((width, round(image.height * width / image.width)),
-                             Image.LANCZOS)
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="png", optimize=True)
     if buffer.tell() >= MAX_BYTES:
         buffer = io.BytesIO()
         image.quantize(256, method=Image.Quantize.FASTOCTREE).save(
-            buffer, format="png", optimize=True)
+            buffer, format="png", optimize=True
+        )
     path.write_bytes(buffer.getvalue())
     return buffer.tell()
 
@@ -100,9 +100,11 @@ def main() -> None:
     finally:
         lab.stop()
 
-    for name, png, width in [("lesson01.png", lesson_png, 900),
-                             ("splat_explorer.png", explorer_png, 900),
-                             ("fit_scrubber.png", scrubber_png, 800)]:
+    for name, png, width in [
+        ("lesson01.png", lesson_png, 900),
+        ("splat_explorer.png", explorer_png, 900),
+        ("fit_scrubber.png", scrubber_png, 800),
+    ]:
         size = small_png(png, args.out / name, width)
         print(f"{args.out / name}: {size / 1000:.0f} kB")
         if size >= MAX_BYTES:

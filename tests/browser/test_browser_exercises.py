@@ -21,8 +21,9 @@ from splatcourse.paths import repo_root
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-EXERCISES = sorted(p.name for p in (repo_root() / "exercises").iterdir()
-                   if (p / f"{p.name}.ipynb").exists())
+EXERCISES = sorted(
+    p.name for p in (repo_root() / "exercises").iterdir() if (p / f"{p.name}.ipynb").exists()
+)
 SOLVED = ["ex01_toy_splats"]
 VALIDATE_TIMEOUT_MS = 300_000  # the server runs the whole notebook; CI machines are slow
 
@@ -33,16 +34,20 @@ def press_validate(page, shots, name: str) -> tuple[str, str]:
     Returns the dialog's text and the result class nbgrader gives it (validation-success,
     validation-failed, validation-changed, ...)."""
     button = page.locator(".jp-NotebookPanel-toolbar .validate-button")
-    assert button.count() == 1, "no Validate button on the notebook toolbar: is the nbgrader " \
+    assert button.count() == 1, (
+        "no Validate button on the notebook toolbar: is the nbgrader "
         "JupyterLab extension enabled? (jupyter labextension list)"
+    )
     button.click()
     dialog = page.locator(".jp-Dialog").filter(has_text="Validation Results")
     dialog.wait_for(state="visible", timeout=VALIDATE_TIMEOUT_MS)
     message = dialog.locator("#validation-message")
     dialog.locator(".jp-Dialog-content").screenshot(path=shots / f"{name}.png")
     text = message.inner_text()
-    kind = next((c for c in (message.get_attribute("class") or "").split()
-                 if c.startswith("validation-")), "")
+    kind = next(
+        (c for c in (message.get_attribute("class") or "").split() if c.startswith("validation-")),
+        "",
+    )
     dialog.locator("button", has_text="Ok").click()
     dialog.wait_for(state="hidden")
     return text, kind
@@ -52,8 +57,11 @@ def answer_cells(assignment: str) -> dict[int, str]:
     """Cell index in the student notebook -> the reference answer, markers removed."""
     released = nbformat.read(repo_root() / "exercises" / assignment / f"{assignment}.ipynb", 4)
     source = nbformat.read(repo_root() / "solutions" / assignment / f"{assignment}.ipynb", 4)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
     marker = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
     out = {}
     for index, c in enumerate(released.cells):
@@ -75,8 +83,7 @@ def fresh_page(lab, browser, notebooks):
 
 
 @pytest.mark.parametrize("assignment", EXERCISES)
-def test_validate_untouched_exercise_names_the_missing_answers(assignment, lab, fresh_page,
-                                                               shots):
+def test_validate_untouched_exercise_names_the_missing_answers(assignment, lab, fresh_page, shots):
     open_notebook(fresh_page, lab, f"exercises/{assignment}/{assignment}.ipynb")
     text, kind = press_validate(fresh_page, shots, f"validate-{assignment}-untouched")
     assert kind == "validation-failed", f"expected a failed validation, got {kind!r}:\n{text}"

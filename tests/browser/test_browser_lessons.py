@@ -80,7 +80,8 @@ def test_widget_redraws_in_the_browser(case: Case, lab, notebooks, shots):
     images = widget_images(page, index)
     assert images.count() > case.view, (
         f"{case.lesson} cell {index}: expected at least {case.view + 1} widget images, "
-        f"found {images.count()}")
+        f"found {images.count()}"
+    )
     view = images.nth(case.view)
     view.scroll_into_view_if_needed()
     before = screenshot(view)
@@ -95,4 +96,5 @@ def test_widget_redraws_in_the_browser(case: Case, lab, notebooks, shots):
     save_png(after, shots / f"{case.id}-view-after.png")
     assert fraction >= 0.005, (
         f"{case.lesson}: after '{case.action}' on the widget in cell {index}, only "
-        f"{fraction:.2%} of its image changed; screenshots in {shots}")
+        f"{fraction:.2%} of its image changed; screenshots in {shots}"
+    )

@@ -2,16 +2,36 @@ from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # forgot the 1/2 in the exponent: the render is too narrow everywhere
-    Mutant("no-half", "render", "torch.exp(-0.5 * d2 / var)", "torch.exp(-d2 / var)",
-           fails={"test_render_visible", "test_render_hidden"}),
+    Mutant(
+        "no-half",
+        "render",
+        "torch.exp(-0.5 * d2 / var)",
+        "torch.exp(-d2 / var)",
+        fails={"test_render_visible", "test_render_hidden"},
+    ),
     # used the width instead of the variance in the denominator
-    Mutant("sigma-not-var", "render", "var = torch.exp(2 * log_scales)", "var = torch.exp(log_scales)",
-           # the widths start far too wide, so its own fits stop improving with more Gaussians
-           fails={"test_render_visible", "test_render_hidden", "test_results"}),
+    Mutant(
+        "sigma-not-var",
+        "render",
+        "var = torch.exp(2 * log_scales)",
+        "var = torch.exp(log_scales)",
+        # the widths start far too wide, so its own fits stop improving with more Gaussians
+        fails={"test_render_visible", "test_render_hidden", "test_results"},
+    ),
     # the optimiser never steps: the error stays at its starting value
-    Mutant("no-step", "fit", "        optimiser.step()\n", "",
-           fails={"test_fit_visible", "test_fit_hidden", "test_results"}),
+    Mutant(
+        "no-step",
+        "fit",
+        "        optimiser.step()\n",
+        "",
+        fails={"test_fit_visible", "test_fit_hidden", "test_results"},
+    ),
     # hard-coded numbers copied from somewhere else
-    Mutant("hard-coded", "results", "results = {n: mse for n, (_, mse) in fits.items()}",
-           "results = {4: 2.0e-3, 16: 2.0e-5, 64: 4.0e-6}", fails={"test_results"}),
+    Mutant(
+        "hard-coded",
+        "results",
+        "results = {n: mse for n, (_, mse) in fits.items()}",
+        "results = {4: 2.0e-3, 16: 2.0e-5, 64: 4.0e-6}",
+        fails={"test_results"},
+    ),
 ]

@@ -2,22 +2,40 @@ from splatcourse.grading.harness import Mutant
 
 MUTANTS = [
     # scene photos sent through multi-view diffusion: the photos already are the views
-    Mutant("photos-as-diffusion", "recommend", 'pipeline = "photo reconstruction"',
-           'pipeline = "multi-view diffusion + fit"',
-           # the document built from it no longer names reconstruction either
-           fails={"test_recommend_visible", "test_pipeline_hidden", "test_skill_doc"}),
+    Mutant(
+        "photos-as-diffusion",
+        "recommend",
+        'pipeline = "photo reconstruction"',
+        'pipeline = "multi-view diffusion + fit"',
+        # the document built from it no longer names reconstruction either
+        fails={"test_recommend_visible", "test_pipeline_hidden", "test_skill_doc"},
+    ),
     # a game mesh without a metallic map cannot be lit correctly by the engine
-    Mutant("no-metallic", "recommend", 'materials = ["albedo", "roughness", "metallic", "normal"]',
-           'materials = ["albedo", "roughness", "normal"]',
-           fails={"test_recommend_visible", "test_assets_hidden"}),
+    Mutant(
+        "no-metallic",
+        "recommend",
+        'materials = ["albedo", "roughness", "metallic", "normal"]',
+        'materials = ["albedo", "roughness", "normal"]',
+        fails={"test_recommend_visible", "test_assets_hidden"},
+    ),
     # PBR channels promised for a splat, which only stores baked radiance
-    Mutant("pbr-splat", "recommend", 'materials = ["spherical-harmonic colour", "opacity"]',
-           'materials = ["albedo", "roughness", "metallic", "normal"]',
-           fails={"test_recommend_visible", "test_assets_hidden"}),
+    Mutant(
+        "pbr-splat",
+        "recommend",
+        'materials = ["spherical-harmonic colour", "opacity"]',
+        'materials = ["albedo", "roughness", "metallic", "normal"]',
+        fails={"test_recommend_visible", "test_assets_hidden"},
+    ),
     # unknown values slip through validation
-    Mutant("no-value-check", "validate", "if value not in allowed:", "if False:",
-           fails={"test_validate"}),
+    Mutant(
+        "no-value-check",
+        "validate",
+        "if value not in allowed:",
+        "if False:",
+        fails={"test_validate"},
+    ),
     # the document lists only one use per (input, output)
-    Mutant("short-doc", "doc", "for use in USES:", "for use in USES[:1]:",
-           fails={"test_skill_doc"}),
+    Mutant(
+        "short-doc", "doc", "for use in USES:", "for use in USES[:1]:", fails={"test_skill_doc"}
+    ),
 ]

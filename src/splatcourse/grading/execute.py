@@ -56,9 +56,16 @@ class SandboxedExecute(Execute):
             return super().output(outs, msg, display_id, cell_index)
         if cell_index not in self._flooded:
             self._flooded.add(cell_index)
-            outs.append(new_output("stream", name="stderr", text=(
-                f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
-                "interrupted]\n")))
+            outs.append(
+                new_output(
+                    "stream",
+                    name="stderr",
+                    text=(
+                        f"\n[grader: output cut after {MAX_OUTPUT_BYTES // 1024} KB; the cell was "
+                        "interrupted]\n"
+                    ),
+                )
+            )
             # Output only arrives from a running kernel, and ours is asynchronous
             # (SandboxKernelManager), so its interrupt is a coroutine to schedule.
             assert isinstance(self.km, AsyncKernelManager), self.km
@@ -79,9 +86,16 @@ class SandboxedExecute(Execute):
             return cell, resources
         meta = _nbgrader_meta(cell)
         if self._dead_at is not None:
-            cell.outputs = [new_output("error", ename="KernelDied", evalue="not run",
-                                       traceback=[(f"KernelDied: not run: the kernel died in "
-                                                  f"cell {self._dead_at + 1}")])]
+            cell.outputs = [
+                new_output(
+                    "error",
+                    ename="KernelDied",
+                    evalue="not run",
+                    traceback=[
+                        (f"KernelDied: not run: the kernel died in cell {self._dead_at + 1}")
+                    ],
+                )
+            ]
             return cell, resources
         if meta.get("grade") and not meta.get("solution"):
             self._silent(RESTORE_CODE)
@@ -90,12 +104,19 @@ class SandboxedExecute(Execute):
         except (DeadKernelError, CellTimeoutError) as err:
             # dead, or still running after an interrupt: nothing later can run reliably
             self._dead_at = index
-            what = ("died running this cell (exit, signal or memory limit)"
-                    if isinstance(err, DeadKernelError) else
-                    "did not stop when this cell was interrupted at its time limit")
-            cell.outputs = list(cell.get("outputs", [])) + [new_output(
-                "error", ename="KernelDied", evalue=f"the kernel {what}",
-                traceback=[f"KernelDied: the kernel {what}; later cells were not run"])]
+            what = (
+                "died running this cell (exit, signal or memory limit)"
+                if isinstance(err, DeadKernelError)
+                else "did not stop when this cell was interrupted at its time limit"
+            )
+            cell.outputs = list(cell.get("outputs", [])) + [
+                new_output(
+                    "error",
+                    ename="KernelDied",
+                    evalue=f"the kernel {what}",
+                    traceback=[f"KernelDied: the kernel {what}; later cells were not run"],
+                )
+            ]
             return cell, resources
         if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
             self._silent(REMEMBER_CODE)

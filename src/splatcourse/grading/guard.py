@@ -19,8 +19,21 @@ PROTECTED = [
     ("builtins", None),
     ("numpy", ["allclose", "isclose", "array_equal", "all", "any", "abs", "isfinite", "asarray"]),
     ("numpy.testing", None),
-    ("torch", ["allclose", "isclose", "equal", "all", "any", "abs", "isfinite", "is_tensor",
-               "as_tensor", "tensor"]),
+    (
+        "torch",
+        [
+            "allclose",
+            "isclose",
+            "equal",
+            "all",
+            "any",
+            "abs",
+            "isfinite",
+            "is_tensor",
+            "as_tensor",
+            "tensor",
+        ],
+    ),
     ("torch.testing", None),
     ("splatcourse.checks", None),
     ("splatcourse.toy2d", None),
@@ -42,8 +55,13 @@ def snapshot() -> None:
         keys = attrs if attrs is not None else [k for k in vars(module) if not k.startswith("__")]
         _snapshot.append((module, {k: vars(module)[k] for k in keys if k in vars(module)}))
         _modules[name] = module
-    _modules.update({k: v for k, v in sys.modules.items() if k.split(".")[0] in
-                     ("numpy", "torch", "splatcourse", "builtins")})
+    _modules.update(
+        {
+            k: v
+            for k, v in sys.modules.items()
+            if k.split(".")[0] in ("numpy", "torch", "splatcourse", "builtins")
+        }
+    )
 
 
 def remember(user_ns: dict) -> None:
@@ -52,8 +70,9 @@ def remember(user_ns: dict) -> None:
         if name.startswith("_"):
             continue
         module = getattr(value, "__module__", None)
-        if isinstance(value, types.ModuleType) or (callable(value) and module and
-                                                   module != "__main__"):
+        if isinstance(value, types.ModuleType) or (
+            callable(value) and module and module != "__main__"
+        ):
             _globals.setdefault(name, value)
 
 
@@ -80,15 +99,19 @@ def kernel_arguments() -> list[str]:
     return ["--IPKernelApp.exec_lines=['import splatcourse.grading.guard as _g; _g.snapshot()']"]
 
 
-RESTORE_CODE = ("__import__('sys').modules['splatcourse.grading.guard']"
-                ".restore(get_ipython().user_ns)")
-REMEMBER_CODE = ("__import__('sys').modules['splatcourse.grading.guard']"
-                 ".remember(get_ipython().user_ns)")
+RESTORE_CODE = (
+    "__import__('sys').modules['splatcourse.grading.guard'].restore(get_ipython().user_ns)"
+)
+REMEMBER_CODE = (
+    "__import__('sys').modules['splatcourse.grading.guard'].remember(get_ipython().user_ns)"
+)
 
 _TAMPER = re.compile(
     r"(\b(np|numpy|torch|checks|builtins|testing)\.\w+\s*=[^=])"
     r"|setattr\s*\(|__builtins__|sys\.modules|set_custom_exc|settrace|setprofile|excepthook"
-    r"|splatcourse\.grading|grading\.guard|\bctypes\b|\bgc\.get_", re.MULTILINE)
+    r"|splatcourse\.grading|grading\.guard|\bctypes\b|\bgc\.get_",
+    re.MULTILINE,
+)
 
 
 def tamper_notes(sources: dict[str, str]) -> list[str]:
@@ -97,6 +120,8 @@ def tamper_notes(sources: dict[str, str]) -> list[str]:
     for cell_id, src in sources.items():
         hits = sorted({m.group(0).strip() for m in _TAMPER.finditer(src)})
         if hits:
-            notes.append(f"cell {cell_id} touches grading machinery ({', '.join(hits)[:120]}): "
-                         "flagged for review")
+            notes.append(
+                f"cell {cell_id} touches grading machinery ({', '.join(hits)[:120]}): "
+                "flagged for review"
+            )
     return notes

@@ -54,8 +54,9 @@ def mutants_for(assignment: str, folder: Path | None = None) -> list[Mutant]:
     return list(module.MUTANTS)
 
 
-def copy_course(dest: Path, source: Path | None = None,
-                with_gradebook: bool = False) -> instructor.Course:
+def copy_course(
+    dest: Path, source: Path | None = None, with_gradebook: bool = False
+) -> instructor.Course:
     """A throw-away course: solutions, exercises, the nbgrader config (and the gradebook)."""
     source = source or repo_root()
     dest.mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,11 @@ def completed(course: instructor.Course, assignment: str) -> dict[str, nbformat.
     released = notebooks(course.exercises / assignment)
     source = notebooks(course.solutions / assignment)
     for name, nb in released.items():
-        answers = {grade_id(c): c.source for c in source[name].cells
-                   if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        answers = {
+            grade_id(c): c.source
+            for c in source[name].cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+        }
         for cell in nb.cells:
             gid = grade_id(cell)
             if gid in answers:
@@ -91,28 +95,34 @@ def completed(course: instructor.Course, assignment: str) -> dict[str, nbformat.
     return released
 
 
-def apply(mutant: Mutant, nbs: dict[str, nbformat.NotebookNode]) -> dict[str, nbformat.NotebookNode]:
+def apply(
+    mutant: Mutant, nbs: dict[str, nbformat.NotebookNode]
+) -> dict[str, nbformat.NotebookNode]:
     for nb in nbs.values():
         for cell in nb.cells:
             if grade_id(cell) == mutant.cell:
                 if mutant.old not in cell.source:
-                    raise AssertionError(f"mutant {mutant.name}: {mutant.old!r} not in cell "
-                                         f"{mutant.cell}:\n{cell.source}")
+                    raise AssertionError(
+                        f"mutant {mutant.name}: {mutant.old!r} not in cell "
+                        f"{mutant.cell}:\n{cell.source}"
+                    )
                 cell.source = cell.source.replace(mutant.old, mutant.new)
                 return nbs
     raise AssertionError(f"mutant {mutant.name}: no cell {mutant.cell}")
 
 
-def write_submission(folder: Path, student: str, assignment: str,
-                     nbs: dict[str, nbformat.NotebookNode]) -> None:
+def write_submission(
+    folder: Path, student: str, assignment: str, nbs: dict[str, nbformat.NotebookNode]
+) -> None:
     dest = folder / student / assignment
     dest.mkdir(parents=True, exist_ok=True)
     for name, nb in nbs.items():
         nbformat.write(nb, dest / name)
 
 
-def cell_scores(course: instructor.Course, assignment: str,
-                student: str) -> dict[str, tuple[float, float]]:
+def cell_scores(
+    course: instructor.Course, assignment: str, student: str
+) -> dict[str, tuple[float, float]]:
     """grade_id -> (score, max) for one graded submission, from the gradebook."""
     from nbgrader.api import Gradebook
 
@@ -138,8 +148,7 @@ def grade_one_seconds(assignment: str, workers: int = 1) -> float:
         subs = Path(tmp) / "subs"
         write_submission(subs, "bench", assignment, completed(course, assignment))
         t0 = time.perf_counter()
-        report = instructor.autograde(subs, course, [assignment], workers=workers,
-                                      progress=False)
+        report = instructor.autograde(subs, course, [assignment], workers=workers, progress=False)
         seconds = time.perf_counter() - t0
         if report.failures:
             raise RuntimeError(report.summary())

@@ -77,8 +77,9 @@ class Course:
         """Every folder of `solutions/` that holds a notebook is an assignment."""
         if not self.solutions.is_dir():
             raise FileNotFoundError(f"no solutions folder at {self.solutions}")
-        return sorted(p.name for p in self.solutions.iterdir()
-                      if p.is_dir() and any(p.glob("*.ipynb")))
+        return sorted(
+            p.name for p in self.solutions.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+        )
 
     def check_assignment(self, name: str) -> str:
         known = self.assignments()
@@ -92,7 +93,9 @@ class Course:
         needed: list[str] = []
         for path in sorted((self.solutions / name).glob("*.ipynb")):
             meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-            needed += [c for c in meta.get("splatcourse", {}).get("captures", []) if c not in needed]
+            needed += [
+                c for c in meta.get("splatcourse", {}).get("captures", []) if c not in needed
+            ]
         return needed
 
 
@@ -109,8 +112,9 @@ def check_course_data(course: Course, assignments: Iterable[str]) -> None:
     from ..capture import find_capture  # the capture package loads torch: only when grading
     from ..paths import captures_dir, shared_data_dir
 
-    missing = [(a, c) for a in assignments for c in course.required_captures(a)
-               if find_capture(c) is None]
+    missing = [
+        (a, c) for a in assignments for c in course.required_captures(a) if find_capture(c) is None
+    ]
     if missing:
         lines = "\n".join(f"  {a} needs the capture {c!r}" for a, c in missing)
         first = missing[0][1]
@@ -118,7 +122,8 @@ def check_course_data(course: Course, assignments: Iterable[str]) -> None:
             f"cannot grade: this machine lacks course data.\n{lines}\n"
             f"Looked in {captures_dir()} and {shared_data_dir()}. Get it with "
             f"`splatcourse download {first}` (or point SPLATCOURSE_SHARED_DATA at a folder "
-            "that holds it), then run autograde again. Nothing was graded.")
+            "that holds it), then run autograde again. Nothing was graded."
+        )
 
 
 def default_course() -> Course:
@@ -129,14 +134,24 @@ class NbgraderError(RuntimeError):
     pass
 
 
-def run_nbgrader(course: Course, args: list[str], timeout: float | None = None,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_nbgrader(
+    course: Course, args: list[str], timeout: float | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run one nbgrader command from `autograde/`, where its config lives."""
-    proc = subprocess.run(NBGRADER + args, cwd=course.autograde, env=_nbgrader_env(), text=True,
-                          capture_output=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        NBGRADER + args,
+        cwd=course.autograde,
+        env=_nbgrader_env(),
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
-                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise NbgraderError(
+            f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -148,8 +163,9 @@ def _nbgrader_env() -> dict[str, str]:
     # nbgrader shells out to `alembic` and jupyter kernels: find them beside this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     # the kernel must import the same splatcourse as we do, even from a temporary course copy
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parents[2]), env.get("PYTHONPATH")])
+    )
     return env
 
 
@@ -190,8 +206,12 @@ class GradingReport:
 
     def summary(self) -> str:
         cached = sum(r.status == "cached" for r in self.results)
-        lines = [(f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
-                 f"submissions ({cached} unchanged since the last run, not regraded)")]
+        lines = [
+            (
+                f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
+                f"submissions ({cached} unchanged since the last run, not regraded)"
+            )
+        ]
         for r in self.failures:
             lines.append(f"  {r.status}: {r.student}/{r.assignment}: {r.message}")
         for r in self.results:
@@ -238,8 +258,10 @@ def read_state(course: Course, student: str, assignment: str) -> dict | None:
 def _salt(course: Course, assignment: str) -> bytes:
     """What else decides a grade: the source notebooks and the grading config."""
     h = hashlib.sha256()
-    for p in [course.autograde / "nbgrader_config.py",
-              *sorted((course.solutions / assignment).glob("*.ipynb"))]:
+    for p in [
+        course.autograde / "nbgrader_config.py",
+        *sorted((course.solutions / assignment).glob("*.ipynb")),
+    ]:
         h.update(p.read_bytes())
     return h.digest()
 
@@ -275,6 +297,7 @@ def _score(course: Course, student: str, assignment: str) -> tuple[float, float]
 
 def _record_zero(course: Course, student: str, assignment: str) -> None:
     """A submission that could not be graded holds an explicit 0, never a stale grade."""
+
     def zero(gb):
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(assignment, student)
@@ -316,10 +339,16 @@ class _Worker:
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
             # own session: on timeout the whole group (nbgrader, sandbox, kernel) goes at once
-            return subprocess.Popen([sys.executable, "-m", "splatcourse.grading.worker",
-                                     *self.extra_args], cwd=self.course.autograde, env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                    text=True, start_new_session=True)
+            return subprocess.Popen(
+                [sys.executable, "-m", "splatcourse.grading.worker", *self.extra_args],
+                cwd=self.course.autograde,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+            )
 
     def grade(self, assignment: str, student: str, timeout: float) -> tuple[bool, str | None]:
         """(graded, error); error None means the time ran out."""
@@ -327,8 +356,7 @@ class _Worker:
             self.proc = self._start()
         assert self.proc.stdin and self.proc.stdout
         try:
-            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student})
-                                  + "\n")
+            self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             self.stop()
@@ -358,13 +386,24 @@ class _Worker:
         self.stop()
 
 
-def _grade_one(course: Course, folder: Path, student: str, assignment: str, worker: _Worker,
-               force: bool, timeout: float) -> GradeResult:
+def _grade_one(
+    course: Course,
+    folder: Path,
+    student: str,
+    assignment: str,
+    worker: _Worker,
+    force: bool,
+    timeout: float,
+) -> GradeResult:
     seen = submissions.inspect(folder, student, assignment, course.exercises / assignment)
     content_hash = seen.content_hash(_salt(course, assignment))
     previous = read_state(course, student, assignment)
-    if (not force and previous and previous.get("hash") == content_hash
-            and previous.get("status") in OK_STATUSES):
+    if (
+        not force
+        and previous
+        and previous.get("hash") == content_hash
+        and previous.get("status") in OK_STATUSES
+    ):
         score = _score(course, student, assignment)
         if score is not None:
             return GradeResult(student, assignment, "cached", "", *score, seen.notes)
@@ -373,8 +412,9 @@ def _grade_one(course: Course, folder: Path, student: str, assignment: str, work
     if not seen.gradable:
         _record_zero(course, student, assignment)
         score = _score(course, student, assignment) or (0.0, None)
-        result = GradeResult(student, assignment, "zero", "; ".join(seen.notes) or "empty",
-                             *score, seen.notes)
+        result = GradeResult(
+            student, assignment, "zero", "; ".join(seen.notes) or "empty", *score, seen.notes
+        )
         _write_state(course, result, content_hash)
         return result
     dest.mkdir(parents=True)
@@ -400,11 +440,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def autograde(submissions_folder: Path | str, course: Course | None = None,
-              assignments: Iterable[str] | None = None,
-              timeout: float = DEFAULT_SUBMISSION_TIMEOUT, workers: int | None = None,
-              force: bool = False, cell_timeout: int | None = None,
-              progress: bool = True, shard: tuple[int, int] | None = None) -> GradingReport:
+def autograde(
+    submissions_folder: Path | str,
+    course: Course | None = None,
+    assignments: Iterable[str] | None = None,
+    timeout: float = DEFAULT_SUBMISSION_TIMEOUT,
+    workers: int | None = None,
+    force: bool = False,
+    cell_timeout: int | None = None,
+    progress: bool = True,
+    shard: tuple[int, int] | None = None,
+) -> GradingReport:
     """Grade every submission in a folder laid out as <student>/<assignment>/<notebook>.ipynb.
 
     Each submission is checked first (`splatcourse.grading.submissions`), copied into
@@ -453,8 +499,9 @@ def autograde(submissions_folder: Path | str, course: Course | None = None,
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(run, p) for p in pairs]
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="autograde",
-                            disable=not progress):
+            for fut in tqdm(
+                as_completed(futures), total=len(futures), desc="autograde", disable=not progress
+            ):
                 report.results.append(fut.result())
     finally:
         for w in pool_workers:
@@ -485,15 +532,19 @@ def _annotate_feedback(course: Course, state: dict, assignment: str) -> None:
     student, notes = state["student"], list(state.get("notes") or [])
     folder = course.feedback / student / assignment
     if state["status"] not in OK_STATUSES:
-        notes.insert(0, f"This submission could not be graded normally ({state['status']}: "
-                        f"{state.get('message') or 'see the notes'}); it scores 0. Ask your "
-                        "instructor to look at it.")
+        notes.insert(
+            0,
+            f"This submission could not be graded normally ({state['status']}: "
+            f"{state.get('message') or 'see the notes'}); it scores 0. Ask your "
+            "instructor to look at it.",
+        )
         folder.mkdir(parents=True, exist_ok=True)
         for nb in sorted((course.exercises / assignment).glob("*.ipynb")):
             (folder / f"{nb.stem}.html").write_text(
                 f"<html><head><meta charset='utf-8'><title>{html.escape(assignment)}</title>"
                 f"</head><body><h1>{html.escape(assignment)}: {html.escape(student)}</h1>"
-                f"{_notes_html(notes)}</body></html>")
+                f"{_notes_html(notes)}</body></html>"
+            )
         return
     if not notes:
         return
@@ -505,8 +556,10 @@ def _annotate_feedback(course: Course, state: dict, assignment: str) -> None:
 
 def _notes_html(notes: list[str]) -> str:
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return ("<div class='grading-notes' style='border:2px solid #c60;padding:0.5em;margin:1em'>"
-            f"<b>Notes from the grader</b><ul>{items}</ul></div>")
+    return (
+        "<div class='grading-notes' style='border:2px solid #c60;padding:0.5em;margin:1em'>"
+        f"<b>Notes from the grader</b><ul>{items}</ul></div>"
+    )
 
 
 def grade_table(course: Course | None = None) -> list[dict[str, object]]:
@@ -525,9 +578,14 @@ def grade_table(course: Course | None = None) -> list[dict[str, object]]:
                     sub = gb.find_submission(assignment.name, student.id)  # pyright: ignore[reportArgumentType]
                 except MissingEntry:
                     continue
-                rows.append({"student": student.id, "assignment": assignment.name,
-                             "score": round(sub.score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
-                             "max_score": round(sub.max_score, 3)})  # pyright: ignore[reportCallIssue, reportArgumentType]
+                rows.append(
+                    {
+                        "student": student.id,
+                        "assignment": assignment.name,
+                        "score": round(sub.score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
+                        "max_score": round(sub.max_score, 3),
+                    }
+                )  # pyright: ignore[reportCallIssue, reportArgumentType]
     return rows
 
 
@@ -540,8 +598,9 @@ def export_grades(course: Course | None = None, out_dir: Path | None = None) -> 
 
     course = course or default_course()
     if not course.gradebook.exists():
-        raise FileNotFoundError(f"no gradebook at {course.gradebook}: run `splatcourse autograde` "
-                                "first")
+        raise FileNotFoundError(
+            f"no gradebook at {course.gradebook}: run `splatcourse autograde` first"
+        )
     rows = grade_table(course)
     out_dir = Path(out_dir or course.grades)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -559,8 +618,13 @@ def export_grades(course: Course | None = None, out_dir: Path | None = None) -> 
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
     for ax, (name, scores) in zip(axes[0], sorted(by_assignment.items())):
         top = max_by_assignment[name] or 1.0
-        ax.hist(scores, bins=min(10, max(3, len(scores))), range=(0, top), color="#3b7dd8",
-                edgecolor="white")
+        ax.hist(
+            scores,
+            bins=min(10, max(3, len(scores))),
+            range=(0, top),
+            color="#3b7dd8",
+            edgecolor="white",
+        )
         ax.set_title(f"{name} (n={len(scores)})")
         ax.set_xlabel(f"score (max {top:g})")
         ax.set_ylabel("students")

@@ -40,5 +40,7 @@ class RedactHiddenTests(Preprocessor):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 # keep the message the test author wrote for the student, nothing else
-                output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+                output["traceback"] = [
+                    f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+                ]
         return cell, resources

@@ -47,7 +47,7 @@ class Limits:
     """Per-kernel resource limits; env vars SPLATCOURSE_SANDBOX_* override them (see from_env)."""
 
     memory_bytes: int = 4 * GiB  # address space: torch alone maps ~1 GiB
-    processes: int = 64          # per sandbox uid, so a fork bomb stops here
+    processes: int = 64  # per sandbox uid, so a fork bomb stops here
     file_bytes: int = 64 * 1024**2  # largest file the kernel may write
     open_files: int = 512
 
@@ -58,8 +58,12 @@ class Limits:
             return int(value) if value else default
 
         d = cls()
-        return cls(get("MEMORY", d.memory_bytes), get("PROCESSES", d.processes),
-                   get("FILE_BYTES", d.file_bytes), get("OPEN_FILES", d.open_files))
+        return cls(
+            get("MEMORY", d.memory_bytes),
+            get("PROCESSES", d.processes),
+            get("FILE_BYTES", d.file_bytes),
+            get("OPEN_FILES", d.open_files),
+        )
 
 
 def requested_mode() -> str:
@@ -86,16 +90,21 @@ def sandbox_uid(mode: str) -> int | None:
 def _uid_runs_python(uid: int) -> bool:
     cmd = limit_args(Limits(), uid) + [sys.executable, "-c", "pass"]
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=60, cwd="/",
-                              check=False).returncode == 0
+        return (
+            subprocess.run(cmd, capture_output=True, timeout=60, cwd="/", check=False).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
 def _python_paths() -> list[Path]:
     """Folders the kernel needs read-only: the interpreter, the venv and this package's source."""
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-             Path(__file__).resolve().parents[2]}
+    paths = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        Path(__file__).resolve().parents[2],
+    }
     real_exe = Path(sys.executable).resolve()
     if not any(real_exe.is_relative_to(p) for p in paths):
         paths.add(real_exe.parent)
@@ -117,8 +126,17 @@ def _data_paths() -> list[Path]:
 
 
 def _bwrap_args(scratch: Path, home: Path, readonly: list[Path]) -> list[str]:
-    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-net", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    args = [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+    ]
     for top in ("usr", "etc"):
         args += ["--ro-bind", f"/{top}", f"/{top}"]
     for top in ("bin", "lib", "lib64", "sbin"):
@@ -137,8 +155,16 @@ def _bwrap_args(scratch: Path, home: Path, readonly: list[Path]) -> list[str]:
                 made.add(parent)
     for p in readonly:
         args += ["--ro-bind", str(p), str(p)]
-    args += ["--bind", str(scratch), str(scratch), "--bind", str(home), str(home),
-             "--chdir", str(scratch / "work")]
+    args += [
+        "--bind",
+        str(scratch),
+        str(scratch),
+        "--bind",
+        str(home),
+        str(home),
+        "--chdir",
+        str(scratch / "work"),
+    ]
     return args
 
 
@@ -153,8 +179,7 @@ def bwrap_works() -> bool:
         home.mkdir()
         cmd = _bwrap_args(scratch, home, _python_paths()) + [sys.executable, "-c", "pass"]
         try:
-            return subprocess.run(cmd, capture_output=True, timeout=60,
-                                  check=False).returncode == 0
+            return subprocess.run(cmd, capture_output=True, timeout=60, check=False).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
 
@@ -166,11 +191,15 @@ def effective_mode() -> str:
             return "warm"
         return "bwrap" if bwrap_works() else "rlimit"
     if mode == "warm" and not zygote.works():
-        raise RuntimeError("SPLATCOURSE_SANDBOX=warm needs root and permission to create "
-                           "namespaces here; use bwrap (or auto) instead")
+        raise RuntimeError(
+            "SPLATCOURSE_SANDBOX=warm needs root and permission to create "
+            "namespaces here; use bwrap (or auto) instead"
+        )
     if mode == "bwrap" and not bwrap_works():
-        raise RuntimeError("SPLATCOURSE_SANDBOX=bwrap but bubblewrap is missing or cannot create "
-                           "namespaces here (apt-get install bubblewrap; check user namespaces)")
+        raise RuntimeError(
+            "SPLATCOURSE_SANDBOX=bwrap but bubblewrap is missing or cannot create "
+            "namespaces here (apt-get install bubblewrap; check user namespaces)"
+        )
     return mode
 
 
@@ -178,10 +207,25 @@ def limit_args(limits: Limits, uid: int | None) -> list[str]:
     """setpriv (drop root) then prlimit: limits are set before any student code runs."""
     cmd: list[str] = []
     if uid is not None:
-        cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--"]
-    cmd += ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={limits.processes}",
-            f"--fsize={limits.file_bytes}", f"--nofile={limits.open_files}", "--core=0", "--"]
+        cmd += [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            "--",
+        ]
+    cmd += [
+        "prlimit",
+        f"--as={limits.memory_bytes}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_bytes}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        "--",
+    ]
     return cmd
 
 
@@ -218,8 +262,12 @@ def _mpl_cache() -> Path:
     if not (path / "done").exists():
         path.mkdir(exist_ok=True)
         env = dict(os.environ, MPLCONFIGDIR=str(path))
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-c", "import matplotlib.font_manager"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         os.chmod(path, 0o755)
         for f in path.iterdir():
             os.chmod(f, 0o644)
@@ -231,9 +279,14 @@ def _base_env(mpl: Path) -> dict[str, str]:
     """What every kernel's (and the zygote's) environment holds; nothing of the grader's."""
     return {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-        "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(mpl), "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(mpl),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
@@ -272,8 +325,11 @@ class SandboxKernelManager(AsyncKernelManager):
         mpl = _mpl_cache()
         namespaced = mode in ("bwrap", "warm")
         env = {
-            **_base_env(mpl), "HOME": str(home), "TMPDIR": "/tmp" if namespaced else str(home),
-            "SPLATCOURSE_ROOT": str(course), "NBGRADER_EXECUTION": "autograde",
+            **_base_env(mpl),
+            "HOME": str(home),
+            "TMPDIR": "/tmp" if namespaced else str(home),
+            "SPLATCOURSE_ROOT": str(course),
+            "NBGRADER_EXECUTION": "autograde",
         }
         for var, get in ((ENV_SHARED, shared_data_dir), (ENV_CAPTURES, captures_dir)):
             try:  # the kernel looks where the grader looks
@@ -287,18 +343,29 @@ class SandboxKernelManager(AsyncKernelManager):
             os.chmod(scratch / "kernel.json", 0o600)
         readonly = [*_python_paths(), *data, mpl]
         if mode == "warm":
-            warm = zygote.Zygote.get({**_base_env(mpl),
-                                    "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+            warm = zygote.Zygote.get({**_base_env(mpl), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
             try:
-                args = kernel_cmd[kernel_cmd.index("ipykernel_launcher") + 1:]
+                args = kernel_cmd[kernel_cmd.index("ipykernel_launcher") + 1 :]
             except ValueError:
-                raise RuntimeError(f"warm sandbox: not an ipykernel command: {kernel_cmd}") from None
+                raise RuntimeError(
+                    f"warm sandbox: not an ipykernel command: {kernel_cmd}"
+                ) from None
             # parent_handle=1: no banner on stdout, no polling for a parent (PID 1 has none)
             args += ["--IPKernelApp.parent_handle=1", "--HistoryManager.enabled=False"]
-            prefix, kernel_cmd = [], warm.command({
-                "scratch": str(scratch), "cwd": str(work), "env": env, "argv": args, "uid": uid,
-                "limits": asdict(limits), "readonly": [str(p) for p in readonly],
-            })
+            prefix, kernel_cmd = (
+                [],
+                warm.command(
+                    {
+                        "scratch": str(scratch),
+                        "cwd": str(work),
+                        "env": env,
+                        "argv": args,
+                        "uid": uid,
+                        "limits": asdict(limits),
+                        "readonly": [str(p) for p in readonly],
+                    }
+                ),
+            )
         elif mode == "bwrap":
             prefix = _bwrap_args(scratch, home, readonly) + limit_args(limits, uid)
             # inside a PID namespace the kernel's parent is the namespace's init, which

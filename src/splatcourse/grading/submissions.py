@@ -61,8 +61,9 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
     return data, None
 
 
-def test_cell_notes(released: nbformat.NotebookNode, submitted: nbformat.NotebookNode,
-                    name: str) -> list[str]:
+def test_cell_notes(
+    released: nbformat.NotebookNode, submitted: nbformat.NotebookNode, name: str
+) -> list[str]:
     """Which read-only cells (tests, setup) the student edited or deleted."""
     mine = {_meta(c).get("grade_id"): c for c in submitted.cells if _meta(c).get("grade_id")}
     notes = []
@@ -87,11 +88,13 @@ def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> I
         return out
     expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
     if not expected:
-        raise FileNotFoundError(f"no released notebook in {release_dir}: run "
-                                f"`splatcourse release {assignment}` first")
+        raise FileNotFoundError(
+            f"no released notebook in {release_dir}: run `splatcourse release {assignment}` first"
+        )
     here = Path(folder) / student / assignment
-    candidates = sorted(p for p in here.iterdir() if not p.name.startswith(".")) if here.is_dir() \
-        else []
+    candidates = (
+        sorted(p for p in here.iterdir() if not p.name.startswith(".")) if here.is_dir() else []
+    )
     readable: dict[str, bytes] = {}
     for path in candidates:
         if path.suffix != ".ipynb" and path.name not in expected:
@@ -106,7 +109,7 @@ def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> I
             out.files[name] = readable.pop(name)
     missing = [n for n in expected if n not in out.files]
     if len(missing) == 1 and len(readable) == 1:
-        (other, data), = readable.items()
+        ((other, data),) = readable.items()
         out.files[missing[0]] = data
         out.notes.append(f"graded {other} as {missing[0]} (the notebook was renamed)")
         missing = []
@@ -116,6 +119,11 @@ def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> I
         released = nbformat.read(release_dir / name, as_version=4)
         submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
         out.notes += test_cell_notes(released, submitted, name)
-        out.notes += tamper_notes({f"{name}[{i}]": c.source for i, c in enumerate(submitted.cells)
-                                   if c.cell_type == "code" and not _meta(c).get("grade")})
+        out.notes += tamper_notes(
+            {
+                f"{name}[{i}]": c.source
+                for i, c in enumerate(submitted.cells)
+                if c.cell_type == "code" and not _meta(c).get("grade")
+            }
+        )
     return out

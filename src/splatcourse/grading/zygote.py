@@ -67,8 +67,16 @@ def _ok(result: int, what: str) -> None:
 
 
 def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    _ok(_libc().mount(src and src.encode(), target.encode(), fstype and fstype.encode(),
-                      ctypes.c_ulong(flags), data.encode() or None), f"mount {target}")
+    _ok(
+        _libc().mount(
+            src and src.encode(),
+            target.encode(),
+            fstype and fstype.encode(),
+            ctypes.c_ulong(flags),
+            data.encode() or None,
+        ),
+        f"mount {target}",
+    )
 
 
 def _prctl(option: int, value: int) -> None:
@@ -113,8 +121,12 @@ def _build_root(req: dict) -> None:
             _bind(root, "/dev/" + dev, readonly=False)
     os.makedirs(root + "/dev/shm")
     _mount("tmpfs", root + "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777")
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
@@ -126,8 +138,10 @@ def _build_root(req: dict) -> None:
     _bind(root, req["scratch"], readonly=False)
     old = root + "/.oldroot"
     os.makedirs(old)
-    _ok(_libc().syscall(_SYS_PIVOT_ROOT[platform.machine()], root.encode(), old.encode()),
-        "pivot_root")
+    _ok(
+        _libc().syscall(_SYS_PIVOT_ROOT[platform.machine()], root.encode(), old.encode()),
+        "pivot_root",
+    )
     os.chdir("/")
     _ok(_libc().umount2(b"/.oldroot", _MNT_DETACH), "umount old root")
     os.rmdir("/.oldroot")
@@ -137,11 +151,13 @@ def _drop_privileges(req: dict) -> None:
     import resource
 
     limits = req["limits"]
-    for res, value in ((resource.RLIMIT_AS, limits["memory_bytes"]),
-                       (resource.RLIMIT_NPROC, limits["processes"]),
-                       (resource.RLIMIT_FSIZE, limits["file_bytes"]),
-                       (resource.RLIMIT_NOFILE, limits["open_files"]),
-                       (resource.RLIMIT_CORE, 0)):
+    for res, value in (
+        (resource.RLIMIT_AS, limits["memory_bytes"]),
+        (resource.RLIMIT_NPROC, limits["processes"]),
+        (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+        (resource.RLIMIT_NOFILE, limits["open_files"]),
+        (resource.RLIMIT_CORE, 0),
+    ):
         resource.setrlimit(res, (value, value))
     uid = req.get("uid")
     if not uid:  # root inside the namespaces could undo them: never run a kernel as root
@@ -197,8 +213,12 @@ def _session(conn: socket.socket, req: dict, fds: list[int]) -> None:
     """One kernel: runs in a fork of the zygote, outside the sandbox, until the kernel ends."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    _ok(_libc().unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC
-                        | _CLONE_NEWUTS), "unshare")
+    _ok(
+        _libc().unshare(
+            _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS
+        ),
+        "unshare",
+    )
     status_r, status_w = os.pipe()
     kid = os.fork()
     if kid == 0:  # PID 1 of the new PID namespace: becomes the kernel
@@ -323,7 +343,9 @@ class Zygote:
         os.mkdir(os.path.join(self.dir, "home"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "splatcourse.grading.zygote", self.socket],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd="/",
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
             env={**env, "HOME": os.path.join(self.dir, "home")},
         )
         atexit.register(self.close)
@@ -351,8 +373,14 @@ class Zygote:
 
     def command(self, request: dict) -> list[str]:
         """The kernel command jupyter_client launches: the stub, which asks this zygote."""
-        return [sys.executable, "-I", "-S", str(STUB), self.socket,
-                json.dumps({**request, "root": self.root})]
+        return [
+            sys.executable,
+            "-I",
+            "-S",
+            str(STUB),
+            self.socket,
+            json.dumps({**request, "root": self.root}),
+        ]
 
 
 @functools.cache
@@ -360,12 +388,18 @@ def works() -> bool:
     """Measured, not assumed: root, a known architecture and permission to unshare."""
     if os.geteuid() != 0 or platform.machine() not in _SYS_PIVOT_ROOT or sys.platform != "linux":
         return False
-    code = ("import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
-            f"sys.exit(0 if libc.unshare({_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET}) == 0 "
-            "else 1)")
+    code = (
+        "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
+        f"sys.exit(0 if libc.unshare({_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET}) == 0 "
+        "else 1)"
+    )
     try:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
-                              check=False).returncode == 0
+        return (
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 

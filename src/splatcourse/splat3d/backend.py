@@ -212,30 +212,54 @@ def rasterization(
         NotImplementedError: rasterization: sparse_grad=True is only supported by the gsplat ...
     """
     options = {
-        "near_plane": near_plane, "far_plane": far_plane, "radius_clip": radius_clip,
-        "eps2d": eps2d, "sh_degree": sh_degree, "packed": packed, "tile_size": tile_size,
-        "backgrounds": backgrounds, "render_mode": render_mode, "sparse_grad": sparse_grad,
-        "absgrad": absgrad, "rasterize_mode": rasterize_mode, "channel_chunk": channel_chunk,
-        "distributed": distributed, "camera_model": camera_model, "segmented": segmented,
-        "covars": covars, "with_ut": with_ut, "with_eval3d": with_eval3d,
-        "radial_coeffs": radial_coeffs, "tangential_coeffs": tangential_coeffs,
-        "thin_prism_coeffs": thin_prism_coeffs, "ftheta_coeffs": ftheta_coeffs,
-        "rolling_shutter": rolling_shutter, "viewmats_rs": viewmats_rs,
+        "near_plane": near_plane,
+        "far_plane": far_plane,
+        "radius_clip": radius_clip,
+        "eps2d": eps2d,
+        "sh_degree": sh_degree,
+        "packed": packed,
+        "tile_size": tile_size,
+        "backgrounds": backgrounds,
+        "render_mode": render_mode,
+        "sparse_grad": sparse_grad,
+        "absgrad": absgrad,
+        "rasterize_mode": rasterize_mode,
+        "channel_chunk": channel_chunk,
+        "distributed": distributed,
+        "camera_model": camera_model,
+        "segmented": segmented,
+        "covars": covars,
+        "with_ut": with_ut,
+        "with_eval3d": with_eval3d,
+        "radial_coeffs": radial_coeffs,
+        "tangential_coeffs": tangential_coeffs,
+        "thin_prism_coeffs": thin_prism_coeffs,
+        "ftheta_coeffs": ftheta_coeffs,
+        "rolling_shutter": rolling_shutter,
+        "viewmats_rs": viewmats_rs,
     }
     gaussians_and_cameras = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
     if resolve_backend(backend, means.device) == "gsplat":
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
     return torch_rasterization(
-        *gaussians_and_cameras, near_plane=near_plane, far_plane=far_plane,
-        radius_clip=radius_clip, eps2d=eps2d, sh_degree=sh_degree, backgrounds=backgrounds,
-        render_mode=render_mode, rasterize_mode=rasterize_mode, covars=covars,
+        *gaussians_and_cameras,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        radius_clip=radius_clip,
+        eps2d=eps2d,
+        sh_degree=sh_degree,
+        backgrounds=backgrounds,
+        render_mode=render_mode,
+        rasterize_mode=rasterize_mode,
+        covars=covars,
         tile_size=tile_size,
     )
 
 
-def _gsplat_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                          options: dict[str, Any]):
+def _gsplat_rasterization(
+    means, quats, scales, opacities, colors, viewmats, Ks, width, height, options: dict[str, Any]
+):
     """gsplat's CUDA rasterizer with every option; ``info`` says which backend ran."""
     import gsplat
 
@@ -278,9 +302,7 @@ def _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, 
     if Ks.shape != (C, 3, 3):
         raise ValueError(f"rasterization: Ks must be [C, 3, 3]=[{C}, 3, 3], got {tuple(Ks.shape)}")
     if int(width) <= 0 or int(height) <= 0:
-        raise ValueError(
-            f"rasterization: width and height must be positive, got {width}x{height}"
-        )
+        raise ValueError(f"rasterization: width and height must be positive, got {width}x{height}")
     return N, C
 
 
@@ -308,8 +330,9 @@ def _colours_per_camera(colors: Tensor, N: int, C: int) -> Tensor:
     )
 
 
-def _sh_colours_per_camera(shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor,
-                           N: int, C: int) -> Tensor:
+def _sh_colours_per_camera(
+    shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor, N: int, C: int
+) -> Tensor:
     """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera.
 
     As in gsplat and 3DGS, the SH sum gets 0.5 added and is clamped at 0.
@@ -333,8 +356,13 @@ def _sh_colours_per_camera(shs: Tensor, sh_degree: int, means: Tensor, viewmats:
     return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)  # [C, N, 3]
 
 
-def _channels_for_mode(colors_c: Tensor, backgrounds: Tensor | None, depths: Tensor,
-                       render_mode: str, dtype: torch.dtype):
+def _channels_for_mode(
+    colors_c: Tensor,
+    backgrounds: Tensor | None,
+    depths: Tensor,
+    render_mode: str,
+    dtype: torch.dtype,
+):
     """What is composited for ``render_mode``, [C, N, X], and the backgrounds [C, X] to match.
 
     Depth channels get a background of 0; "ED" is divided by alpha after compositing.
@@ -360,8 +388,9 @@ def _channels_for_mode(colors_c: Tensor, backgrounds: Tensor | None, depths: Ten
     return colors_c, backgrounds
 
 
-def _torch_info(proj, opacities: Tensor, width: int, height: int, tile_size: int,
-                stats: RasterStats) -> dict[str, Any]:
+def _torch_info(
+    proj, opacities: Tensor, width: int, height: int, tile_size: int, stats: RasterStats
+) -> dict[str, Any]:
     """gsplat's unpacked ``info`` (what ``DefaultStrategy`` reads), plus our statistics."""
     return {
         "batch_ids": None,
@@ -387,10 +416,27 @@ def _torch_info(proj, opacities: Tensor, width: int, height: int, tile_size: int
 
 
 def torch_rasterization(
-    means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
-    near_plane=0.01, far_plane=1e10, radius_clip=0.0, eps2d=0.3, sh_degree=None,
-    backgrounds=None, render_mode="RGB", rasterize_mode="classic", covars=None,
-    tile_size=16, compositor: Callable | None = None,
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    *,
+    near_plane=0.01,
+    far_plane=1e10,
+    radius_clip=0.0,
+    eps2d=0.3,
+    sh_degree=None,
+    backgrounds=None,
+    render_mode="RGB",
+    rasterize_mode="classic",
+    covars=None,
+    tile_size=16,
+    compositor: Callable | None = None,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
     gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it)."""
@@ -398,9 +444,20 @@ def torch_rasterization(
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
     proj = project_gaussians(
-        means, covars, viewmats, Ks, width, height, near_plane=near_plane, far_plane=far_plane,
-        eps2d=eps2d, opacities=opacities, radius_clip=radius_clip,
-        calc_compensations=rasterize_mode == "antialiased", quats=quats, scales=scales,
+        means,
+        covars,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
+        opacities=opacities,
+        radius_clip=radius_clip,
+        calc_compensations=rasterize_mode == "antialiased",
+        quats=quats,
+        scales=scales,
     )
     opac = opacities[None].expand(C, N)  # [C, N]
     if proj.compensations is not None:
@@ -409,13 +466,22 @@ def torch_rasterization(
         colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
     else:
         colors_c = _sh_colours_per_camera(colors, sh_degree, means, viewmats, N, C)
-    colors_c, backgrounds = _channels_for_mode(colors_c, backgrounds, proj.depths, render_mode,
-                                               means.dtype)  # [C, N, X], [C, X]
+    colors_c, backgrounds = _channels_for_mode(
+        colors_c, backgrounds, proj.depths, render_mode, means.dtype
+    )  # [C, N, X], [C, X]
     stats = RasterStats()
     composite = compositor or rasterize_to_pixels
     renders, alphas = composite(
-        proj.means2d, proj.conics, colors_c, opac, proj.depths, proj.radii, width, height,
-        backgrounds=backgrounds, stats=stats,
+        proj.means2d,
+        proj.conics,
+        colors_c,
+        opac,
+        proj.depths,
+        proj.radii,
+        width,
+        height,
+        backgrounds=backgrounds,
+        stats=stats,
     )  # [C, H, W, X], [C, H, W, 1]
     if render_mode in ("ED", "RGB+ED"):  # expected depth: accumulated depth / alpha
         renders = torch.cat(

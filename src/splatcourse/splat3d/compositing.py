@@ -36,8 +36,10 @@ def composite_front_to_back(colours: Tensor, alphas: Tensor) -> tuple[Tensor, Te
     ``prod_j (1 - a_j)``, is the light from the background.
     """
     if colours.dim() != alphas.dim() + 1 or colours.shape[:-1] != alphas.shape:
-        raise ValueError(f"composite_front_to_back: colours {tuple(colours.shape)} must be "
-                         f"alphas {tuple(alphas.shape)} plus a channel axis")
+        raise ValueError(
+            f"composite_front_to_back: colours {tuple(colours.shape)} must be "
+            f"alphas {tuple(alphas.shape)} plus a channel axis"
+        )
     if alphas.shape[0] == 0:  # nothing in front of the background
         return colours.new_zeros(colours.shape[1:]), alphas.new_zeros(alphas.shape[1:])
     through = torch.cumprod(1.0 - alphas, dim=0)  # transmittance *after* each item
@@ -46,14 +48,18 @@ def composite_front_to_back(colours: Tensor, alphas: Tensor) -> tuple[Tensor, Te
     return (weights[..., None] * colours).sum(0), 1.0 - through[-1]
 
 
-def alpha_maps(means2d: Tensor, conics: Tensor, opacities: Tensor, width: int,
-               height: int) -> Tensor:
+def alpha_maps(
+    means2d: Tensor, conics: Tensor, opacities: Tensor, width: int, height: int
+) -> Tensor:
     """Opacity of each Gaussian at each pixel centre, [N, H, W], with the rasterizer's rules.
 
     ``alpha = min(0.999, o exp(-d^T conic d / 2))``, and 0 where it is below 1/255.
     """
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=means2d.dtype) + 0.5,
-                            torch.arange(width, dtype=means2d.dtype) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=means2d.dtype) + 0.5,
+        torch.arange(width, dtype=means2d.dtype) + 0.5,
+        indexing="ij",
+    )
     dx = xs[None] - means2d[:, 0, None, None]
     dy = ys[None] - means2d[:, 1, None, None]
     a, b, c = (conics[:, k, None, None] for k in range(3))
@@ -62,8 +68,9 @@ def alpha_maps(means2d: Tensor, conics: Tensor, opacities: Tensor, width: int,
     return torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
 
 
-def _alpha_in_box(mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: int, y0: int,
-                  y1: int) -> Tensor:
+def _alpha_in_box(
+    mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: int, y0: int, y1: int
+) -> Tensor:
     """alpha_maps for one Gaussian on the pixel rows y0:y1 and columns x0:x1 only."""
     ys = torch.arange(y0, y1, dtype=mean2d.dtype) + 0.5
     xs = torch.arange(x0, x1, dtype=mean2d.dtype) + 0.5
@@ -73,11 +80,13 @@ def _alpha_in_box(mean2d: Tensor, conic: Tensor, opacity: Tensor, x0: int, x1: i
     return torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
 
 
-def render_by_hand(scene: GaussianScene, camera: Camera,
-                   mode: Mode = "composite",
-                   sh_degree: int = SH_DEGREE,
-                   background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                   ) -> tuple[Tensor, Tensor]:
+def render_by_hand(
+    scene: GaussianScene,
+    camera: Camera,
+    mode: Mode = "composite",
+    sh_degree: int = SH_DEGREE,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> tuple[Tensor, Tensor]:
     """(image [H, W, 3], alpha [H, W]) of a small scene, combined three ways.
 
     Gaussians are painted one at a time into their screen boxes, in a chosen order:
@@ -88,8 +97,15 @@ def render_by_hand(scene: GaussianScene, camera: Camera,
     """
     if mode not in MODES:
         raise ValueError(f"render_by_hand: mode must be one of {MODES}, got {mode!r}")
-    proj = project_gaussians(scene.means, scene.covariances(), camera.viewmat, camera.K,
-                             camera.width, camera.height, opacities=scene.opacities)
+    proj = project_gaussians(
+        scene.means,
+        scene.covariances(),
+        camera.viewmat,
+        camera.K,
+        camera.width,
+        camera.height,
+        opacities=scene.opacities,
+    )
     keep = proj.visible[0]
     order = torch.argsort(proj.depths[0].masked_fill(~keep, float("inf")), stable=True)
     order = order[: int(keep.sum())]  # visible ones, nearest first
@@ -106,8 +122,7 @@ def render_by_hand(scene: GaussianScene, camera: Camera,
         y0, y1 = max(0, int(my - ry)), min(H, int(my + ry) + 1)
         if x0 >= x1 or y0 >= y1:
             continue
-        a = _alpha_in_box(proj.means2d[0, i], proj.conics[0, i], scene.opacities[i],
-                          x0, x1, y0, y1)
+        a = _alpha_in_box(proj.means2d[0, i], proj.conics[0, i], scene.opacities[i], x0, x1, y0, y1)
         t = T[y0:y1, x0:x1]
         weight = a if mode == "sum" else a * t
         image[y0:y1, x0:x1] += weight[..., None] * colours[i]

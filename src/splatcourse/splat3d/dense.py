@@ -51,8 +51,9 @@ class _Recompute(torch.autograd.Function):
         wanted = [a for a, need in zip(args, ctx.needs_input_grad) if need]
         with torch.enable_grad():
             out, alpha = _composite_chunk(*args)
-            grads = iter(torch.autograd.grad((out, alpha), wanted, (g_out, g_alpha),
-                                             allow_unused=True))
+            grads = iter(
+                torch.autograd.grad((out, alpha), wanted, (g_out, g_alpha), allow_unused=True)
+            )
         return tuple(next(grads) if need else None for need in ctx.needs_input_grad)
 
 
@@ -74,7 +75,8 @@ def dense_composite(
     D = colors.shape[-1]
     dtype = means2d.dtype
     ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=dtype) + 0.5, torch.arange(width, dtype=dtype) + 0.5,
+        torch.arange(height, dtype=dtype) + 0.5,
+        torch.arange(width, dtype=dtype) + 0.5,
         indexing="ij",
     )
     px, py = xs.reshape(-1), ys.reshape(-1)
@@ -108,10 +110,20 @@ def dense_composite(
     return render, alpha
 
 
-def dense_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                        **kwargs):
+def dense_rasterization(
+    means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs
+):
     """``rasterization`` with the dense compositor (PyTorch path, same arguments/returns)."""
     return torch_rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        compositor=dense_composite, **kwargs,
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        compositor=dense_composite,
+        **kwargs,
     )

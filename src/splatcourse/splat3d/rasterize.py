@@ -104,7 +104,6 @@ def _run_pixel_starts(run_pix0: Tensor, run_len: Tensor, n_pix: int) -> Tensor:
     return F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
 
 
-
 def _pairs_of_runs(run_pix0: Tensor, run_len: Tensor, dtype: torch.dtype):
     """Run ``r``, band pixel ``pix`` and offset ``xl`` of every pair, sorted by pixel.
 
@@ -349,8 +348,18 @@ def _run_quadratics(mx, my, A, B, C, log_o, run_gid: Tensor, y: Tensor, x0: Tens
     return c0, c1, c2
 
 
-def _rasterize_camera(means2d, conics, colors, opacities, depths, radii, width: int,
-                      height: int, pairs_per_band: int, stats: RasterStats | None):
+def _rasterize_camera(
+    means2d,
+    conics,
+    colors,
+    opacities,
+    depths,
+    radii,
+    width: int,
+    height: int,
+    pairs_per_band: int,
+    stats: RasterStats | None,
+):
     """One camera: colour [H * W, D] and alpha [H * W], no background (see
     :func:`rasterize_to_pixels` for the inputs, here without the camera axis)."""
     vis = torch.nonzero((radii > 0).all(-1)).squeeze(-1)  # [G]
@@ -371,8 +380,17 @@ def _rasterize_camera(means2d, conics, colors, opacities, depths, radii, width: 
         run_gid, y, x0, run_len = _row_runs(fp, y0, y1, width)  # [R] each
         c0, c1, c2 = _run_quadratics(*gaussians, run_gid, y, x0)  # [R] each
         run_pix0 = (y - y0) * width + x0  # [R] band pixel of each run's first pixel
-        o, a = _CompositeRows.apply(c0, c1, c2, colors_t, run_gid.to(torch.int32), run_pix0,
-                                    run_len, (y1 - y0) * width, stats)  # [P, D], [P]
+        o, a = _CompositeRows.apply(
+            c0,
+            c1,
+            c2,
+            colors_t,
+            run_gid.to(torch.int32),
+            run_pix0,
+            run_len,
+            (y1 - y0) * width,
+            stats,
+        )  # [P, D], [P]
         colour.append(o)
         alpha.append(a)
     return torch.cat(colour, 0), torch.cat(alpha, 0)
@@ -406,9 +424,18 @@ def rasterize_to_pixels(
     pairs_per_band = pairs_per_band or DEFAULT_PAIRS_PER_BAND
     renders, alphas = [], []
     for c in range(C):
-        colour, alpha = _rasterize_camera(means2d[c], conics[c], colors[c], opacities[c],
-                                          depths[c], radii[c], width, height, pairs_per_band,
-                                          stats)  # [H * W, D], [H * W]
+        colour, alpha = _rasterize_camera(
+            means2d[c],
+            conics[c],
+            colors[c],
+            opacities[c],
+            depths[c],
+            radii[c],
+            width,
+            height,
+            pairs_per_band,
+            stats,
+        )  # [H * W, D], [H * W]
         renders.append(colour)
         alphas.append(alpha)
     render = torch.stack(renders).reshape(C, height, width, D)

@@ -62,24 +62,29 @@ def quat_from_euler(yaw: float, pitch: float, roll: float) -> Tensor:
     cy, sy = math.cos(half[0]), math.sin(half[0])
     cp, sp = math.cos(half[1]), math.sin(half[1])
     cr, sr = math.cos(half[2]), math.sin(half[2])
-    return torch.tensor([
-        cy * cp * cr + sy * sp * sr,
-        cy * cp * sr - sy * sp * cr,
-        cy * sp * cr + sy * cp * sr,
-        sy * cp * cr - cy * sp * sr,
-    ])
+    return torch.tensor(
+        [
+            cy * cp * cr + sy * sp * sr,
+            cy * cp * sr - sy * sp * cr,
+            cy * sp * cr + sy * cp * sr,
+            sy * cp * cr - cy * sp * sr,
+        ]
+    )
 
 
 def _quat_multiply(a: Tensor, b: Tensor) -> Tensor:
     """Hamilton product [..., 4]: the rotation b followed by a."""
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], dim=-1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        dim=-1,
+    )
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,15 @@ class Camera:
         return -R.T @ t
 
 
-def orbit_camera(azimuth: float, elevation: float, distance: float, width: int = 160,
-                 height: int = 120, fov_x: float = 50.0,
-                 target: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Camera:
+def orbit_camera(
+    azimuth: float,
+    elevation: float,
+    distance: float,
+    width: int = 160,
+    height: int = 120,
+    fov_x: float = 50.0,
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> Camera:
     """A camera on a sphere around ``target``, looking at it, z up.
 
     azimuth: degrees around z, 0 on the +x axis; elevation: degrees above the xy plane,
@@ -113,11 +124,15 @@ def orbit_camera(azimuth: float, elevation: float, distance: float, width: int =
     if int(width) < 1 or int(height) < 1:
         raise ValueError(f"orbit_camera: width and height must be >= 1, got {width}x{height}")
     az, el = math.radians(azimuth), math.radians(elevation)
-    offset = (distance * math.cos(el) * math.cos(az), distance * math.cos(el) * math.sin(az),
-              distance * math.sin(el))
+    offset = (
+        distance * math.cos(el) * math.cos(az),
+        distance * math.cos(el) * math.sin(az),
+        distance * math.sin(el),
+    )
     eye = tuple(t + o for t, o in zip(target, offset))
-    return Camera(look_at(eye, target), intrinsics_from_fov(fov_x, width, height),
-                  int(width), int(height))
+    return Camera(
+        look_at(eye, target), intrinsics_from_fov(fov_x, width, height), int(width), int(height)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,14 +157,21 @@ class GaussianScene:
 
     def __post_init__(self) -> None:
         n = self.means.shape[0] if self.means.dim() == 2 else -1
-        expected = {"means": (n, 3), "quats": (n, 4), "scales": (n, 3), "opacities": (n,),
-                    "sh": (n, _K, 3)}
+        expected = {
+            "means": (n, 3),
+            "quats": (n, 4),
+            "scales": (n, 3),
+            "opacities": (n,),
+            "sh": (n, _K, 3),
+        }
         for field_name, shape in expected.items():
             value = getattr(self, field_name)
             if not isinstance(value, Tensor) or tuple(value.shape) != shape:
                 got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-                raise ValueError(f"GaussianScene {self.name!r}: {field_name} must have shape "
-                                 f"{list(shape)}, got {got}")
+                raise ValueError(
+                    f"GaussianScene {self.name!r}: {field_name} must have shape "
+                    f"{list(shape)}, got {got}"
+                )
 
     def __len__(self) -> int:
         return self.means.shape[0]
@@ -163,21 +185,40 @@ class GaussianScene:
         dirs = self.means - camera.position.to(self.means.dtype)
         return (eval_sh(sh_degree, self.sh, dirs) + 0.5).clamp_min(0.0)
 
-    def render(self, camera: Camera, sh_degree: int = SH_DEGREE,
-               background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-               render_mode: RenderMode = "RGB") -> tuple[Tensor, Tensor, dict]:
+    def render(
+        self,
+        camera: Camera,
+        sh_degree: int = SH_DEGREE,
+        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        render_mode: RenderMode = "RGB",
+    ) -> tuple[Tensor, Tensor, dict]:
         """(image [H, W, X], alpha [H, W], info) from the course's ``rasterization``."""
         bg = torch.tensor([background], dtype=self.means.dtype)  # depth channels get 0
         renders, alphas, info = rasterization(
-            self.means, self.quats, self.scales, self.opacities, self.sh,
-            camera.viewmat[None], camera.K[None], camera.width, camera.height,
-            sh_degree=sh_degree, backgrounds=bg, render_mode=render_mode,
+            self.means,
+            self.quats,
+            self.scales,
+            self.opacities,
+            self.sh,
+            camera.viewmat[None],
+            camera.K[None],
+            camera.width,
+            camera.height,
+            sh_degree=sh_degree,
+            backgrounds=bg,
+            render_mode=render_mode,
         )
         return renders[0], alphas[0, ..., 0], info
 
     def subset(self, index: Tensor | list[int] | slice) -> GaussianScene:
-        return GaussianScene(self.means[index], self.quats[index], self.scales[index],
-                             self.opacities[index], self.sh[index], self.name)
+        return GaussianScene(
+            self.means[index],
+            self.quats[index],
+            self.scales[index],
+            self.opacities[index],
+            self.sh[index],
+            self.name,
+        )
 
 
 def _sh_from_rgb(rgb: Tensor) -> Tensor:
@@ -223,8 +264,14 @@ def glossy_gaussian(strength: float = 0.8) -> GaussianScene:
     """
     sh = _sh_from_rgb(torch.tensor([[0.5, 0.3, 0.5]]))
     sh[0, 3] = torch.tensor([strength, 0.0, -strength])
-    return GaussianScene(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
-                         torch.full((1, 3), 0.4), torch.tensor([0.95]), sh, name="glossy")
+    return GaussianScene(
+        torch.zeros(1, 3),
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+        torch.full((1, 3), 0.4),
+        torch.tensor([0.95]),
+        sh,
+        name="glossy",
+    )
 
 
 def sh_cloud(n: int = 250, seed: int = 0, view_dependence: float = 0.2) -> GaussianScene:
@@ -240,22 +287,28 @@ def sh_cloud(n: int = 250, seed: int = 0, view_dependence: float = 0.2) -> Gauss
     phi = torch.rand(n, generator=gen) * 2 * math.pi  # around the tube
     ring, tube = 1.0, 0.3
     radius = ring + tube * torch.cos(phi)
-    means = torch.stack([radius * torch.cos(theta), radius * torch.sin(theta),
-                         tube * torch.sin(phi)], dim=-1)
+    means = torch.stack(
+        [radius * torch.cos(theta), radius * torch.sin(theta), tube * torch.sin(phi)], dim=-1
+    )
     # Flat discs lying on the torus surface: turn z onto the surface normal (the half-way
     # quaternion between them), after a random spin about z so the discs are not all aligned.
-    normal = torch.stack([torch.cos(phi) * torch.cos(theta), torch.cos(phi) * torch.sin(theta),
-                          torch.sin(phi)], dim=-1)
+    normal = torch.stack(
+        [torch.cos(phi) * torch.cos(theta), torch.cos(phi) * torch.sin(theta), torch.sin(phi)],
+        dim=-1,
+    )
     normal = torch.where(normal[:, 2:] < 0, -normal, normal)  # the side does not matter
     align = torch.stack([1 + normal[:, 2], -normal[:, 1], normal[:, 0], torch.zeros(n)], -1)
     spin = torch.rand(n, generator=gen) * math.pi
     spin_q = torch.stack([torch.cos(spin), torch.zeros(n), torch.zeros(n), torch.sin(spin)], -1)
     quats = _quat_multiply(align / align.norm(dim=-1, keepdim=True), spin_q)
-    scales = torch.stack([
-        0.07 + 0.06 * torch.rand(n, generator=gen),
-        0.05 + 0.04 * torch.rand(n, generator=gen),
-        torch.full((n,), 0.02),
-    ], dim=-1)
+    scales = torch.stack(
+        [
+            0.07 + 0.06 * torch.rand(n, generator=gen),
+            0.05 + 0.04 * torch.rand(n, generator=gen),
+            torch.full((n,), 0.02),
+        ],
+        dim=-1,
+    )
     opacities = 0.6 + 0.4 * torch.rand(n, generator=gen)
     hues = (theta / (2 * math.pi)).tolist()
     rgb = torch.tensor([colorsys.hsv_to_rgb(h, 0.75, 0.85) for h in hues])

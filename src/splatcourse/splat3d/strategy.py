@@ -63,8 +63,7 @@ class ResettingDefaultStrategy(DefaultStrategy):
         super().step_post_backward(params, optimizers, state, step, info, packed=packed)
         if step < self.refine_stop_iter and step > 0 and step % self.reset_every == 0:
             # Idempotent, so harmless should a future gsplat also reset here.
-            reset_opa(params=params, optimizers=optimizers, state=state,
-                      value=self.prune_opa * 2.0)
+            reset_opa(params=params, optimizers=optimizers, state=state, value=self.prune_opa * 2.0)
 
     def _prune_gs(self, params, optimizers, state, step):
         # gsplat's _prune_gs tests `step > self.reset_every` before pruning huge Gaussians;

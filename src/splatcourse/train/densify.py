@@ -20,9 +20,14 @@ from ..splat3d import ResettingDefaultStrategy
 __all__ = ["DecisionStrategy", "densify_masks"]
 
 
-def densify_masks(grad2d: Tensor, count: Tensor, log_scales: Tensor, scene_scale: float,
-                  grow_grad2d: float = 2e-4, grow_scale3d: float = 0.01
-                  ) -> tuple[Tensor, Tensor]:
+def densify_masks(
+    grad2d: Tensor,
+    count: Tensor,
+    log_scales: Tensor,
+    scene_scale: float,
+    grow_grad2d: float = 2e-4,
+    grow_scale3d: float = 0.01,
+) -> tuple[Tensor, Tensor]:
     """(clone, split) boolean masks [N] from the 3DGS rule.
 
     A Gaussian grows when its *average* screen-space gradient norm (``grad2d / count``, over
@@ -46,21 +51,33 @@ class DecisionStrategy(ResettingDefaultStrategy):
 
     @torch.no_grad()
     def _grow_gs(self, params, optimizers, state, step):
-        clone, to_split = self.decide(state["grad2d"], state["count"], params["scales"],
-                                      state["scene_scale"], self.grow_grad2d,
-                                      self.grow_scale3d)
+        clone, to_split = self.decide(
+            state["grad2d"],
+            state["count"],
+            params["scales"],
+            state["scene_scale"],
+            self.grow_grad2d,
+            self.grow_scale3d,
+        )
         n = len(state["grad2d"])
         for name, m in (("clone", clone), ("split", to_split)):
             if not (torch.is_tensor(m) and m.dtype == torch.bool and m.shape == (n,)):
-                raise ValueError(f"densify decision: {name} must be a bool tensor of shape "
-                                 f"[{n}], got {getattr(m, 'dtype', type(m))} "
-                                 f"{tuple(getattr(m, 'shape', ()))}")
+                raise ValueError(
+                    f"densify decision: {name} must be a bool tensor of shape "
+                    f"[{n}], got {getattr(m, 'dtype', type(m))} "
+                    f"{tuple(getattr(m, 'shape', ()))}"
+                )
         n_clone = int(clone.sum())
         if n_clone:
             duplicate(params=params, optimizers=optimizers, state=state, mask=clone)
         to_split = torch.cat([to_split, to_split.new_zeros(n_clone)])
         n_split = int(to_split.sum())
         if n_split:
-            split(params=params, optimizers=optimizers, state=state, mask=to_split,
-                  revised_opacity=self.revised_opacity)
+            split(
+                params=params,
+                optimizers=optimizers,
+                state=state,
+                mask=to_split,
+                revised_opacity=self.revised_opacity,
+            )
         return n_clone, n_split

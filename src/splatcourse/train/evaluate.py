@@ -71,9 +71,13 @@ class EvalResult:
 
 
 @torch.no_grad()
-def render_rgba_views(params: Gaussians | dict[str, Tensor], capture: Capture,
-                      idx: list[int] | None = None, sh_degree: int | None = None,
-                      backend: str | None = None) -> tuple[Tensor, Tensor]:
+def render_rgba_views(
+    params: Gaussians | dict[str, Tensor],
+    capture: Capture,
+    idx: list[int] | None = None,
+    sh_degree: int | None = None,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
     """([V, H, W, 3] premultiplied colour, [V, H, W] alpha) of views ``idx`` (default: all):
     renders over black, to be composited over any background."""
     idx = list(range(len(capture))) if idx is None else list(idx)
@@ -81,26 +85,43 @@ def render_rgba_views(params: Gaussians | dict[str, Tensor], capture: Capture,
     empty = capture.images.new_zeros(0, H, W, 3)
     rgbs, alphas = [empty], [empty[..., 0]]
     for i in idx:
-        rgb, alpha, _ = render(params, capture.viewmats[i:i + 1], capture.Ks[i:i + 1],
-                               W, H, sh_degree, None, backend)  # no background: over black
+        rgb, alpha, _ = render(
+            params,
+            capture.viewmats[i : i + 1],
+            capture.Ks[i : i + 1],
+            W,
+            H,
+            sh_degree,
+            None,
+            backend,
+        )  # no background: over black
         rgbs.append(rgb)  # [1, H, W, 3]
         alphas.append(alpha[..., 0])  # [1, H, W]
     return torch.cat(rgbs), torch.cat(alphas)
 
 
 @torch.no_grad()
-def render_views(params: Gaussians | dict[str, Tensor], capture: Capture,
-                 idx: list[int] | None = None, sh_degree: int | None = None,
-                 backend: str | None = None) -> Tensor:
+def render_views(
+    params: Gaussians | dict[str, Tensor],
+    capture: Capture,
+    idx: list[int] | None = None,
+    sh_degree: int | None = None,
+    backend: str | None = None,
+) -> Tensor:
     """[V, H, W, 3] renders of views ``idx`` (default: all) over the capture's background."""
     rgb, alpha = render_rgba_views(params, capture, idx, sh_degree, backend)
     return composite_over(rgb, alpha, capture.background_tensor())
 
 
 @torch.no_grad()
-def evaluate(params: Gaussians | dict[str, Tensor], capture: Capture,
-             idx: list[int] | None = None, sh_degree: int | None = None,
-             backend: str | None = None, keep_images: bool = True) -> EvalResult:
+def evaluate(
+    params: Gaussians | dict[str, Tensor],
+    capture: Capture,
+    idx: list[int] | None = None,
+    sh_degree: int | None = None,
+    backend: str | None = None,
+    keep_images: bool = True,
+) -> EvalResult:
     """Full-frame and object scores of views ``idx`` (default: the held-out ``test_idx``)."""
     idx = capture.test_idx if idx is None else list(idx)
     if not idx:
@@ -112,10 +133,14 @@ def evaluate(params: Gaussians | dict[str, Tensor], capture: Capture,
     s, p = masked_full_frame_scores(rgb, alpha, photos, masks, bg)
     compared = full_frame_pair(rgb, alpha, photos, masks, bg) if keep_images else (None, None)
     return EvalResult(
-        ssim=float(s.mean()), psnr=float(p.mean()), view_ids=idx,
+        ssim=float(s.mean()),
+        psnr=float(p.mean()),
+        view_ids=idx,
         object=object_scores(rgb, alpha, photos, masks, bg),
-        ssim_per_view=s.tolist(), psnr_per_view=p.tolist(),
-        renders=compared[0], photos=compared[1],
+        ssim_per_view=s.tolist(),
+        psnr_per_view=p.tolist(),
+        renders=compared[0],
+        photos=compared[1],
     )
 
 

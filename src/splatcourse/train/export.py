@@ -27,9 +27,11 @@ __all__ = ["load_ply", "ply_property_names", "save_ply"]
 
 def ply_property_names(n_rest_coeffs: int) -> list[str]:
     """Property names for ``n_rest_coeffs`` SH coefficients per channel beyond the DC one."""
-    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-            + [f"f_rest_{i}" for i in range(3 * n_rest_coeffs)]
-            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    return (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(3 * n_rest_coeffs)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
 
 
 def save_ply(params: Gaussians | dict[str, Tensor], path: str | Path) -> Path:
@@ -45,12 +47,18 @@ def save_ply(params: Gaussians | dict[str, Tensor], path: str | Path) -> Path:
 
     n = params["means"].shape[0]
     shN = params["shN"].detach().reshape(n, -1, 3)
-    columns = np.concatenate([
-        arr(params["means"]), np.zeros((n, 3), np.float32),
-        arr(params["sh0"].reshape(n, 3)),
-        arr(shN.transpose(1, 2).reshape(n, -1)),
-        arr(params["opacities"].reshape(n, 1)), arr(params["scales"]), arr(params["quats"]),
-    ], axis=1)
+    columns = np.concatenate(
+        [
+            arr(params["means"]),
+            np.zeros((n, 3), np.float32),
+            arr(params["sh0"].reshape(n, 3)),
+            arr(shN.transpose(1, 2).reshape(n, -1)),
+            arr(params["opacities"].reshape(n, 1)),
+            arr(params["scales"]),
+            arr(params["quats"]),
+        ],
+        axis=1,
+    )
     names = ply_property_names(shN.shape[1])
     vertex = np.empty(n, dtype=[(name, "f4") for name in names])
     for j, name in enumerate(names):
@@ -68,18 +76,35 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
         ply = PlyData.read(str(path))
         v = ply["vertex"].data
     except Exception as exc:
-        raise ValueError(f"load_ply: {path} is not a readable PLY with a vertex element "
-                         f"({exc})") from exc
+        raise ValueError(
+            f"load_ply: {path} is not a readable PLY with a vertex element ({exc})"
+        ) from exc
     names = v.dtype.names
-    need = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1",
-            "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    need = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [p for p in need if p not in names]
     if missing:
         raise ValueError(f"load_ply: {path} is not a 3DGS splat file (missing {missing})")
     n_rest = sum(1 for p in names if p.startswith("f_rest_"))
     if n_rest % 3 or math.isqrt(n_rest // 3 + 1) ** 2 != n_rest // 3 + 1:
-        raise ValueError(f"load_ply: {path} has {n_rest} f_rest properties; expected 3*(K-1) "
-                         "for K = 1, 4, 9 or 16 SH coefficients")
+        raise ValueError(
+            f"load_ply: {path} has {n_rest} f_rest properties; expected 3*(K-1) "
+            "for K = 1, 4, 9 or 16 SH coefficients"
+        )
 
     def col(*props: str) -> Tensor:
         return torch.from_numpy(np.stack([np.asarray(v[p], np.float32) for p in props], 1))

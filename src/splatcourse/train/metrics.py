@@ -72,8 +72,9 @@ class ObjectScores:
     boxes: list[tuple[int, int, int, int]]  # (x0, y0, x1, y1) scored in each view
 
 
-def composite_over(premultiplied: Tensor, alpha: Tensor, background: Sequence[float] | Tensor
-                   ) -> Tensor:
+def composite_over(
+    premultiplied: Tensor, alpha: Tensor, background: Sequence[float] | Tensor
+) -> Tensor:
     """[..., H, W, 3] the render over a constant ``background`` colour, clamped to [0, 1]."""
     bg = torch.as_tensor(background, dtype=premultiplied.dtype, device=premultiplied.device)
     return (premultiplied + (1.0 - alpha[..., None]) * bg).clamp(0, 1)  # [..., H, W, 3]
@@ -122,8 +123,13 @@ def _grow_span(lo: int, hi: int, size: int) -> tuple[int, int]:
     return lo, hi
 
 
-def full_frame_pair(premultiplied: Tensor, alpha: Tensor, photos: Tensor, masks: Tensor | None,
-                    background: Sequence[float] | Tensor) -> tuple[Tensor, Tensor]:
+def full_frame_pair(
+    premultiplied: Tensor,
+    alpha: Tensor,
+    photos: Tensor,
+    masks: Tensor | None,
+    background: Sequence[float] | Tensor,
+) -> tuple[Tensor, Tensor]:
     """([V, H, W, 3] render, [V, H, W, 3] photo) as the full-frame metric compares them: the
     render over ``background``, and both set to ``background`` outside the masks."""
     renders = composite_over(premultiplied, alpha, background)  # [V, H, W, 3]
@@ -132,21 +138,31 @@ def full_frame_pair(premultiplied: Tensor, alpha: Tensor, photos: Tensor, masks:
     return _photo_over(renders, masks, background), _photo_over(photos, masks, background)
 
 
-def masked_full_frame_scores(premultiplied: Tensor, alpha: Tensor, photos: Tensor,
-                             masks: Tensor | None, background: Sequence[float] | Tensor
-                             ) -> tuple[Tensor, Tensor]:
+def masked_full_frame_scores(
+    premultiplied: Tensor,
+    alpha: Tensor,
+    photos: Tensor,
+    masks: Tensor | None,
+    background: Sequence[float] | Tensor,
+) -> tuple[Tensor, Tensor]:
     """([V] SSIM, [V] PSNR) of the full frames (the lessons' first metric; blind to floaters,
     see ``full_frame_pair``)."""
     renders, photos = full_frame_pair(premultiplied, alpha, photos, masks, background)
     return ssim(renders, photos, reduce=False), psnr(renders, photos, reduce=False)
 
 
-def _object_view_scores(premultiplied: Tensor, alpha: Tensor, photo: Tensor, mask: Tensor,
-                        box: tuple[int, int, int, int]) -> tuple[float, float]:
+def _object_view_scores(
+    premultiplied: Tensor,
+    alpha: Tensor,
+    photo: Tensor,
+    mask: Tensor,
+    box: tuple[int, int, int, int],
+) -> tuple[float, float]:
     """(SSIM, PSNR) of one view's box, averaged over the object backgrounds."""
     x0, y0, x1, y1 = box
-    bgs = torch.tensor(OBJECT_BACKGROUNDS, dtype=premultiplied.dtype,
-                       device=premultiplied.device)[:, None, None, :]  # [B, 1, 1, 3]
+    bgs = torch.tensor(OBJECT_BACKGROUNDS, dtype=premultiplied.dtype, device=premultiplied.device)[
+        :, None, None, :
+    ]  # [B, 1, 1, 3]
     rgb, a = premultiplied[y0:y1, x0:x1], alpha[y0:y1, x0:x1]  # [h, w, 3], [h, w]
     renders = (rgb + (1.0 - a[..., None]) * bgs).clamp(0, 1)  # [B, h, w, 3]
     photos = torch.where(mask[y0:y1, x0:x1, None], photo[y0:y1, x0:x1], bgs)  # [B, h, w, 3]
@@ -154,9 +170,14 @@ def _object_view_scores(premultiplied: Tensor, alpha: Tensor, photo: Tensor, mas
 
 
 @torch.no_grad()
-def object_scores(premultiplied: Tensor, alpha: Tensor, photos: Tensor, masks: Tensor | None,
-                  background: Sequence[float] | Tensor = (0.0, 0.0, 0.0),
-                  margin: float = 0.05) -> ObjectScores:
+def object_scores(
+    premultiplied: Tensor,
+    alpha: Tensor,
+    photos: Tensor,
+    masks: Tensor | None,
+    background: Sequence[float] | Tensor = (0.0, 0.0, 0.0),
+    margin: float = 0.05,
+) -> ObjectScores:
     """The object metric of V views (see the module docstring).
 
     premultiplied [V, H, W, 3]: renders over black; alpha [V, H, W] (or [V, H, W, 1]);
@@ -168,24 +189,42 @@ def object_scores(premultiplied: Tensor, alpha: Tensor, photos: Tensor, masks: T
     if len(photos) == 0:
         raise ValueError("object_scores: no views to score")
     if premultiplied.shape != photos.shape or alpha.shape != photos.shape[:3]:
-        raise ValueError(f"object_scores: renders {tuple(premultiplied.shape)}, alpha "
-                         f"{tuple(alpha.shape)} and photos {tuple(photos.shape)} differ")
+        raise ValueError(
+            f"object_scores: renders {tuple(premultiplied.shape)}, alpha "
+            f"{tuple(alpha.shape)} and photos {tuple(photos.shape)} differ"
+        )
     if masks is None:
         s, p = masked_full_frame_scores(premultiplied, alpha, photos, None, background)
         H, W = photos.shape[1:3]
         return ObjectScores(
-            ssim=float(s.mean()), psnr=float(p.mean()), alpha_iou=None, region="full_frame",
-            ssim_per_view=s.tolist(), psnr_per_view=p.tolist(), alpha_iou_per_view=None,
-            boxes=[(0, 0, W, H)] * len(photos))
+            ssim=float(s.mean()),
+            psnr=float(p.mean()),
+            alpha_iou=None,
+            region="full_frame",
+            ssim_per_view=s.tolist(),
+            psnr_per_view=p.tolist(),
+            alpha_iou_per_view=None,
+            boxes=[(0, 0, W, H)] * len(photos),
+        )
     if masks.shape != alpha.shape:
-        raise ValueError(f"object_scores: masks {tuple(masks.shape)} do not match the "
-                         f"images {tuple(photos.shape)}")
+        raise ValueError(
+            f"object_scores: masks {tuple(masks.shape)} do not match the "
+            f"images {tuple(photos.shape)}"
+        )
     boxes = [object_box(m, margin) for m in masks]
-    per_view = [_object_view_scores(premultiplied[v], alpha[v], photos[v], masks[v], box)
-                for v, box in enumerate(boxes)]
+    per_view = [
+        _object_view_scores(premultiplied[v], alpha[v], photos[v], masks[v], box)
+        for v, box in enumerate(boxes)
+    ]
     s, p = (torch.tensor(col) for col in zip(*per_view, strict=True))
     iou = alpha_iou(alpha, masks)
     return ObjectScores(
-        ssim=float(s.mean()), psnr=float(p.mean()), alpha_iou=float(iou.mean()),
-        region="object", ssim_per_view=s.tolist(), psnr_per_view=p.tolist(),
-        alpha_iou_per_view=iou.tolist(), boxes=boxes)
+        ssim=float(s.mean()),
+        psnr=float(p.mean()),
+        alpha_iou=float(iou.mean()),
+        region="object",
+        ssim_per_view=s.tolist(),
+        psnr_per_view=p.tolist(),
+        alpha_iou_per_view=iou.tolist(),
+        boxes=boxes,
+    )

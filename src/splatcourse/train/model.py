@@ -79,24 +79,35 @@ def init_gaussians(capture: Capture, cfg: TrainConfig | None = None) -> Gaussian
     k = num_sh_coeffs(cfg.sh_degree)
     sh0 = rgb_to_sh(cols)[:, None, :]
     shN = torch.zeros(n, k - 1, 3)
-    params = {"means": pts, "scales": scales, "quats": quats, "opacities": opacities,
-              "sh0": sh0, "shN": shN}
-    return torch.nn.ParameterDict({k_: torch.nn.Parameter(v.contiguous()) for k_, v in params.items()})
+    params = {
+        "means": pts,
+        "scales": scales,
+        "quats": quats,
+        "opacities": opacities,
+        "sh0": sh0,
+        "shN": shN,
+    }
+    return torch.nn.ParameterDict(
+        {k_: torch.nn.Parameter(v.contiguous()) for k_, v in params.items()}
+    )
 
 
-def make_optimizers(params: Gaussians, cfg: TrainConfig, scene_scale: float
-                    ) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(
+    params: Gaussians, cfg: TrainConfig, scene_scale: float
+) -> dict[str, torch.optim.Optimizer]:
     """One Adam per parameter (what ``DefaultStrategy`` expects), with the paper's rates."""
     opts = {}
     for name in PARAM_NAMES:
-        opts[name] = torch.optim.Adam([{"params": [params[name]], "lr": 0.0, "name": name}],
-                                      eps=1e-15)
+        opts[name] = torch.optim.Adam(
+            [{"params": [params[name]], "lr": 0.0, "name": name}], eps=1e-15
+        )
     set_learning_rates(opts, cfg, scene_scale, step=0)
     return opts
 
 
-def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: TrainConfig,
-                       scene_scale: float, step: int) -> None:
+def set_learning_rates(
+    opts: dict[str, torch.optim.Optimizer], cfg: TrainConfig, scene_scale: float, step: int
+) -> None:
     """Positions decay exponentially from lr_means to lr_means_final; the rest stay fixed.
 
     Position rates are in units of the scene scale so the recipe does not depend on whether
@@ -104,8 +115,14 @@ def set_learning_rates(opts: dict[str, torch.optim.Optimizer], cfg: TrainConfig,
     """
     t = min(step / max(cfg.steps, 1), 1.0)
     lr_means = cfg.lr_means * (cfg.lr_means_final / cfg.lr_means) ** t * scene_scale
-    rates = {"means": lr_means, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
-             "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
+    rates = {
+        "means": lr_means,
+        "scales": cfg.lr_scales,
+        "quats": cfg.lr_quats,
+        "opacities": cfg.lr_opacities,
+        "sh0": cfg.lr_sh0,
+        "shN": cfg.lr_shN,
+    }
     for name, opt in opts.items():
         for group in opt.param_groups:
             group["lr"] = rates[name]
@@ -133,8 +150,18 @@ def render(
     if background is not None:
         bg = background.to(colors.dtype).reshape(-1, 3).expand(C, 3)
     rgb, alpha, info = rasterization(
-        params["means"], params["quats"], torch.exp(params["scales"]),
-        torch.sigmoid(params["opacities"]), colors, viewmats, Ks, width, height,
-        sh_degree=sh_degree, backgrounds=bg, packed=False, backend=backend,
+        params["means"],
+        params["quats"],
+        torch.exp(params["scales"]),
+        torch.sigmoid(params["opacities"]),
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        sh_degree=sh_degree,
+        backgrounds=bg,
+        packed=False,
+        backend=backend,
     )
     return rgb, alpha, info

@@ -15,10 +15,12 @@ from PIL import Image
 __all__ = ["plot_ssim_vs_time", "save_side_by_side", "summary_table"]
 
 
-def summary_table(rows: list[dict[str, Any]],
-                  columns: tuple[str, ...] = ("step", "seconds", "gaussians", "ssim_heldout",
-                                              "psnr_heldout")) -> str:
+def summary_table(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...] = ("step", "seconds", "gaussians", "ssim_heldout", "psnr_heldout"),
+) -> str:
     """A Markdown table of the rows (e.g. the evaluated entries of a fit's history)."""
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
@@ -30,9 +32,15 @@ def summary_table(rows: list[dict[str, Any]],
     return "\n".join(lines)
 
 
-def plot_ssim_vs_time(history: list[dict[str, Any]], ax=None, label: str | None = None,
-                      target: float | None = None, path: str | Path | None = None,
-                      clock: str = "seconds", key: str = "ssim_heldout"):
+def plot_ssim_vs_time(
+    history: list[dict[str, Any]],
+    ax=None,
+    label: str | None = None,
+    target: float | None = None,
+    path: str | Path | None = None,
+    clock: str = "seconds",
+    key: str = "ssim_heldout",
+):
     """Held-out SSIM against training time (``clock``: "seconds" wall, "cpu_seconds";
     ``key``: "ssim_heldout" full frame, "ssim_object" the object metric)."""
     import matplotlib.pyplot as plt
@@ -60,8 +68,9 @@ def _to_uint8(img: torch.Tensor) -> np.ndarray:
     return (img.detach().cpu().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def save_side_by_side(photos: torch.Tensor, renders: torch.Tensor, folder: str | Path,
-                      names: list[str] | None = None) -> list[Path]:
+def save_side_by_side(
+    photos: torch.Tensor, renders: torch.Tensor, folder: str | Path, names: list[str] | None = None
+) -> list[Path]:
     """One PNG per view: photo on the left, render on the right. Returns the paths."""
     if photos.shape != renders.shape:
         raise ValueError(f"photos {tuple(photos.shape)} and renders {tuple(renders.shape)} differ")

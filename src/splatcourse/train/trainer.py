@@ -77,8 +77,11 @@ class FitResult:
         return int(self.params["means"].shape[0])
 
     def summary(self) -> dict[str, Any]:
-        out = {"steps": self.config.steps, "fit_seconds": round(self.seconds, 2),
-               "gaussians": self.n_gaussians}
+        out = {
+            "steps": self.config.steps,
+            "fit_seconds": round(self.seconds, 2),
+            "gaussians": self.n_gaussians,
+        }
         if self.eval is not None:
             out["ssim_heldout"] = round(self.eval.ssim, 4)
             out["psnr_heldout"] = round(self.eval.psnr, 2)
@@ -171,19 +174,29 @@ class Trainer:
         cfg, cap, step = self.cfg, self.train_cap, self.step
         i = self._next_view()
         set_learning_rates(self.optimizers, cfg, self.scene_scale, step)
-        target = cap.images[i:i + 1]
+        target = cap.images[i : i + 1]
         bg = self.bg
         if cfg.random_background and cap.masks is not None:
             bg = torch.rand(3, generator=self.gen).to(self.device)
-            target = torch.where(cap.masks[i:i + 1, ..., None], target, bg)
-        rgb, alpha, info = render(self.params, cap.viewmats[i:i + 1], cap.Ks[i:i + 1],
-                                  cap.width, cap.height, self.sh_degree_at(step), bg,
-                                  self.backend)
-        self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state,
-                                        step, info)
+            target = torch.where(cap.masks[i : i + 1, ..., None], target, bg)
+        rgb, alpha, info = render(
+            self.params,
+            cap.viewmats[i : i + 1],
+            cap.Ks[i : i + 1],
+            cap.width,
+            cap.height,
+            self.sh_degree_at(step),
+            bg,
+            self.backend,
+        )
+        self.strategy.step_pre_backward(
+            self.params, self.optimizers, self.strategy_state, step, info
+        )
         loss = self.loss_fn(rgb, target, cfg.ssim_lambda)
         if cfg.mask_lambda > 0 and cap.masks is not None:
-            loss = loss + cfg.mask_lambda * (alpha[..., 0] - cap.masks[i:i + 1].float()).abs().mean()
+            loss = (
+                loss + cfg.mask_lambda * (alpha[..., 0] - cap.masks[i : i + 1].float()).abs().mean()
+            )
         loss.backward()
         for opt in self.optimizers.values():
             opt.step()
@@ -191,8 +204,14 @@ class Trainer:
         # Densify after the Adam step, as gsplat's simple_trainer does; stop growing at the cap.
         can_grow = cfg.max_gaussians is None or self.n_gaussians < cfg.max_gaussians
         self.strategy.grow_grad2d = cfg.grow_grad2d if can_grow else float("inf")
-        self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state,
-                                         step, info, packed=bool(info.get("packed", False)))
+        self.strategy.step_post_backward(
+            self.params,
+            self.optimizers,
+            self.strategy_state,
+            step,
+            info,
+            packed=bool(info.get("packed", False)),
+        )
         self.step += 1
         with torch.no_grad():
             p = psnr(rgb.detach().clamp(0, 1), target)
@@ -200,8 +219,9 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def evaluate(self, idx: list[int] | None = None, keep_images: bool = False) -> EvalResult:
-        return evaluate(self.params, self.capture, idx, backend=self.backend,
-                        keep_images=keep_images)
+        return evaluate(
+            self.params, self.capture, idx, backend=self.backend, keep_images=keep_images
+        )
 
     def run(
         self,
@@ -218,13 +238,20 @@ class Trainer:
         propagates, so nothing is lost.
         """
         if budget_clock not in get_args(BudgetClock):
-            raise ValueError(f"budget_clock must be one of {get_args(BudgetClock)}, "
-                             f"got {budget_clock!r}")
+            raise ValueError(
+                f"budget_clock must be one of {get_args(BudgetClock)}, got {budget_clock!r}"
+            )
         until = self.cfg.steps if until is None else min(until, self.cfg.steps)
         eval_every = self.cfg.eval_every
         ckpt_every = self.cfg.checkpoint_every_steps
-        bar = tqdm(total=until, initial=self.step, disable=not self.progress, desc="fit",
-                   unit="step", leave=False)
+        bar = tqdm(
+            total=until,
+            initial=self.step,
+            disable=not self.progress,
+            desc="fit",
+            unit="step",
+            leave=False,
+        )
         ema = None
         try:
             while self.step < until:
@@ -236,21 +263,30 @@ class Trainer:
                 self.elapsed += time.perf_counter() - t0
                 self.cpu_elapsed += time.process_time() - c0
                 ema = out if ema is None else {k: 0.9 * ema[k] + 0.1 * v for k, v in out.items()}
-                record = {"step": self.step, "seconds": self.elapsed,
-                          "cpu_seconds": self.cpu_elapsed, **out,
-                          "gaussians": self.n_gaussians}
+                record = {
+                    "step": self.step,
+                    "seconds": self.elapsed,
+                    "cpu_seconds": self.cpu_elapsed,
+                    **out,
+                    "gaussians": self.n_gaussians,
+                }
                 if eval_every and (self.step % eval_every == 0 or self.step == until):
                     ev = self.evaluate()
-                    record.update(ssim_heldout=ev.ssim, psnr_heldout=ev.psnr,
-                                  ssim_object=ev.ssim_object, psnr_object=ev.psnr_object,
-                                  alpha_iou=ev.alpha_iou)
+                    record.update(
+                        ssim_heldout=ev.ssim,
+                        psnr_heldout=ev.psnr,
+                        ssim_object=ev.ssim_object,
+                        psnr_object=ev.psnr_object,
+                        alpha_iou=ev.alpha_iou,
+                    )
                 self.history.append(record)
                 if callback is not None:
                     callback(self, record)
                 bar.update(1)
                 if self.step % 10 == 0 or self.step == until:
-                    bar.set_postfix(loss=f"{ema['loss']:.4f}", psnr=f"{ema['psnr']:.2f}",
-                                    n=self.n_gaussians)
+                    bar.set_postfix(
+                        loss=f"{ema['loss']:.4f}", psnr=f"{ema['psnr']:.2f}", n=self.n_gaussians
+                    )
                 if self.checkpoint_dir is not None and self.step % ckpt_every == 0:
                     self.save_checkpoint()
         except KeyboardInterrupt:
@@ -273,8 +309,10 @@ class Trainer:
             "capture_name": self.capture.name,
             "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "strategy_state": {k: (v.detach().cpu().clone() if torch.is_tensor(v) else v)
-                               for k, v in self.strategy_state.items()},
+            "strategy_state": {
+                k: (v.detach().cpu().clone() if torch.is_tensor(v) else v)
+                for k, v in self.strategy_state.items()
+            },
             "torch_rng": torch.get_rng_state(),
             "view_rng": self.gen.get_state(),
             "order": list(self.order),
@@ -284,18 +322,23 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         cfg = TrainConfig.from_dict(state["config"])
         if cfg != self.cfg:
-            raise ValueError("checkpoint was written with a different TrainConfig; "
-                             "build the Trainer with TrainConfig.from_dict(ckpt['config'])")
+            raise ValueError(
+                "checkpoint was written with a different TrainConfig; "
+                "build the Trainer with TrainConfig.from_dict(ckpt['config'])"
+            )
         missing = set(PARAM_NAMES) - set(state["params"])
         if missing:
             raise ValueError(f"checkpoint is missing parameters {sorted(missing)}")
         self.params = torch.nn.ParameterDict(
-            {k: torch.nn.Parameter(state["params"][k].to(self.device)) for k in PARAM_NAMES})
+            {k: torch.nn.Parameter(state["params"][k].to(self.device)) for k in PARAM_NAMES}
+        )
         self.optimizers = make_optimizers(self.params, self.cfg, self.scene_scale)
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
-        self.strategy_state = {k: (v.to(self.device) if torch.is_tensor(v) else v)
-                               for k, v in state["strategy_state"].items()}
+        self.strategy_state = {
+            k: (v.to(self.device) if torch.is_tensor(v) else v)
+            for k, v in state["strategy_state"].items()
+        }
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["view_rng"])
         self.order = list(state["order"])
@@ -330,8 +373,14 @@ class Trainer:
 
     def result(self, evaluate_heldout: bool = True) -> FitResult:
         ev = self.evaluate(keep_images=True) if evaluate_heldout and self.capture.test_idx else None
-        return FitResult(params=self.params, config=self.cfg, history=self.history,
-                         seconds=self.elapsed, eval=ev, capture_name=self.capture.name)
+        return FitResult(
+            params=self.params,
+            config=self.cfg,
+            history=self.history,
+            seconds=self.elapsed,
+            eval=ev,
+            capture_name=self.capture.name,
+        )
 
 
 def fit(
@@ -357,8 +406,16 @@ def fit(
     continues from a checkpoint found there instead of starting again.
     """
     cfg = (config or TrainConfig()).updated(**overrides) if overrides else (config or TrainConfig())
-    trainer = Trainer(capture, cfg, backend=backend, checkpoint_dir=checkpoint_dir,
-                      progress=progress, crop=crop, loss_fn=loss_fn, densify_fn=densify_fn)
+    trainer = Trainer(
+        capture,
+        cfg,
+        backend=backend,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        crop=crop,
+        loss_fn=loss_fn,
+        densify_fn=densify_fn,
+    )
     if checkpoint_dir is not None and resume and trainer.checkpoint_path().is_file():
         trainer.load_checkpoint()
     trainer.run(callback=callback, time_budget=time_budget, budget_clock=budget_clock)

@@ -39,8 +39,10 @@ def _as_uint8(image: Tensor | np.ndarray) -> np.ndarray:
     elif isinstance(image, np.ndarray):
         array = image
     else:
-        raise TypeError("image_to_png wants a torch.Tensor, numpy array or PIL image, "
-                        f"got {type(image).__name__}")
+        raise TypeError(
+            "image_to_png wants a torch.Tensor, numpy array or PIL image, "
+            f"got {type(image).__name__}"
+        )
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
         raise ValueError(f"image_to_png wants [H, W] or [H, W, 3], got {tuple(array.shape)}")
     if array.ndim == 3 and array.shape[2] == 1:

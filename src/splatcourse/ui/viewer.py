@@ -31,8 +31,7 @@ def _capture_up(capture: Capture) -> Tensor:
     return up / up.norm().clamp_min(1e-9)
 
 
-def orbit_viewmat(capture: Capture, azimuth: float, elevation: float,
-                  distance: float) -> Tensor:
+def orbit_viewmat(capture: Capture, azimuth: float, elevation: float, distance: float) -> Tensor:
     """World-to-camera matrix of a camera on a sphere around the capture's centre."""
     up = _capture_up(capture)
     centre = capture.scene_center().float()
@@ -58,12 +57,15 @@ class SplatViewer(NotebookWidget):
         self.params, self.capture, self.zoom = params, capture, zoom
         dist = float((capture.camera_centers() - capture.scene_center()).norm(dim=-1).mean())
         self.sliders = {
-            "azimuth": widgets.FloatSlider(value=30, min=-180, max=180, step=5,
-                                           description="azimuth"),
-            "elevation": widgets.FloatSlider(value=20, min=-85, max=85, step=5,
-                                             description="elevation"),
-            "distance": widgets.FloatSlider(value=dist, min=0.3 * dist, max=2 * dist,
-                                            step=dist / 20, description="distance"),
+            "azimuth": widgets.FloatSlider(
+                value=30, min=-180, max=180, step=5, description="azimuth"
+            ),
+            "elevation": widgets.FloatSlider(
+                value=20, min=-85, max=85, step=5, description="elevation"
+            ),
+            "distance": widgets.FloatSlider(
+                value=dist, min=0.3 * dist, max=2 * dist, step=dist / 20, description="distance"
+            ),
         }
         names = [(capture.image_names[i], i) for i in capture.test_idx]
         self.view = widgets.Dropdown(options=names, description="held-out")
@@ -75,19 +77,29 @@ class SplatViewer(NotebookWidget):
         self.view.observe(lambda _: self.update_compare(), names="value")
         self.update_orbit()
         self.update_compare()
-        self.widget = widgets.HBox([
-            titled("Orbit the splats", self.orbit_image, *self.sliders.values()),
-            titled("Held-out photo | render | |error|", self.compare_image, self.view,
-                   self.scores),
-        ])
+        self.widget = widgets.HBox(
+            [
+                titled("Orbit the splats", self.orbit_image, *self.sliders.values()),
+                titled(
+                    "Held-out photo | render | |error|", self.compare_image, self.view, self.scores
+                ),
+            ]
+        )
 
     @torch.no_grad()
     def update_orbit(self) -> Tensor:
         cap = self.capture
-        vm = orbit_viewmat(cap, *(self.sliders[k].value for k in ("azimuth", "elevation",
-                                                                   "distance")))
-        rgb, _, _ = render(self.params, vm[None], cap.Ks[:1], cap.width, cap.height,
-                           background=cap.background_tensor())
+        vm = orbit_viewmat(
+            cap, *(self.sliders[k].value for k in ("azimuth", "elevation", "distance"))
+        )
+        rgb, _, _ = render(
+            self.params,
+            vm[None],
+            cap.Ks[:1],
+            cap.width,
+            cap.height,
+            background=cap.background_tensor(),
+        )
         img = rgb[0].clamp(0, 1)
         self.orbit_image.value = image_to_png(img, self.zoom)
         return img
@@ -105,4 +117,3 @@ class SplatViewer(NotebookWidget):
         self.compare_image.value = image_to_png(strip, self.zoom)
         self.scores.value = f"SSIM {ev.ssim:.3f} &nbsp; PSNR {ev.psnr:.1f} dB"
         return strip
-

@@ -56,8 +56,18 @@ __all__ = ["FitScrubber", "Splat", "SplatExplorer", "image_to_png"]
 # model pixel stays a crisp square.
 DISPLAY_PIXELS = 256
 MODES = {"sum": "sum", "depth-sorted alpha compositing": "composite"}
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#ffe119", "#469990"]
+PALETTE = [
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#ffe119",
+    "#469990",
+]
 
 
 def _figure_rgb(fig: Figure) -> np.ndarray:
@@ -104,13 +114,16 @@ SLIDERS: dict[str, tuple[float, float, float, str]] = {
 
 def _as_rgb_target(target: Tensor) -> Tensor:
     if not isinstance(target, torch.Tensor):
-        raise TypeError("SplatExplorer: target must be a torch.Tensor, "
-                        f"got {type(target).__name__}")
+        raise TypeError(
+            f"SplatExplorer: target must be a torch.Tensor, got {type(target).__name__}"
+        )
     if target.dim() == 2:
         target = target[..., None]
     if target.dim() != 3 or target.shape[2] not in (1, 3):
-        raise ValueError("SplatExplorer: target must be [H, W] grey or [H, W, 3] colour, "
-                         f"got shape {tuple(target.shape)}")
+        raise ValueError(
+            "SplatExplorer: target must be [H, W] grey or [H, W, 3] colour, "
+            f"got shape {tuple(target.shape)}"
+        )
     return target.detach().float().expand(-1, -1, 3).clone()
 
 
@@ -188,11 +201,19 @@ class SplatExplorer(NotebookWidget):
         with torch.no_grad(), one_torch_thread():
             if self.mode == "sum":
                 weights = p["colours"] * p["opacities"][:, None]
-                image = render_anisotropic(p["means"], p["log_scales"], p["angles"], weights,
-                                           self.grid)
+                image = render_anisotropic(
+                    p["means"], p["log_scales"], p["angles"], weights, self.grid
+                )
             else:
-                image, _ = composite_2d(p["means"], p["log_scales"], p["angles"], p["colours"],
-                                        p["opacities"], p["depths"], self.grid)
+                image, _ = composite_2d(
+                    p["means"],
+                    p["log_scales"],
+                    p["angles"],
+                    p["colours"],
+                    p["opacities"],
+                    p["depths"],
+                    self.grid,
+                )
         return image.clamp(0.0, 1.0)
 
     def refresh(self) -> None:
@@ -238,8 +259,9 @@ class SplatExplorer(NotebookWidget):
         """Remove a Gaussian (the active one by default); at least one always stays."""
         index = self.active if index is None else index
         if not 0 <= index < len(self.splats):
-            raise IndexError(f"SplatExplorer.remove: no Gaussian {index} "
-                             f"(there are {len(self.splats)})")
+            raise IndexError(
+                f"SplatExplorer.remove: no Gaussian {index} (there are {len(self.splats)})"
+            )
         if len(self.splats) == 1:
             raise ValueError("SplatExplorer.remove: the last Gaussian cannot be removed")
         del self.splats[index]
@@ -253,16 +275,25 @@ class SplatExplorer(NotebookWidget):
         style = {"description_width": "70px"}
         self.selector = widgets.Dropdown(description="Gaussian", style=style)
         self.sliders: dict[str, widgets.FloatSlider] = {
-            name: widgets.FloatSlider(min=lo, max=hi, step=step, description=label,
-                                      readout_format=".2f" if step < 1 else ".0f", style=style)
+            name: widgets.FloatSlider(
+                min=lo,
+                max=hi,
+                step=step,
+                description=label,
+                readout_format=".2f" if step < 1 else ".0f",
+                style=style,
+            )
             for name, (lo, hi, step, label) in SLIDERS.items()
         }
         self.colour_picker = widgets.ColorPicker(description="colour", concise=False, style=style)
         self.add_button = widgets.Button(description="add Gaussian", icon="plus")
         self.remove_button = widgets.Button(description="remove it", icon="trash")
-        self.mode_toggle = widgets.ToggleButtons(options=list(MODES.items()), value="sum",
-                                                 description="combine by",
-                                                 style={**style, "button_width": "auto"})
+        self.mode_toggle = widgets.ToggleButtons(
+            options=list(MODES.items()),
+            value="sum",
+            description="combine by",
+            style={**style, "button_width": "auto"},
+        )
         self.outline_toggle = widgets.Checkbox(value=True, description="outline active")
         self.render_view = widgets.Image(format="png")
         self.target_view = widgets.Image(format="png")
@@ -270,10 +301,12 @@ class SplatExplorer(NotebookWidget):
 
         self.selector.observe(self._on_select, names="value")
         for name, slider in self.sliders.items():
-            slider.observe(lambda change, name=name: self._on_field(name, change["new"]),
-                           names="value")
-        self.colour_picker.observe(lambda change: self._on_field("colour", change["new"]),
-                                   names="value")
+            slider.observe(
+                lambda change, name=name: self._on_field(name, change["new"]), names="value"
+            )
+        self.colour_picker.observe(
+            lambda change: self._on_field("colour", change["new"]), names="value"
+        )
         self.add_button.on_click(lambda _button: self.add())
         self.remove_button.on_click(lambda _button: self.remove())
         self.mode_toggle.observe(self._on_mode, names="value")
@@ -285,14 +318,17 @@ class SplatExplorer(NotebookWidget):
             views.append(titled("Target", self.target_view))
         hint = widgets.HTML(
             "<small><i>sum</i>: overlaps add up and depth is ignored. "
-            "<i>compositing</i>: the nearest (smallest depth) covers what is behind it.</small>")
-        controls = widgets.VBox([
-            self.selector,
-            widgets.HBox([self.add_button, self.remove_button]),
-            *self.sliders.values(),
-            self.colour_picker,
-            self.outline_toggle,
-        ])
+            "<i>compositing</i>: the nearest (smallest depth) covers what is behind it.</small>"
+        )
+        controls = widgets.VBox(
+            [
+                self.selector,
+                widgets.HBox([self.add_button, self.remove_button]),
+                *self.sliders.values(),
+                self.colour_picker,
+                self.outline_toggle,
+            ]
+        )
         left = widgets.VBox([widgets.HBox(views), self.mse_label, self.mode_toggle, hint])
         self.widget = widgets.HBox([left, controls])
 
@@ -354,12 +390,16 @@ class FitScrubber(NotebookWidget):
         if not isinstance(result, FitResult):
             raise TypeError(f"FitScrubber: result must be a FitResult, got {type(result).__name__}")
         if not result.snapshots:
-            raise ValueError("FitScrubber: the fit has no snapshots; run fit_splats with "
-                             "record_every > 0 (e.g. record_every=10)")
+            raise ValueError(
+                "FitScrubber: the fit has no snapshots; run fit_splats with "
+                "record_every > 0 (e.g. record_every=10)"
+            )
         shape = tuple(result.snapshots[0][1].shape)
         if tuple(target.shape) != shape:
-            raise ValueError(f"FitScrubber: target shape {tuple(target.shape)} does not match "
-                             f"the fit's renders {shape}")
+            raise ValueError(
+                f"FitScrubber: target shape {tuple(target.shape)} does not match "
+                f"the fit's renders {shape}"
+            )
         self.result = result
         self.target = target.detach().float()
         self.steps = [step for step, _ in result.snapshots]
@@ -369,14 +409,15 @@ class FitScrubber(NotebookWidget):
         # the last three quarters of the fit (the first renders are so far off that their
         # error would squash everything after into black; they saturate instead), and a
         # square-root scale so small late errors stay visible
-        self.error_max = max(float(errors[len(errors) // 4:].max()), 1e-12)
+        self.error_max = max(float(errors[len(errors) // 4 :].max()), 1e-12)
         self.error_norm = PowerNorm(0.5, 0.0, self.error_max)
         self.cmap = matplotlib.colormaps["magma"]
         self._loss_base, self._marker_pixels, self._axes_rows = self._draw_loss_curve()
 
         n = len(self.steps)
-        self.slider = widgets.IntSlider(value=0, min=0, max=n - 1, description="snapshot",
-                                        continuous_update=True)
+        self.slider = widgets.IntSlider(
+            value=0, min=0, max=n - 1, description="snapshot", continuous_update=True
+        )
         self.play = widgets.Play(value=0, min=0, max=n - 1, interval=300, description="play")
         self._link = widgets.link((self.play, "value"), (self.slider, "value"))
         self.render_view = widgets.Image(format="png")
@@ -387,18 +428,22 @@ class FitScrubber(NotebookWidget):
         self.info_label = widgets.HTML()
         self.slider.observe(lambda change: self._refresh(change["new"]), names="value")
 
-        panels = widgets.HBox([
-            titled("Fit at this step", self.render_view),
-            titled("Target", self.target_view),
-            titled("Squared error per pixel", self.error_view, self.colourbar_view),
-        ])
-        self.widget = widgets.VBox([widgets.HBox([self.play, self.slider, self.info_label]),
-                                    panels, self.loss_view])
+        panels = widgets.HBox(
+            [
+                titled("Fit at this step", self.render_view),
+                titled("Target", self.target_view),
+                titled("Squared error per pixel", self.error_view, self.colourbar_view),
+            ]
+        )
+        self.widget = widgets.VBox(
+            [widgets.HBox([self.play, self.slider, self.info_label]), panels, self.loss_view]
+        )
         self._refresh(0)
 
     @classmethod
-    def from_fit(cls, target: Tensor, n_gaussians: int, record_every: int = 10,
-                 **fit_kwargs: Any) -> FitScrubber:
+    def from_fit(
+        cls, target: Tensor, n_gaussians: int, record_every: int = 10, **fit_kwargs: Any
+    ) -> FitScrubber:
         """Run `fit_splats` with snapshots and return a scrubber over it."""
         from splatcourse.toy2d import fit_splats
 
@@ -409,8 +454,9 @@ class FitScrubber(NotebookWidget):
         err = (image.detach().float() - self.target) ** 2
         return err.mean(-1) if err.dim() == 3 else err
 
-    def _draw_loss_curve(self) -> tuple[PILImage.Image, list[tuple[float, float]],
-                                        tuple[float, float]]:
+    def _draw_loss_curve(
+        self,
+    ) -> tuple[PILImage.Image, list[tuple[float, float]], tuple[float, float]]:
         """Draw the curve once; each step only paints its marker on a copy (fast scrubbing)."""
         losses = self.result.losses
         fig = Figure(figsize=(7.0, 2.6), dpi=100)
@@ -445,8 +491,10 @@ class FitScrubber(NotebookWidget):
         """Show snapshot `index` (0 = the start, -1 = the end), moving the slider too."""
         n = len(self.steps)
         if not -n <= index < n:
-            raise IndexError(f"FitScrubber.show: snapshot {index} out of range, "
-                             f"the fit has {n} snapshots (0..{n - 1})")
+            raise IndexError(
+                f"FitScrubber.show: snapshot {index} out of range, "
+                f"the fit has {n} snapshots (0..{n - 1})"
+            )
         index %= n
         if self.slider.value == index:
             self._refresh(index)
@@ -473,5 +521,6 @@ class FitScrubber(NotebookWidget):
         draw.line([(x, top), (x, bottom)], fill=(220, 40, 40), width=1)
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(220, 40, 40), outline=(0, 0, 0))
         self.loss_view.value = image_to_png(curve)
-        self.info_label.value = (f"step <b>{self.step}</b> of {self.steps[-1]} · "
-                                 f"MSE <b>{loss:.6f}</b>")
+        self.info_label.value = (
+            f"step <b>{self.step}</b> of {self.steps[-1]} · MSE <b>{loss:.6f}</b>"
+        )

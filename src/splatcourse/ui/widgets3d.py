@@ -70,9 +70,14 @@ def _ellipse_points(centre: Tensor, cov: Tensor, k: float, n: int = 64) -> list[
 
 
 def _matrix_html(name: str, m: Tensor, fmt: str = "{:.3g}") -> str:
-    rows = "".join("<tr>" + "".join(f"<td style='padding:0 6px;text-align:right'>"
-                                    f"{fmt.format(float(v))}</td>" for v in row) + "</tr>"
-                   for row in m)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='padding:0 6px;text-align:right'>{fmt.format(float(v))}</td>" for v in row
+        )
+        + "</tr>"
+        for row in m
+    )
     return f"<div style='margin-right:14px'>{name}<table>{rows}</table></div>"
 
 
@@ -111,8 +116,10 @@ class GaussianExplorer3D(NotebookWidget):
 
     def __init__(self, width: int = 192, height: int = 144, fov_x: float = 50.0):
         if not isinstance(width, int) or not isinstance(height, int) or min(width, height) < 8:
-            raise ValueError(f"GaussianExplorer3D: width and height must be whole numbers "
-                             f">= 8, got {width!r} x {height!r}")
+            raise ValueError(
+                f"GaussianExplorer3D: width and height must be whole numbers "
+                f">= 8, got {width!r} x {height!r}"
+            )
         if not 1.0 <= fov_x <= 170.0:
             raise ValueError(f"GaussianExplorer3D: fov_x must be in [1, 170] degrees, got {fov_x}")
         self.width, self.height, self.fov_x = width, height, fov_x
@@ -132,21 +139,38 @@ class GaussianExplorer3D(NotebookWidget):
         v = self.values
         self.quat = quat_from_euler(v["yaw"], v["pitch"], v["roll"])
         self.scales = torch.tensor([v["scale_x"], v["scale_y"], v["scale_z"]])
-        self.camera: Camera = orbit_camera(v["azimuth"], v["elevation"], v["distance"],
-                                           self.width, self.height, self.fov_x)
+        self.camera: Camera = orbit_camera(
+            v["azimuth"], v["elevation"], v["distance"], self.width, self.height, self.fov_x
+        )
         self.cov3d = covariance_from_quat_scale(self.quat, self.scales)
         self.projection: Projection = project_gaussians(
-            torch.zeros(1, 3), self.cov3d[None], self.camera.viewmat, self.camera.K,
-            self.width, self.height, eps2d=self.eps2d, opacities=torch.tensor([v["opacity"]]))
+            torch.zeros(1, 3),
+            self.cov3d[None],
+            self.camera.viewmat,
+            self.camera.K,
+            self.width,
+            self.height,
+            eps2d=self.eps2d,
+            opacities=torch.tensor([v["opacity"]]),
+        )
         self.cov2d = self.projection.covars2d[0, 0]
 
     def render(self) -> tuple[Tensor, Tensor]:
         """(image [H, W, 3], alpha [H, W]): the Gaussian over a black background."""
         colour = rgb_to_sh(torch.tensor([[_GAUSSIAN_RGB]]))  # [1, 1, 3]: band 0 only
         renders, alphas, _ = rasterization(
-            torch.zeros(1, 3), self.quat[None], self.scales[None],
-            torch.tensor([self.values["opacity"]]), colour, self.camera.viewmat[None],
-            self.camera.K[None], self.width, self.height, sh_degree=0, eps2d=self.eps2d)
+            torch.zeros(1, 3),
+            self.quat[None],
+            self.scales[None],
+            torch.tensor([self.values["opacity"]]),
+            colour,
+            self.camera.viewmat[None],
+            self.camera.K[None],
+            self.width,
+            self.height,
+            sh_degree=0,
+            eps2d=self.eps2d,
+        )
         return renders[0], alphas[0, ..., 0]
 
     def refresh(self) -> None:
@@ -170,8 +194,9 @@ class GaussianExplorer3D(NotebookWidget):
         draw = ImageDraw.Draw(pil)
         rx, ry = (int(r) for r in self.projection.radii[0, 0])
         cx, cy = float(centre[0]) * z, float(centre[1]) * z
-        draw.rectangle([cx - rx * z, cy - ry * z, cx + rx * z, cy + ry * z],
-                       outline=(110, 110, 110), width=1)
+        draw.rectangle(
+            [cx - rx * z, cy - ry * z, cx + rx * z, cy + ry * z], outline=(110, 110, 110), width=1
+        )
         pts = [(x * z, y * z) for x, y in _ellipse_points(centre, self.cov2d, 3.0)]
         draw.line(pts, fill=(0, 0, 0), width=3)
         draw.line(pts, fill=(80, 220, 255), width=1)
@@ -189,8 +214,10 @@ class GaussianExplorer3D(NotebookWidget):
         draw.line([px(-extent, 0), px(extent, 0)], fill=(200, 200, 200))
         draw.line([px(0, -extent), px(0, extent)], fill=(200, 200, 200))
         cov_xy = self.cov3d[:2, :2] * torch.tensor([[1.0, -1.0], [-1.0, 1.0]])  # flip y
-        pts = [(size / 2 + x * scale, size / 2 + y * scale)
-               for x, y in _ellipse_points(torch.zeros(2), cov_xy, 2.0)]
+        pts = [
+            (size / 2 + x * scale, size / 2 + y * scale)
+            for x, y in _ellipse_points(torch.zeros(2), cov_xy, 2.0)
+        ]
         draw.polygon(pts, fill=tuple(int(255 * c) for c in _GAUSSIAN_RGB), outline=(0, 0, 0))
         cam = self.camera.position
         cx, cy = px(float(cam[0]), float(cam[1]))
@@ -199,8 +226,9 @@ class GaussianExplorer3D(NotebookWidget):
         reach = 0.35 * size
         for side in (-1, 1):
             a = heading + side * half_fov
-            draw.line([(cx, cy), (cx + reach * math.cos(a), cy - reach * math.sin(a))],
-                      fill=(90, 90, 200))
+            draw.line(
+                [(cx, cy), (cx + reach * math.cos(a), cy - reach * math.sin(a))], fill=(90, 90, 200)
+            )
         draw.ellipse([cx - 5, cy - 5, cx + 5, cy + 5], fill=(40, 40, 160))
         draw.text((4, 2), "top view (x right, y up)", fill=(60, 60, 60))
         return pil
@@ -211,12 +239,15 @@ class GaussianExplorer3D(NotebookWidget):
             return "<b>culled</b>: the Gaussian is off-screen or behind the camera"
         evals = torch.linalg.eigvalsh(self.cov2d.double()).clamp_min(0).sqrt()
         rx, ry = (int(r) for r in proj.radii[0, 0])
-        mats = (_matrix_html("Σ (3D, world)", self.cov3d)
-                + _matrix_html("Σ' (2D, pixels²)", self.cov2d))
-        return (f"<div style='display:flex'>{mats}</div>"
-                f"depth {float(proj.depths[0, 0]):.2f} · footprint σ "
-                f"{float(evals[1]):.2f} × {float(evals[0]):.2f} px · screen box "
-                f"±{rx} × ±{ry} px · low-pass {self.eps2d} px²")
+        mats = _matrix_html("Σ (3D, world)", self.cov3d) + _matrix_html(
+            "Σ' (2D, pixels²)", self.cov2d
+        )
+        return (
+            f"<div style='display:flex'>{mats}</div>"
+            f"depth {float(proj.depths[0, 0]):.2f} · footprint σ "
+            f"{float(evals[1]):.2f} × {float(evals[0]):.2f} px · screen box "
+            f"±{rx} × ±{ry} px · low-pass {self.eps2d} px²"
+        )
 
     # -- controls ---------------------------------------------------------------------------
 
@@ -224,13 +255,19 @@ class GaussianExplorer3D(NotebookWidget):
         style = {"description_width": "100px"}
         self.sliders: dict[str, widgets.FloatSlider] = {}
         for name, (lo, hi, step, label, start) in EXPLORER_SLIDERS.items():
-            slider = widgets.FloatSlider(value=start, min=lo, max=hi, step=step,
-                                         description=label, style=style,
-                                         readout_format=".3f" if step < 0.01 else
-                                         (".2f" if step < 1 else ".0f"),
-                                         continuous_update=True)
-            slider.observe(lambda change, name=name: self._on_slider(name, change["new"]),
-                           names="value")
+            slider = widgets.FloatSlider(
+                value=start,
+                min=lo,
+                max=hi,
+                step=step,
+                description=label,
+                style=style,
+                readout_format=".3f" if step < 0.01 else (".2f" if step < 1 else ".0f"),
+                continuous_update=True,
+            )
+            slider.observe(
+                lambda change, name=name: self._on_slider(name, change["new"]), names="value"
+            )
             self.sliders[name] = slider
         self.dilation_toggle = widgets.Checkbox(value=True, description="0.3 px low-pass")
         self.outline_toggle = widgets.Checkbox(value=True, description="3σ outline + box")
@@ -239,14 +276,24 @@ class GaussianExplorer3D(NotebookWidget):
         self.render_view = widgets.Image(format="png")
         self.top_view = widgets.Image(format="png")
         self.info = widgets.HTML()
-        gaussian = [self.sliders[n] for n in ("yaw", "pitch", "roll", "scale_x", "scale_y",
-                                              "scale_z", "opacity")]
+        gaussian = [
+            self.sliders[n]
+            for n in ("yaw", "pitch", "roll", "scale_x", "scale_y", "scale_z", "opacity")
+        ]
         camera = [self.sliders[n] for n in ("azimuth", "elevation", "distance")]
-        controls = widgets.VBox([widgets.HTML("<b>Gaussian</b>"), *gaussian,
-                                 widgets.HTML("<b>Camera</b>"), *camera,
-                                 self.dilation_toggle, self.outline_toggle])
-        views = widgets.HBox([titled("Camera image", self.render_view),
-                              titled("Where the camera is", self.top_view)])
+        controls = widgets.VBox(
+            [
+                widgets.HTML("<b>Gaussian</b>"),
+                *gaussian,
+                widgets.HTML("<b>Camera</b>"),
+                *camera,
+                self.dilation_toggle,
+                self.outline_toggle,
+            ]
+        )
+        views = widgets.HBox(
+            [titled("Camera image", self.render_view), titled("Where the camera is", self.top_view)]
+        )
         self.widget = widgets.HBox([widgets.VBox([views, self.info]), controls])
 
     def _on_slider(self, name: str, value: float) -> None:
@@ -279,19 +326,32 @@ class SceneOrbiter(NotebookWidget):
     azimuth), `mode_toggle`, `degree_picker`; views `render_view`, `depth_view`, `label`.
     """
 
-    def __init__(self, scene: GaussianScene | None = None, width: int = 160, height: int = 120,
-                 azimuth: float = 20.0, elevation: float = 20.0, distance: float = 4.0):
+    def __init__(
+        self,
+        scene: GaussianScene | None = None,
+        width: int = 160,
+        height: int = 120,
+        azimuth: float = 20.0,
+        elevation: float = 20.0,
+        distance: float = 4.0,
+    ):
         scene = sh_cloud() if scene is None else scene
         if not isinstance(scene, GaussianScene):
-            raise TypeError(f"SceneOrbiter: scene must be a GaussianScene, "
-                            f"got {type(scene).__name__}")
+            raise TypeError(
+                f"SceneOrbiter: scene must be a GaussianScene, got {type(scene).__name__}"
+            )
         if not isinstance(width, int) or not isinstance(height, int) or min(width, height) < 8:
-            raise ValueError(f"SceneOrbiter: width and height must be whole numbers >= 8, "
-                             f"got {width!r} x {height!r}")
+            raise ValueError(
+                f"SceneOrbiter: width and height must be whole numbers >= 8, "
+                f"got {width!r} x {height!r}"
+            )
         self.scene, self.width, self.height = scene, width, height
         self.zoom = whole_zoom(width, DISPLAY_PIXELS)
-        self.azimuth, self.elevation, self.distance = float(azimuth), float(elevation), \
-            float(distance)
+        self.azimuth, self.elevation, self.distance = (
+            float(azimuth),
+            float(elevation),
+            float(distance),
+        )
         self.mode: compositing.Mode = "composite"
         self.sh_degree = SH_DEGREE
         self.render_count = 0
@@ -301,8 +361,9 @@ class SceneOrbiter(NotebookWidget):
 
     def render(self) -> tuple[Tensor, Tensor, dict]:
         """(image [H, W, 3], expected depth [H, W], info) for the current camera and mode."""
-        self.camera = orbit_camera(self.azimuth, self.elevation, self.distance,
-                                   self.width, self.height)
+        self.camera = orbit_camera(
+            self.azimuth, self.elevation, self.distance, self.width, self.height
+        )
         out, alpha, info = self.scene.render(self.camera, self.sh_degree, render_mode="RGB+ED")
         depth = torch.where(alpha > 0.05, out[..., 3], torch.zeros_like(alpha))
         if self.mode == "composite":
@@ -319,9 +380,11 @@ class SceneOrbiter(NotebookWidget):
         side_zoom = max(1, self.zoom // 2)  # the depth is a smaller side view
         self.depth_view.value = image_to_png(self._depth_picture(), side_zoom)
         visible = int((self.info["radii"][0] > 0).all(-1).sum())
-        self.label.value = (f"{len(self.scene)} Gaussians, {visible} in view · "
-                            f"{self.info['n_pairs']:,} Gaussian-pixel pairs composited · "
-                            f"{self.milliseconds:.0f} ms")
+        self.label.value = (
+            f"{len(self.scene)} Gaussians, {visible} in view · "
+            f"{self.info['n_pairs']:,} Gaussian-pixel pairs composited · "
+            f"{self.milliseconds:.0f} ms"
+        )
         self.render_count += 1
 
     def _depth_picture(self) -> np.ndarray:
@@ -339,36 +402,51 @@ class SceneOrbiter(NotebookWidget):
 
     def _build_controls(self) -> None:
         style = {"description_width": "90px"}
-        specs = {"azimuth": (-180.0, 180.0, 1.0, "azimuth °"),
-                 "elevation": (-85.0, 85.0, 1.0, "elevation °"),
-                 "distance": (1.5, 10.0, 0.1, "distance")}
+        specs = {
+            "azimuth": (-180.0, 180.0, 1.0, "azimuth °"),
+            "elevation": (-85.0, 85.0, 1.0, "elevation °"),
+            "distance": (1.5, 10.0, 0.1, "distance"),
+        }
         self.sliders: dict[str, widgets.FloatSlider] = {}
         for name, (lo, hi, step, label) in specs.items():
-            slider = widgets.FloatSlider(value=getattr(self, name), min=lo, max=hi, step=step,
-                                         description=label, style=style)
-            slider.observe(lambda change, name=name: self._on_camera(name, change["new"]),
-                           names="value")
+            slider = widgets.FloatSlider(
+                value=getattr(self, name), min=lo, max=hi, step=step, description=label, style=style
+            )
+            slider.observe(
+                lambda change, name=name: self._on_camera(name, change["new"]), names="value"
+            )
             self.sliders[name] = slider
-        self.play = widgets.Play(value=int(self.azimuth), min=-180, max=180, step=10,
-                                 interval=300, description="spin")
-        self.play.observe(lambda change: setattr(self.sliders["azimuth"], "value",
-                                                 float(change["new"])), names="value")
-        self.mode_toggle = widgets.ToggleButtons(options=list(ORBIT_MODES.items()),
-                                                 value="composite", description="combine",
-                                                 style={**style, "button_width": "auto"})
+        self.play = widgets.Play(
+            value=int(self.azimuth), min=-180, max=180, step=10, interval=300, description="spin"
+        )
+        self.play.observe(
+            lambda change: setattr(self.sliders["azimuth"], "value", float(change["new"])),
+            names="value",
+        )
+        self.mode_toggle = widgets.ToggleButtons(
+            options=list(ORBIT_MODES.items()),
+            value="composite",
+            description="combine",
+            style={**style, "button_width": "auto"},
+        )
         self.mode_toggle.observe(self._on_mode, names="value")
-        self.degree_picker = widgets.Dropdown(options=[0, 1, 2, 3], value=self.sh_degree,
-                                              description="SH degree", style=style)
+        self.degree_picker = widgets.Dropdown(
+            options=[0, 1, 2, 3], value=self.sh_degree, description="SH degree", style=style
+        )
         self.degree_picker.observe(self._on_degree, names="value")
         self.render_view = widgets.Image(format="png")
         self.depth_view = widgets.Image(format="png")
         self.label = widgets.HTML()
-        controls = widgets.VBox([*self.sliders.values(), widgets.HBox([self.play]),
-                                 self.degree_picker])
-        views = widgets.HBox([titled("Render", self.render_view),
-                              titled("Expected depth (near = dark)", self.depth_view)])
-        self.widget = widgets.VBox([widgets.HBox([views, controls]), self.mode_toggle,
-                                    self.label])
+        controls = widgets.VBox(
+            [*self.sliders.values(), widgets.HBox([self.play]), self.degree_picker]
+        )
+        views = widgets.HBox(
+            [
+                titled("Render", self.render_view),
+                titled("Expected depth (near = dark)", self.depth_view),
+            ]
+        )
+        self.widget = widgets.VBox([widgets.HBox([views, controls]), self.mode_toggle, self.label])
 
     def _on_camera(self, name: str, value: float) -> None:
         setattr(self, name, float(value))
