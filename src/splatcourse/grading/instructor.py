@@ -583,9 +583,9 @@ def grade_table(course: Course | None = None) -> list[dict[str, object]]:
                         "student": student.id,
                         "assignment": assignment.name,
                         "score": round(sub.score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
-                        "max_score": round(sub.max_score, 3),
+                        "max_score": round(sub.max_score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
                     }
-                )  # pyright: ignore[reportCallIssue, reportArgumentType]
+                )
     return rows
 
 
