@@ -10,6 +10,8 @@ of frames the same way (mask names, photos of different sizes: see `capture.fram
 `splatcourse download NAME` fetches the original files of a capture listed in
 data/manifest.json from its source repository, verifies them by git blob SHA-1 and derives the
 course copy (`capture.derive`).
+
+Used by: lessons 5-7 and exercise 4 (through load_capture), the capture benches.
 """
 
 from typing import TYPE_CHECKING

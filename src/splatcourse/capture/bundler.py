@@ -4,6 +4,8 @@ Bundler cameras look down -z with y up (the OpenGL convention); the pose maps wo
 x_cam = R @ x_world + t. Flipping the y and z axes gives the OpenCV convention used here.
 Focal lengths are in pixels of the image the reconstruction was made from; the principal
 point is assumed to be the image centre.
+
+Used by: the PhotoScan loader (the axe's sparse points), so lesson 5 and exercise 4.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ Distortion parameters are ignored (a note says so when they are not zero).
 
 The usual layout is `ROOT/images/` + `ROOT/sparse/0/` (+ optional `ROOT/masks/`); `load_colmap`
 accepts ROOT or the model folder itself.
+
+Used by: load_folder, for students bringing their own capture; the format tests.
 """
 
 from __future__ import annotations

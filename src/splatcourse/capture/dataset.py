@@ -15,6 +15,8 @@ Conventions (the same as gsplat, so tensors can be passed straight to its raster
 Held-out split (as in the 3D Gaussian Splatting paper, Kerbl et al. 2023, following
 Mip-NeRF 360): views are ordered by image name and every 8th view, i.e. index % 8 == 0,
 is a test view; all others are training views. The rule is fixed so numbers are comparable.
+
+Used by: lessons 5-7 and exercise 4 (every capture is one), the trainer and the NeRF.
 """
 
 from __future__ import annotations

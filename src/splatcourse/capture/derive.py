@@ -17,6 +17,8 @@ copies. From a MicroPasts-style repository (`photos/`, `masks/`, `other/`) this 
 The record says what was made, from what; it never vouches for the source (the originals are
 verified by their git blob SHA-1 before anything is derived). A file whose record no longer
 matches (changed, missing, made from another original or with other parameters) is made again.
+
+Used by: `splatcourse download` (the course copy of the axe that lesson 5 and exercise 4 load).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ errors are retried with backoff, resuming the `.part` with an HTTP Range request
 interrupted run resumes the same way when run again. Missing (HTTP 404), truncated, corrupt
 and interrupted files are reported by path and kind at the end. A run with everything in
 place only re-verifies the originals and the record of the course copy.
+
+Used by: `splatcourse download` and `make download`, for lesson 5 and exercise 4's axe.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ and refusing them would only send the student off to resize photos by hand for n
 reason. The one thing refused is a photo whose *shape* differs from its calibration's (rotated
 or cropped after calibration: scaling cannot fix its K); the error names the file and both
 sizes.
+
+Used by: every capture format's loader, so lessons 5-7 and exercise 4.
 """
 
 from __future__ import annotations

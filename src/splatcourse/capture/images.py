@@ -3,6 +3,8 @@
 Resampling happens once, with Pillow (LANCZOS for photos, box averaging for masks), so that
 the soft coverage of the mask at the new resolution can blend the photo into the constant
 background without a jagged outline.
+
+Used by: the capture loaders (lessons 5-7, exercise 4).
 """
 
 from __future__ import annotations

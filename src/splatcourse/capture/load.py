@@ -10,6 +10,8 @@ synthetic object reported as a fit of the axe would be a wrong result, not a con
 an explicit `fallback=True` substitutes the synthetic capture, with a banner on stdout and a
 warning; under nbgrader (`NBGRADER_EXECUTION` set) even that is refused, so a grade is never
 computed on the wrong data.
+
+Used by: lessons 5-7 and exercise 4 (load_capture), the grader's fit in train.recipes.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ that hash, so a download can be checked against the very commit it claims to com
 list can be regenerated and reviewed with `git ls-tree -r -l COMMIT` in a clone of the source.
 Derived files (downsampled photos, PNG masks) are made locally and never verified against the
 manifest: Pillow decides their exact bytes.
+
+Used by: load_capture (course resolutions), `splatcourse download`, the manifest tests.
 """
 
 from __future__ import annotations

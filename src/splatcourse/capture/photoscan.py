@@ -15,6 +15,8 @@ a Bundler `.out` export with the sparse points. This module only parses those fi
 Lens distortion is ignored (pinhole cameras). For the socketed axe this was measured: at
 512x341 the PhotoScan radial terms move a pixel at most 2.2 px in the image corners but at most
 0.45 px (mean 0.08 px) anywhere inside the object masks, below what the splats can resolve.
+
+Used by: the axe (lesson 5, exercise 4): its cameras come from a PhotoScan export.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ same from every view (diffuse: view-independent, SH degree 0 can fit it). Camera
 object twice on a rising spiral, always looking at the origin. Each pixel averages 2x2 rays,
 which gives anti-aliased edges and a soft coverage used as the mask. Everything is
 deterministic; `seed` only drives the choice of surface sample points.
+
+Used by: lessons 5-7 and exercise 4's warm-up (load_capture("default")).
 """
 
 from __future__ import annotations

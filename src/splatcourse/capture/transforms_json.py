@@ -8,6 +8,8 @@ Masks come from nerfstudio's `mask_path`, else from a `masks/` folder beside the
 the alpha channel of RGBA images (see `splatcourse.capture.frames`); nerfstudio's
 `ply_file_path` provides initial points. Distortion coefficients are ignored (with a note).
 Frames are ordered by file path so the held-out split does not depend on the file's order.
+
+Used by: students bringing their own capture (nerfstudio / instant-ngp layouts).
 """
 
 from __future__ import annotations

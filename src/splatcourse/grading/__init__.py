@@ -10,4 +10,6 @@ the notebook UI imports this package (CI checks the rule with import-linter, see
 - `guard`: what the kernel restores before each test cell, and the source scan.
 - `nbgrader_ext`: the preprocessor that hides hidden tests in feedback.
 - `harness`: the end-to-end grading helpers the tests and benches share.
+
+Used by: instructors (splatcourse release, autograde, feedback, grades); no lesson.
 """

@@ -1,4 +1,4 @@
-"""What jupyter_client launches as "the kernel" in warm mode (see kernel_zygote).
+"""What jupyter_client launches as "the kernel" in warm mode (see zygote).
 
 Standard library only and run with ``python -I -S``, so it starts in milliseconds. It hands its
 stdin/stdout/stderr and the kernel request to the zygote, forwards the signals jupyter_client
@@ -6,6 +6,8 @@ sends (interrupt, terminate) to the forked kernel, and exits with the kernel's e
 this process is killed, the zygote sees the connection close and kills the kernel.
 
     python -I -S _zygote_stub.py ZYGOTE_SOCKET REQUEST_JSON
+
+Used by: the warm sandbox (grading/sandbox.py), for every exercise's grading.
 """
 
 import json

@@ -3,6 +3,8 @@
 A module of its own so that importing `sandbox` (the kernel manager, used by the workers and the
 zygote tests) does not import nbgrader's preprocessors; nbgrader imports this module by the name
 given in ``autograde/nbgrader_config.py`` when it builds its autograde pipeline.
+
+Used by: every exercise's autograding (named in autograde/nbgrader_config.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ and make every check pass. The grader snapshots those objects before any student
 puts them back before every test cell. This raises the bar; it is not a proof (code in the same
 process can always reach further), which is why submissions that touch these names are also
 flagged by a source scan (`tamper_notes`).
+
+Used by: every exercise's autograding (before each test cell) and the submission check.
 """
 
 from __future__ import annotations

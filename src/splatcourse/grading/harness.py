@@ -3,6 +3,8 @@
 A temporary copy of the course is released and graded exactly as an instructor would; scores are
 read back from the gradebook (nbgrader reports success even when a student's code crashes, so
 only the gradebook counts).
+
+Used by: tests/test_autograde_e2e.py, tests/test_hostile_submissions.py and the benches that time grading.
 """
 
 from __future__ import annotations

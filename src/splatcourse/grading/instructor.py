@@ -3,6 +3,8 @@
 They wrap nbgrader (configured by `autograde/nbgrader_config.py`) and run every nbgrader step in
 its own process, so a submission that crashes, hangs or floods output costs its own grade and
 nothing else: the loop goes on to the next student and reports the failure at the end.
+
+Used by: instructors, through the `splatcourse` command.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Feedback goes back to students, so it must not reveal the hidden tests. nbgrader's own
 `ClearHiddenTests` removes their source but leaves the outputs, and a failing hidden assert's
 traceback quotes the very line that failed. `RedactHiddenTests` removes both.
+
+Used by: every exercise's feedback pages (named in autograde/nbgrader_config.py).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ Every mode but ``none`` applies resource limits (address space, processes, file 
 files, no core dumps; ``prlimit``, or ``setrlimit`` in a warm kernel) and, when the grader runs
 as root, drops to an unprivileged uid so that the process limit bites and nothing owned by root
 can be written.
+
+Used by: every exercise's autograding.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Everything here reads files only (no student code runs). It decides which notebook is graded
 under which name, refuses what is not a notebook, and notes test cells the student edited or
 deleted (nbgrader restores them from the gradebook; the notes tell the student it happened).
+
+Used by: every exercise's autograding (before anything runs).
 """
 
 from __future__ import annotations

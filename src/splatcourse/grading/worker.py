@@ -7,6 +7,8 @@ code never runs here (only in the sandboxed kernel it starts), so reusing the pr
 the parent still kills it, and starts a fresh one, if a submission runs past its time limit.
 
 Run from the course's `autograde/` folder: `python -m splatcourse.grading.worker [nbgrader args]`.
+
+Used by: every exercise's autograding (one per pool slot).
 """
 
 from __future__ import annotations

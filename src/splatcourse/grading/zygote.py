@@ -22,6 +22,8 @@ the grader falls back to bubblewrap otherwise. The zygote itself never runs stud
 A kernel is started through ``_zygote_stub.py``, a tiny stdlib-only process that jupyter_client
 launches like any kernel: it asks the zygote for a kernel, forwards signals to it, and exits
 with it. Killing the stub kills the kernel.
+
+Used by: every exercise's autograding in warm mode.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 ``rasterization`` has the call signature and return values of ``gsplat.rasterization``; it
 runs gsplat's CUDA kernels when they are usable and an exact pure-PyTorch rasterizer
 otherwise (see ``backend.py``).
+
+Used by: lessons 3-4 and exercise 3 (its hidden tests compare with it), and everything that renders.
 """
 
 from .backend import BACKEND_ENV_VAR, gsplat_available, rasterization, resolve_backend

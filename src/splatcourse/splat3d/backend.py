@@ -8,6 +8,8 @@ arguments, the same ``(renders, alphas, info)`` and an ``info`` that gsplat's
 * the environment variable ``SPLATCOURSE_BACKEND``, else
 * ``"auto"``: gsplat when its CUDA kernels are usable and the tensors live on a GPU,
   the PyTorch rasterizer otherwise.
+
+Used by: lessons 4-7 and exercises 3-4 (every render), the trainer.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Obviously correct and obviously slow (work and memory grow as Gaussians x pixels
 compare the fast rasterizer against it and the benchmark measures the gap. Pixels are
 processed in chunks, recomputed in the backward pass when gradients are needed, only so that
 it fits in memory on bigger scenes; the arithmetic is the plain formula.
+
+Used by: the rasterizer's tests and bench (the reference it is checked against); lesson 4.
 """
 
 from __future__ import annotations

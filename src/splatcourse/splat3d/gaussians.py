@@ -4,6 +4,8 @@ A covariance must stay symmetric positive semi-definite while an optimiser pushe
 around. Writing it as ``R S S^T R^T`` (rotation ``R`` from a quaternion, diagonal scale ``S``)
 guarantees that for *any* quaternion and scales, which is why 3DGS stores these instead of
 the six covariance entries.
+
+Used by: lesson 3 and exercise 3 (quaternion, covariance).
 """
 
 from __future__ import annotations

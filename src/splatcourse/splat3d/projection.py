@@ -8,6 +8,8 @@ the projection by its first-order (affine) approximation at the Gaussian's centr
 Jacobian ``J``, so the 2D covariance is ``J W Sigma W^T J^T``. A 0.3 px isotropic blur is
 then added (``eps2d``): a low-pass filter that keeps sub-pixel Gaussians at least one pixel
 wide, as in 3DGS and gsplat.
+
+Used by: lessons 3-4 and exercise 3 (projection to 2D), every render.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ How it stays fast without a GPU:
 6. **Sums as a sparse product.** The compositing weights ``T_i alpha_i``, sorted by pixel, are
    a CSR matrix [pixels, Gaussians]; every pixel's colour and alpha is one product with
    ``[colours | 1]`` instead of per-pair gathers and segment sums.
+
+Used by: lesson 4 (how the rasterizer works) and every CPU render after it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Each Gaussian stores K = (degree+1)^2 coefficients per colour channel; the colou
 direction ``d`` is ``sum_k coeff_k * Y_k(d)``. Band 0 is a constant (the diffuse colour),
 higher bands add gloss that changes as the camera moves. The basis order and signs follow
 the 3DGS / gsplat convention so trained models are interchangeable.
+
+Used by: lesson 4 (view-dependent colour) and every render with SH colours.
 """
 
 from __future__ import annotations

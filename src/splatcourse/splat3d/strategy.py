@@ -12,6 +12,8 @@ One bug in gsplat 1.5.3: the periodic opacity reset is guarded by
 ``step % reset_every == (0 & step) > 0``, i.e. ``... and 0 > 0``: never true. The reset (which
 lets training get rid of floaters) silently never happens. ``ResettingDefaultStrategy`` adds
 it back with the intended condition.
+
+Used by: lesson 5 and exercise 4 (density control in every fit).
 """
 
 from __future__ import annotations
