@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,9 +143,6 @@ def grade_one_seconds(assignment: str, workers: int = 1) -> float:
     """Wall seconds to autograde one completed submission of `assignment` from a fresh
     temporary course copy (release excluded), as an instructor's machine would: the benches
     quote it as the cost of grading one submission."""
-    import tempfile
-    import time
-
     with tempfile.TemporaryDirectory() as tmp:
         course = copy_course(Path(tmp) / "course")
         instructor.release(course, [assignment])
