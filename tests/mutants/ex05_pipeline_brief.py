@@ -10,7 +10,7 @@ MUTANTS = [
         # the document built from it no longer names reconstruction either
         fails={"test_recommend_visible", "test_pipeline_hidden", "test_skill_doc"},
     ),
-    # a game mesh without a metallic map cannot be lit correctly by the engine
+    # a game mesh from a PBR generator loses its metallic map: the engine cannot light it right
     Mutant(
         "no-metallic",
         "recommend",
@@ -24,6 +24,14 @@ MUTANTS = [
         "recommend",
         'materials = ["spherical-harmonic colour", "opacity"]',
         'materials = ["albedo", "roughness", "metallic", "normal"]',
+        fails={"test_recommend_visible", "test_assets_hidden"},
+    ),
+    # a non-commercial model recommended to a commercial client without saying so
+    Mutant(
+        "licence-unchecked",
+        "recommend",
+        '"SV3D: Stability AI non-commercial licence"',
+        '"SV3D: Stability AI licence"',
         fails={"test_recommend_visible", "test_assets_hidden"},
     ),
     # unknown values slip through validation
