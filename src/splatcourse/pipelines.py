@@ -2,14 +2,17 @@
 
 A *brief* says what the client gives (``input``), what they want back (``output``) and what it
 is for (``use``). ``recommend_pipeline`` turns it into a plan: which family of pipeline, which
-base model, how much compute, what clean-up the geometry needs and which material channels
-must come out. ``grade_recommendation`` is the rubric the exercise is graded with: it checks
-the *decisions*, not the wording, so synonyms are accepted.
+base model, how much compute, what clean-up the geometry needs, which material channels must
+come out and what the licences allow a commercial client. ``grade_recommendation`` is the rubric
+the exercise is graded with: it checks the *decisions*, not the wording, so synonyms are accepted.
 
-The systems tables below are facts from the papers and product announcements, each with its
-source; typical times are the order of magnitude reported by the authors on their hardware.
+Every figure a student reads here carries its source beside it: the paper with the table or
+section it comes from, or the project's README / model card. Times are the ones the source
+reports, on the hardware it names; where a source gives none the row says "not published".
+The original NeRF's size and per-pixel work are computed from its published architecture, so
+lessons 6 and 7 print derived numbers rather than remembered ones.
 
-Used by: lesson 7 and exercise 5 (the recommender the hidden tests compare with).
+Used by: lessons 6 and 7 and exercise 5 (the recommender the hidden tests compare with).
 """
 
 from __future__ import annotations
@@ -873,7 +876,7 @@ MULTIVIEW_MODELS: list[dict[str, str]] = [
     },
     {
         "name": "Stable Virtual Camera",
-        "input": "1 to 32 images with their cameras",
+        "input": "1 or more images with their cameras (tested with 1 to 32)",
         "views": "any number of views along chosen cameras (non-commercial licence)",
         "source": "Zhou et al., Stable Virtual Camera, arXiv 2503.14489, 2025",
     },
