@@ -165,8 +165,8 @@ _LIC_INRIA = (
     "avoid Inria's reference 3DGS code and code derived from it: non-commercial research only"
 )
 _LIC_SV3D = (
-    "SV3D weights: Stability AI non-commercial community licence - a commercial client needs a "
-    "licence from Stability AI or another model (TRELLIS, MIT, decodes an image to Gaussians)"
+    "SV3D weights: Stability AI community licence - commercial use only below US$1M annual "
+    "revenue, above it an enterprise licence (or TRELLIS, MIT, which decodes an image to Gaussians)"
 )
 _LIC_SEVA = (
     "Stable Virtual Camera weights: Stability AI non-commercial licence - a commercial client "
@@ -208,8 +208,8 @@ _TABLE: dict[tuple[str, str], dict[str, Any]] = {
         "base_model": "TRELLIS.2, SF3D or Hunyuan3D 2.1 (image -> mesh with PBR materials)",
         "budget": "SF3D about 0.5 s; TRELLIS.2 about 3-60 s on one H100",
         "channels": ("albedo", "roughness", "metallic"),
-        "licence": "TRELLIS.2: MIT; SF3D: Stability AI community licence (commercial use below a "
-        "revenue threshold); Hunyuan3D 2.1: Tencent community licence, not valid in the EU, UK "
+        "licence": "TRELLIS.2: MIT; SF3D: Stability AI community licence (commercial use only "
+        "below US$1M annual revenue); Hunyuan3D 2.1: Tencent community licence, not valid in the EU, UK "
         "and South Korea",
         "source": "TRELLIS.2 README; Boss et al., SF3D, arXiv 2408.00653, 2024, abstract; "
         "Hunyuan3D 2.1 README (Tencent-Hunyuan/Hunyuan3D-2.1), 2025",
@@ -442,6 +442,7 @@ def _text_of(value: Any) -> str:
 
 
 _NON_COMMERCIAL = ("non-commercial", "noncommercial", "non commercial", "research only")
+_REVENUE_CAP = ("revenue", "community licen", "enterprise", *_NON_COMMERCIAL)
 _UNRELEASED = (
     "no public",
     "not public",
@@ -462,7 +463,11 @@ _LICENCE_WORDS = (
 ) + _UNRELEASED
 # ... and, where a named model comes with a catch, name the catch: (model names, words, catch).
 _LICENCE_CATCHES: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
-    (("sv3d", "stable video 3d"), _NON_COMMERCIAL, "SV3D's weights are non-commercial"),
+    (
+        ("sv3d", "stable video 3d"),
+        _REVENUE_CAP,
+        "SV3D's community licence allows commercial use only below US$1M annual revenue",
+    ),
     (
         ("stable virtual camera", "seva"),
         _NON_COMMERCIAL,
@@ -903,9 +908,15 @@ LICENCES: list[dict[str, str]] = [
     },
     {
         "name": "SV3D",
-        "licence": "Stability AI non-commercial community licence",
-        "commercial use": "no (without a licence from Stability AI)",
-        "source": "model card, stabilityai/sv3d",
+        "licence": "Stability AI community licence (released in 2024 under a non-commercial one)",
+        "commercial use": "only below US$1M annual revenue; above, an enterprise licence",
+        "source": "model card, stabilityai/sv3d (Hugging Face)",
+    },
+    {
+        "name": "SF3D",
+        "licence": "Stability AI community licence",
+        "commercial use": "only below US$1M annual revenue; above, an enterprise licence",
+        "source": "LICENSE.md of stabilityai/stable-fast-3d",
     },
     {
         "name": "Stable Virtual Camera",

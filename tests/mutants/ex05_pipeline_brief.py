@@ -26,11 +26,11 @@ MUTANTS = [
         'materials = ["albedo", "roughness", "metallic", "normal"]',
         fails={"test_recommend_visible", "test_assets_hidden"},
     ),
-    # a non-commercial model recommended to a commercial client without saying so
+    # a model whose licence limits commercial use, recommended without saying so
     Mutant(
         "licence-unchecked",
         "recommend",
-        '"SV3D: Stability AI non-commercial licence"',
+        '"SV3D: Stability AI community licence, commercial below US$1M revenue"',
         '"SV3D: Stability AI licence"',
         fails={"test_recommend_visible", "test_assets_hidden"},
     ),
