@@ -190,7 +190,7 @@ _TABLE: dict[tuple[str, str], dict[str, Any]] = {
         "base_model": "LGM: MVDream's 4 views, then a network that predicts the Gaussians",
         "budget": "about 5 s on one GPU",
         "channels": (),
-        "licence": "LGM code: MIT; MVDream weights: OpenRAIL-M (commercial use with use limits)",
+        "licence": "LGM code: MIT; MVDream weights: OpenRAIL (commercial use with use limits)",
         "source": "Tang et al., LGM, arXiv 2402.05054, 2024 (ECCV 2024), abstract",
     },
     ("text", "nerf"): {
@@ -199,7 +199,7 @@ _TABLE: dict[tuple[str, str], dict[str, Any]] = {
         "budget": "thousands of SDS steps (time per prompt not published for MVDream; "
         "DreamFusion: about 1.5 h on TPUv4)",
         "channels": (),
-        "licence": "MVDream weights: OpenRAIL-M (commercial use with use limits)",
+        "licence": "MVDream weights: OpenRAIL (commercial use with use limits)",
         "source": "Shi et al., MVDream, arXiv 2308.16512, 2023 (ICLR 2024); "
         "Poole et al., DreamFusion, arXiv 2209.14988, 2022",
     },
