@@ -13,7 +13,7 @@ PORT   ?= 8888
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 JOBS   ?= 2
 
-.PHONY: setup lab test test-fast lint bench release autograde feedback grades download
+.PHONY: setup lab start submit test test-fast lint bench release autograde feedback grades download
 
 setup: $(STAMP)
 
@@ -27,8 +27,20 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "set-up done: run 'make lab' to open the course"
 
+# JupyterLab at the course root with lesson 1 in front; `splatcourse lab` holds the arguments
+# (the browser test of a student's first hour starts JupyterLab through it too).
 lab: setup
-	$(BIN)/jupyter lab lessons/01_splats_in_2d.ipynb --port=$(PORT) $(ALLOW_ROOT)
+	$(BIN)/splatcourse lab --port=$(PORT) $(ALLOW_ROOT)
+
+# make start EXERCISE=ex01_toy_splats   (your copy in work/; an existing one is never overwritten)
+# make submit EXERCISE=ex01_toy_splats [STUDENT=jdoe]   (writes work/submissions/<student>_<exercise>.zip)
+EXERCISE ?= ex01_toy_splats
+STUDENT  ?=
+start: setup
+	$(BIN)/splatcourse start $(EXERCISE)
+
+submit: setup
+	$(BIN)/splatcourse submit $(EXERCISE) $(if $(STUDENT),--student $(STUDENT),)
 
 # Tests run two at a time, so each keeps to one torch thread (two would fight for the cores).
 # The browser tests share one JupyterLab and one Chromium, so they run in a single process.

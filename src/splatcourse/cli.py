@@ -1,11 +1,13 @@
 """`splatcourse` command line: one command for each thing an instructor or student does.
 
-Used by: instructors (release, autograde, feedback, grades) and everyone who downloads a capture.
+Used by: students (lab, start, submit), instructors (release, autograde, feedback, grades) and
+everyone who downloads a capture.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +64,34 @@ def _cmd_grades(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from . import student
+    from .paths import repo_root
+
+    root = repo_root()
+    command = student.lab_command(root, port=args.port, extra=args.jupyter_args)
+    os.chdir(root)  # nbgrader's Validate reads the course's nbgrader_config.py from the cwd
+    os.execv(command[0], command)  # JupyterLab takes over this process (and its Ctrl-C)
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from . import student
+
+    print(student.start(args.assignment).message())
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from . import student
+
+    archive = student.submit(args.assignment, student=args.student)
+    print(
+        f"wrote {archive}\nhand this file in; your instructor unzips it into their submissions "
+        "folder and runs `splatcourse autograde` on it"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
@@ -73,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
         "at the pinned commit, verify each by its git blob SHA-1 and derive the course "
         "copy: `splatcourse download socketed_axe_arreton` (see --help there)",
     )
+
+    p = sub.add_parser(
+        "lab",
+        help="open the course in JupyterLab, lesson 1 in front (what `make lab` runs); "
+        "other options go to JupyterLab",
+    )
+    p.add_argument("--port", type=int, default=None, help="JupyterLab's port (default 8888)")
+    p.set_defaults(func=_cmd_lab)
+
+    p = sub.add_parser(
+        "start", help="copy a released exercise into work/ to do it there (never overwrites)"
+    )
+    p.add_argument("assignment", help="e.g. ex01_toy_splats")
+    p.set_defaults(func=_cmd_start)
+
+    p = sub.add_parser(
+        "submit",
+        help="zip your work/<assignment>/ as <student>/<assignment>/<notebook>.ipynb for grading",
+    )
+    p.add_argument("assignment", help="e.g. ex01_toy_splats")
+    p.add_argument("--student", default=None, help="your student id (default: your login name)")
+    p.set_defaults(func=_cmd_submit)
 
     p = sub.add_parser("release", help="generate exercises/ from solutions/ (student versions)")
     p.add_argument("assignment", nargs="*", help="assignment names (default: all)")
@@ -130,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         from .capture.download import main as download_main
 
         return int(download_main(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":  # only `lab` hands unknown options on (to JupyterLab)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyter_args = extra
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError, RuntimeError) as err:

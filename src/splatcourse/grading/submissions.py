@@ -10,17 +10,16 @@ Used by: every exercise's autograding (before anything runs).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from ..student import STUDENT_ID  # the one rule for a student id, shared with `submit`
 from .guard import tamper_notes
 
 #: a notebook bigger than this is not a reasonable submission (outputs are cleared anyway)
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 
 
 @dataclass
