@@ -1,7 +1,9 @@
 """JupyterLab in a real browser, driven the way a student uses it, for the browser tests.
 
 `LabServer` runs JupyterLab on loopback with a token over a throw-away copy of the course's
-notebooks (so runs never touch the checkout); `launch_chromium` starts Debian's Chromium
+notebooks (so runs never touch the checkout); `CourseLab` does the same over a whole course copy
+but starts JupyterLab through `splatcourse lab`, exactly as `make lab` does, adding only what a
+test needs (loopback, a token, quiet settings); `launch_chromium` starts Debian's Chromium
 through Playwright; the small helpers open a notebook, run its cells, and find, move and
 photograph the widgets in it.
 
@@ -31,6 +33,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 from PIL import Image
+
+from splatcourse.paths import repo_root
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -94,6 +98,7 @@ class LabServer:
 
     source: Path
     folders: tuple[str, ...] = ("lessons", "exercises")
+    files: tuple[str, ...] = ()
     startup_timeout: float = 180.0
     root: Path = field(init=False)
     url: str = field(init=False)
@@ -109,6 +114,9 @@ class LabServer:
                 self.root / name,
                 ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
             )
+        for name in self.files:
+            (self.root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.source / name, self.root / name)
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,8 +139,10 @@ class LabServer:
             "c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n"
         )
 
-    def start(self) -> LabServer:
+    def _prepare_root(self) -> None:
         self._write_nbgrader_config()
+
+    def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         for var, sub in [
             ("JUPYTER_CONFIG_DIR", "config"),
@@ -147,23 +157,38 @@ class LabServer:
         env.setdefault("OMP_NUM_THREADS", "1")
         # the tests' Python and its venv come first, so the kernel's python is the same one
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-        command = [
-            sys.executable,
-            "-m",
-            "jupyterlab",
+        return env
+
+    def harness_options(self) -> list[str]:
+        """What only a test adds: loopback and a fixed port, a token, quiet settings and
+        throw-away workspaces (so no tabs from an earlier run come back)."""
+        options = [
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
             "--LabApp.expose_app_in_browser=True",
             f"--LabApp.user_settings_dir={self._write_settings()}",
             f"--LabApp.workspaces_dir={self._tmp / 'workspaces'}",
             "--LabServerApp.open_browser=False",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            command.append("--ServerApp.allow_root=True")  # CI containers run as root
+            options.append("--ServerApp.allow_root=True")  # CI containers run as root
+        return options
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            f"--ServerApp.port={self.port}",
+            f"--ServerApp.root_dir={self.root}",
+            *self.harness_options(),
+        ]
+
+    def start(self) -> LabServer:
+        self._prepare_root()
+        env, command = self.environment(), self.command()
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         # cwd = root: nbgrader's Validate reads an nbgrader_config.py from the server's cwd
         self._proc = subprocess.Popen(
@@ -188,6 +213,10 @@ class LabServer:
         raise RuntimeError(
             f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
         )
+
+    def home_url(self) -> str:
+        """The server's front page, which sends the browser on to its default URL."""
+        return f"{self.url}/?token={self.token}"
 
     def api(self, path: str) -> str:
         return f"{self.url}/api/{path}?token={self.token}"
@@ -224,6 +253,51 @@ class LabServer:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+@dataclass
+class CourseLab(LabServer):
+    """JupyterLab over a whole throw-away course (lessons, exercises, solutions and the
+    nbgrader config), started by `splatcourse lab` as `make lab` starts it; the kernels and
+    the `splatcourse` commands of the test see that copy as the course (SPLATCOURSE_ROOT)."""
+
+    folders: tuple[str, ...] = ("lessons", "exercises", "solutions")
+    files: tuple[str, ...] = ("nbgrader_config.py", "autograde/nbgrader_config.py", ".gitignore")
+
+    def _prepare_root(self) -> None:
+        """Nothing to add: Validate reads the course's own nbgrader_config.py."""
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "SPLATCOURSE_ROOT": str(self.root)}
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "splatcourse.cli",
+            "lab",
+            f"--port={self.port}",
+            *self.harness_options(),
+        ]
+
+    def splatcourse(self, *args: str, timeout: float = 900.0) -> str:
+        """Run a `splatcourse` command on this course (as a student's or instructor's terminal
+        in the course would); returns its output, fails with it on a non-zero exit."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "splatcourse.cli", *args],
+            cwd=self.root,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"`splatcourse {' '.join(args)}` exited {proc.returncode}:\n{output}"
+            )
+        return output
+
+
 def launch_chromium(playwright, executable: str):
     """A fresh headless Chromium (its own throw-away profile) with a laptop-sized window."""
     profile = tempfile.mkdtemp(prefix="splatcourse-chromium-")
@@ -242,6 +316,10 @@ def launch_chromium(playwright, executable: str):
 # ---------------------------------------------------------------------------------------------
 # Notebook helpers (page = a Playwright page showing JupyterLab)
 # ---------------------------------------------------------------------------------------------
+
+# the notebook in front: other open notebooks stay in the page, hidden by Lumino
+CURRENT_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
 
 _NOTEBOOK_READY = """(path) => {
   const app = window.jupyterapp;
@@ -275,6 +353,64 @@ _RUN_CELLS = """async ([first, last]) => {
 }"""
 
 
+VALIDATE_TIMEOUT_MS = 300_000  # the server runs the whole notebook; CI machines are slow
+
+
+def press_validate(page, shots, name: str) -> tuple[str, str]:
+    """Click Validate, wait for the result dialog, photograph it, close it.
+
+    Returns the dialog's text and the result class nbgrader gives it (validation-success,
+    validation-failed, validation-changed, ...)."""
+    button = page.locator(f"{CURRENT_NOTEBOOK} .jp-NotebookPanel-toolbar .validate-button")
+    assert button.count() == 1, (
+        "no Validate button on the notebook toolbar: is the nbgrader "
+        "JupyterLab extension enabled? (jupyter labextension list)"
+    )
+    button.click()
+    dialog = page.locator(".jp-Dialog").filter(has_text="Validation Results")
+    dialog.wait_for(state="visible", timeout=VALIDATE_TIMEOUT_MS)
+    message = dialog.locator("#validation-message")
+    dialog.locator(".jp-Dialog-content").screenshot(path=shots / f"{name}.png")
+    text = message.inner_text()
+    kind = next(
+        (c for c in (message.get_attribute("class") or "").split() if c.startswith("validation-")),
+        "",
+    )
+    dialog.locator("button", has_text="Ok").click()
+    dialog.wait_for(state="hidden")
+    return text, kind
+
+
+def answer_cells(assignment: str) -> dict[int, str]:
+    """Cell index in the student notebook -> the reference answer, markers removed."""
+    released = nbformat.read(repo_root() / "exercises" / assignment / f"{assignment}.ipynb", 4)
+    source = nbformat.read(repo_root() / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+    marker = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+    out = {}
+    for index, c in enumerate(released.cells):
+        gid = c.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            out[index] = marker.sub("", answers[gid])
+    assert out, f"{assignment}: no answer cells found"
+    return out
+
+
+def type_answers(page, answers: dict[int, str]) -> None:
+    """Replace each answer cell's text (cell index -> answer) with the mouse and keyboard."""
+    for index, answer in answers.items():
+        editor = cell(page, index).locator(".cm-content")
+        editor.scroll_into_view_if_needed()
+        editor.click()
+        page.keyboard.press("ControlOrMeta+a")
+        # inserted as one edit, as a paste would be: no auto-indent or bracket closing
+        page.keyboard.insert_text(answer)
+
+
 def find_cell(notebook: Path, text: str) -> int:
     """Index of the first code cell whose source contains `text`."""
     nb = nbformat.read(notebook, as_version=4)
@@ -289,6 +425,11 @@ def find_cell(notebook: Path, text: str) -> int:
 def open_notebook(page, lab: LabServer, path: str, timeout: float = 120.0) -> None:
     """Load JupyterLab on `path` and wait until its kernel is up and idle."""
     page.goto(lab.lab_url(path))
+    wait_for_notebook(page, path, timeout)
+
+
+def wait_for_notebook(page, path: str, timeout: float = 120.0) -> None:
+    """Wait until `path` is the notebook in front and its kernel is up and idle."""
     page.wait_for_function(_NOTEBOOK_READY, arg=path, timeout=timeout * 1000, polling=250)
 
 
@@ -300,7 +441,8 @@ def run_cells(page, first: int, last: int) -> None:
 
 
 def cell(page, index: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(index)
+    """Cell `index` of the notebook in front."""
+    return page.locator(f"{CURRENT_NOTEBOOK} .jp-Notebook .jp-Cell").nth(index)
 
 
 def widget_images(page, index: int):
