@@ -6,6 +6,7 @@ test here pulls a real course update (two real git repositories) over work in pr
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -220,3 +221,19 @@ def test_home_page_start_button_starts_the_exercise(course):
     row.children[0].click()
     assert "your work is kept" in starter.status[EXERCISE].value
     assert first_answer(course / "work" / EXERCISE / NOTEBOOK) == "mine"
+
+
+def test_readme_student_steps_are_the_browser_walk_through():
+    """The README's "Your first hour" list and the browser test walk the same steps, in the
+    same order, so the README cannot promise a path nobody tested."""
+    source = (ROOT / "tests" / "browser" / "test_browser_first_hour.py").read_text()
+    steps = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "STEPS"
+    )
+    steps_list = _readme().split("Your first hour", 1)[1].split("\n\n", 2)[1]
+    readme_steps = re.findall(r"^\d+\. \*\*(.+?)\*\*", steps_list, re.MULTILINE)
+    assert readme_steps == steps
+    for number, title in enumerate(steps, 1):
+        assert f"# {number}. {title}" in source, f"the walk-through has no step {number}. {title}"

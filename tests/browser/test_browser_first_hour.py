@@ -34,6 +34,16 @@ from splatcourse.paths import repo_root
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+#: the README's "Your first hour" steps, in order (tests/test_student.py checks they agree)
+STEPS = [
+    "`make lab`",
+    "Run lesson 1",
+    "Open the course home page",
+    "Start exercise 1",
+    "Open your copy",
+    "Press Validate",
+    "Hand it in",
+]
 EXERCISE = "ex01_toy_splats"
 STUDENT = "student1"
 WORK_COPY = f"work/{EXERCISE}/{EXERCISE}.ipynb"
@@ -69,12 +79,12 @@ def test_first_hour_lesson_1_to_a_graded_exercise(course_lab, browser, shots, tm
     def photograph(what: str) -> None:
         page.screenshot(path=shots / f"first-hour-{next(step):02d}-{what}.png")
 
-    # 1. `make lab`: the front page opens lesson 1
+    # 1. `make lab`: the front page opens lesson 1 (JupyterLab was started by `splatcourse lab`)
     page.goto(lab.home_url())
     wait_for_notebook(page, student.FIRST_LESSON)
     photograph("lesson-1-in-front")
 
-    # 2. run lesson 1 top to bottom
+    # 2. Run lesson 1, top to bottom
     last = len(nbformat.read(lab.root / student.FIRST_LESSON, as_version=4).cells) - 1
     started = time.perf_counter()
     run_cells(page, 0, last)
@@ -82,7 +92,7 @@ def test_first_hour_lesson_1_to_a_graded_exercise(course_lab, browser, shots, tm
     photograph("lesson-1-run")
     lab.shutdown_kernels()
 
-    # 3. the home page, from the file browser, which shows the whole course
+    # 3. Open the course home page from the file browser, which shows the whole course
     page.locator(".jp-BreadCrumbs-home").click()
     listing = page.locator(".jp-DirListing-content")
     for folder in ("lessons", "exercises"):
@@ -100,7 +110,7 @@ def test_first_hour_lesson_1_to_a_graded_exercise(course_lab, browser, shots, tm
     assert (lab.root / WORK_COPY).exists(), "Start did not copy the exercise into work/"
     photograph("exercise-1-started")
 
-    # 5. open the copy through the home page's link
+    # 5. Open your copy through the home page's link
     link = page.locator(".jp-RenderedMarkdown a", has_text=f"work/{EXERCISE}")
     link.scroll_into_view_if_needed()
     link.click()
@@ -108,17 +118,18 @@ def test_first_hour_lesson_1_to_a_graded_exercise(course_lab, browser, shots, tm
     lab.shutdown_kernels()  # the home page's kernel is done with
     photograph("exercise-1-work-copy")
 
-    # 6. type the answers and press Validate
+    # 6. Press Validate, after typing the answers
     type_answers(page, answer_cells(EXERCISE))
     photograph("exercise-1-answered")
     started = time.perf_counter()
     text, kind = press_validate(page, shots, f"first-hour-{next(step):02d}-validate")
     timings["validate_s"] = round(time.perf_counter() - started, 1)
     assert kind == "validation-success", f"expected success, got {kind!r}:\n{text}"
+    assert "passes all the tests" in text
     page.close()
     lab.shutdown_kernels()
 
-    # 7. hand in: the zip holds exactly <student>/<assignment>/<notebook>.ipynb
+    # 7. Hand it in: the zip holds exactly <student>/<assignment>/<notebook>.ipynb
     out = lab.splatcourse("submit", EXERCISE, "--student", STUDENT)
     archive = student.submissions_dir(lab.root) / f"{STUDENT}_{EXERCISE}.zip"
     assert str(archive) in out
@@ -132,7 +143,7 @@ def test_first_hour_lesson_1_to_a_graded_exercise(course_lab, browser, shots, tm
         "the submission does not hold what was typed: was the notebook saved?"
     )
 
-    # 8. the instructor grades it: full marks
+    # then the instructor grades it: full marks
     started = time.perf_counter()
     log = lab.splatcourse("release", EXERCISE)
     log += lab.splatcourse("autograde", str(inbox), "--assignment", EXERCISE)
