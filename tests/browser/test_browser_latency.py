@@ -6,7 +6,8 @@ small move to the moment the widget's new picture has loaded (`step`), then drag
 track at a hand's pace and measures how long after the mouse is released the last picture
 arrives (`after_release`: a widget that cannot keep up queues renders and goes on drawing
 long after the hand stopped). Targets on 2 cores: 2D explorer ≤ 50 ms, 3D widgets ≤ 150 ms.
-A widget slower than its target previews while dragged (`splatcourse.ui.throttle`): `step` is
+The `floor` case is a slider that only swaps a fixed picture of the same size: the round trip
+no widget can beat on this machine. A widget slower than its target previews while dragged (`splatcourse.ui.throttle`): `step` is
 then the preview's latency, and `after_release` includes the wait for the slider to rest.
 
 The figures go to `widget_latency.json` in the artifacts folder (one JSON line, as the benches
@@ -22,8 +23,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
+import nbformat
 import pytest
-from lab_driver import artifacts_dir, find_cell, slider, widget_images
+from lab_driver import artifacts_dir, cell, find_cell, slider, widget_images
 
 from splatcourse.ui.throttle import SETTLE_SECONDS
 
@@ -40,17 +42,47 @@ LAG_REDRAWS = 3
 
 @dataclass(frozen=True)
 class Case:
+    """path: notebook under the server's root; cell: text of the widget's code cell;
+    target_ms: None for the floor, which has no target."""
+
     name: str
-    lesson: str
+    path: str
     cell: str
     slider: str
-    target_ms: float
+    target_ms: float | None
 
+
+# The floor: a slider that only swaps in a fixed picture of the lesson widgets' display size
+# (384 x 288). What it measures is the comm round trip and the browser's decoding alone, the
+# part of every widget's figure that no widget code can shorten.
+FLOOR_NOTEBOOK = "latency_floor.ipynb"
+FLOOR_CELL = """import ipywidgets as widgets
+import numpy as np
+from splatcourse.ui.display import image_to_png
+
+floor_view = widgets.Image(format="png")
+floor = widgets.FloatSlider(description="floor", min=0.0, max=1.0, step=0.01)
+floor.observe(lambda change: setattr(floor_view, "value", image_to_png(np.full((288, 384, 3), change["new"], dtype=np.float32))), names="value")
+floor_view.value = image_to_png(np.zeros((288, 384, 3), dtype=np.float32))
+widgets.VBox([floor_view, floor])"""
 
 CASES = [
-    Case("2D explorer", "01_splats_in_2d.ipynb", "SplatExplorer(", "x", 50.0),
-    Case("3D Gaussian explorer", "03_one_gaussian_3d.ipynb", "GaussianExplorer3D(", "yaw °", 150.0),
-    Case("scene orbiter", "04_rendering_a_cloud.ipynb", "SceneOrbiter(ring)", "azimuth °", 150.0),
+    Case("floor", FLOOR_NOTEBOOK, "floor_view", "floor", None),
+    Case("2D explorer", "lessons/01_splats_in_2d.ipynb", "SplatExplorer(", "x", 50.0),
+    Case(
+        "3D Gaussian explorer",
+        "lessons/03_one_gaussian_3d.ipynb",
+        "GaussianExplorer3D(",
+        "yaw °",
+        150.0,
+    ),
+    Case(
+        "scene orbiter",
+        "lessons/04_rendering_a_cloud.ipynb",
+        "SceneOrbiter(ring)",
+        "azimuth °",
+        150.0,
+    ),
 ]
 RESULTS: dict[str, dict] = {}
 
@@ -128,14 +160,17 @@ def measure(page, index: int, label: str) -> dict:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.replace(" ", "-"))
 def test_widget_follows_its_slider(case: Case, lab, notebooks, shots):
-    path = f"lessons/{case.lesson}"
-    index = find_cell(lab.root / path, case.cell)
-    page = notebooks.run_to(path, index)
+    if case.path == FLOOR_NOTEBOOK:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FLOOR_CELL)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(nb, lab.root / FLOOR_NOTEBOOK)
+    index = find_cell(lab.root / case.path, case.cell)
+    page = notebooks.run_to(case.path, index)
     picture = widget_images(page, index).first
     picture.evaluate(_WATCH)
     figures = measure(page, index, case.slider)
     RESULTS[case.name] = {**figures, "target_ms": case.target_ms}
-    page.locator(".jp-Cell").nth(index).screenshot(path=shots / f"latency-{case.name}.png")
+    cell(page, index).screenshot(path=shots / f"latency-{case.name.replace(' ', '-')}.png")
     allowed = LAG_REDRAWS * figures["step_ms_max"] + 1e3 * SETTLE_SECONDS
     assert figures["after_release_ms"] <= allowed, (
         f"{case.name}: the last picture came {figures['after_release_ms']:.0f} ms after the "
