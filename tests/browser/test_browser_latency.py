@@ -4,11 +4,11 @@ The course promises live exploration: the picture should follow the slider. For 
 test holds a slider's handle with the mouse and measures, in the page's own clock, from each
 small move to the moment the widget's new picture has loaded (`step`), then drags across the
 track at a hand's pace and measures how long after the mouse is released the last picture
-arrives (`after_release`: a widget that cannot keep up queues renders and goes on drawing
-long after the hand stopped). Targets on 2 cores: 2D explorer ≤ 50 ms, 3D widgets ≤ 150 ms.
-The `floor` case is a slider that only swaps a fixed picture of the same size: the round trip
-no widget can beat on this machine. A widget slower than its target previews while dragged (`splatcourse.ui.throttle`): `step` is
-then the preview's latency, and `after_release` includes the wait for the slider to rest.
+arrives (`after_release`). ipywidgets sends a dragged slider's next value only once the kernel
+has finished with the last one, so a slow widget skips positions instead of queueing them;
+`after_release` checks that no widget defeats that and goes on drawing after the hand stopped.
+Targets on 2 cores: 2D explorer ≤ 50 ms, 3D widgets ≤ 150 ms. The `floor` case is a slider that
+only swaps a fixed picture of the same size: the round trip no widget can beat on the machine.
 
 The figures go to `widget_latency.json` in the artifacts folder (one JSON line, as the benches
 write) and to stdout. Reproduce:
@@ -27,8 +27,6 @@ import nbformat
 import pytest
 from lab_driver import artifacts_dir, cell, find_cell, slider, widget_images
 
-from splatcourse.ui.throttle import SETTLE_SECONDS
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = 12  # small moves measured one by one
@@ -36,7 +34,7 @@ MOVE_PX = 12  # each small move, in screen pixels
 DRAG_MOVES, DRAG_PAUSE_S = 30, 0.02  # the drag across the track: ~0.6 s, a hand's pace
 QUIET_S = 1.5  # no new picture for this long: the widget has caught up
 #: a widget whose last picture comes more than this many redraws (at the slowest step
-#: measured, plus the throttle's rest) after the release is lagging behind its slider
+#: measured) after the release is lagging behind its slider
 LAG_REDRAWS = 3
 
 
@@ -171,7 +169,7 @@ def test_widget_follows_its_slider(case: Case, lab, notebooks, shots):
     figures = measure(page, index, case.slider)
     RESULTS[case.name] = {**figures, "target_ms": case.target_ms}
     cell(page, index).screenshot(path=shots / f"latency-{case.name.replace(' ', '-')}.png")
-    allowed = LAG_REDRAWS * figures["step_ms_max"] + 1e3 * SETTLE_SECONDS
+    allowed = LAG_REDRAWS * figures["step_ms_max"]
     assert figures["after_release_ms"] <= allowed, (
         f"{case.name}: the last picture came {figures['after_release_ms']:.0f} ms after the "
         f"slider was released, more than {LAG_REDRAWS} redraws ({allowed:.0f} ms): it lags "

@@ -51,14 +51,12 @@ from splatcourse.splat3d.scenes import (
 from splatcourse.threads import one_torch_thread
 
 from .display import NotebookWidget, image_to_png, titled, to_pil, whole_zoom
-from .throttle import PreviewThenSettle
 
 Tensor = torch.Tensor
 
 __all__ = ["EXPLORER_SLIDERS", "ORBIT_MODES", "GaussianExplorer3D", "SceneOrbiter"]
 
 DISPLAY_PIXELS = 384  # the rendered view is enlarged by a whole factor to about this width
-PREVIEW_SHRINK = 2  # the 3D explorer's preview while dragging has 1/2 the pixels per side
 
 
 def _ellipse_points(centre: Tensor, cov: Tensor, k: float, n: int = 64) -> list[tuple]:
@@ -111,10 +109,7 @@ class GaussianExplorer3D(NotebookWidget):
     State (plain attributes, updated on every change): `values` (slider name -> value),
     `quat`, `scales`, `camera`, `cov3d` [3, 3], `projection` (a splat3d.Projection for the
     one Gaussian and camera), `cov2d` [2, 2] (= projection.covars2d, blur included),
-    `image` [H, W, 3] and `alpha` [H, W] (the rasterizer's render), `render_count`,
-    `preview_count`. While a slider is dragged in a live kernel, each move draws a preview at
-    `1/PREVIEW_SHRINK` of the resolution and the full picture follows when the slider rests
-    (`throttle.PreviewThenSettle`: the full redraw was measured slower than the 150 ms target).
+    `image` [H, W, 3] and `alpha` [H, W] (the rasterizer's render), `render_count`.
     Controls: `sliders[name]` (see EXPLORER_SLIDERS), `dilation_toggle` (the 0.3 px
     low-pass), `outline_toggle`; views `render_view`, `top_view`, `info`; `widget`.
     """
@@ -130,8 +125,7 @@ class GaussianExplorer3D(NotebookWidget):
         self.width, self.height, self.fov_x = width, height, fov_x
         self.zoom = whole_zoom(width, DISPLAY_PIXELS)
         self.values = {name: spec[4] for name, spec in EXPLORER_SLIDERS.items()}
-        self.render_count = self.preview_count = 0
-        self._settle = PreviewThenSettle(self.preview, self.refresh)
+        self.render_count = 0
         self._build_controls()
         self.refresh()
 
@@ -161,10 +155,8 @@ class GaussianExplorer3D(NotebookWidget):
         )
         self.cov2d = self.projection.covars2d[0, 0]
 
-    def render(self, camera: Camera | None = None) -> tuple[Tensor, Tensor]:
-        """(image [H, W, 3], alpha [H, W]): the Gaussian over a black background, seen by
-        `camera` (default: the explorer's own)."""
-        camera = camera or self.camera
+    def render(self) -> tuple[Tensor, Tensor]:
+        """(image [H, W, 3], alpha [H, W]): the Gaussian over a black background."""
         colour = rgb_to_sh(torch.tensor([[_GAUSSIAN_RGB]]))  # [1, 1, 3]: band 0 only
         renders, alphas, _ = rasterization(
             torch.zeros(1, 3),
@@ -172,10 +164,10 @@ class GaussianExplorer3D(NotebookWidget):
             self.scales[None],
             torch.tensor([self.values["opacity"]]),
             colour,
-            camera.viewmat[None],
-            camera.K[None],
-            camera.width,
-            camera.height,
+            self.camera.viewmat[None],
+            self.camera.K[None],
+            self.width,
+            self.height,
             sh_degree=0,
             eps2d=self.eps2d,
         )
@@ -193,26 +185,6 @@ class GaussianExplorer3D(NotebookWidget):
         self.top_view.value = image_to_png(self._draw_top_view())
         self.info.value = self._info_html()
         self.render_count += 1
-
-    def preview(self) -> None:
-        """The camera image alone, at 1/PREVIEW_SHRINK of the resolution and shown at the same
-        size: what a dragged slider gets at once (no outline, side view or matrices). The
-        model (`camera`, `cov3d`, `cov2d`, ...) is brought up to date; `image` waits for the
-        full redraw."""
-        v = self.values
-        with torch.no_grad(), one_torch_thread():
-            self._update_model()
-            small = orbit_camera(
-                v["azimuth"],
-                v["elevation"],
-                v["distance"],
-                self.width // PREVIEW_SHRINK,
-                self.height // PREVIEW_SHRINK,
-                self.fov_x,
-            )
-            image, _ = self.render(small)  # [H / PREVIEW_SHRINK, W / PREVIEW_SHRINK, 3]
-        self.render_view.value = image_to_png(image, self.zoom * PREVIEW_SHRINK)
-        self.preview_count += 1
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -326,7 +298,7 @@ class GaussianExplorer3D(NotebookWidget):
 
     def _on_slider(self, name: str, value: float) -> None:
         self.values[name] = float(value)
-        self._settle.changed()
+        self.refresh()
 
 
 # --------------------------------------------------------------------------------------------
