@@ -34,8 +34,9 @@ MOVE_PX = 12  # each small move, in screen pixels
 DRAG_MOVES, DRAG_PAUSE_S = 30, 0.02  # the drag across the track: ~0.6 s, a hand's pace
 QUIET_S = 1.5  # no new picture for this long: the widget has caught up
 #: a widget whose last picture comes more than this many redraws (at the slowest step
-#: measured) after the release is lagging behind its slider
-LAG_REDRAWS = 3
+#: measured, plus a loaded machine's scheduling jitter) after the release is lagging behind
+#: its slider; one that queued a drag's ~30 positions would take seconds
+LAG_REDRAWS, JITTER_MS = 3, 250.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def test_widget_follows_its_slider(case: Case, lab, notebooks, shots):
     figures = measure(page, index, case.slider)
     RESULTS[case.name] = {**figures, "target_ms": case.target_ms}
     cell(page, index).screenshot(path=shots / f"latency-{case.name.replace(' ', '-')}.png")
-    allowed = LAG_REDRAWS * figures["step_ms_max"]
+    allowed = LAG_REDRAWS * figures["step_ms_max"] + JITTER_MS
     assert figures["after_release_ms"] <= allowed, (
         f"{case.name}: the last picture came {figures['after_release_ms']:.0f} ms after the "
         f"slider was released, more than {LAG_REDRAWS} redraws ({allowed:.0f} ms): it lags "
