@@ -247,4 +247,18 @@ MUTANTS = [
         "d = means - (-W.T @ t)",
         "d = means - torch.linalg.inv(viewmat)[:3, 3]",
     ),
+    # honest but sloppy with dtypes: float32 constants in a float64 computation (rounding at
+    # 1e-8, far inside the bars)
+    Mutant(
+        "honest-float32-constants",
+        "alphas",
+        "alpha = torch.clamp(opacities * torch.exp(-power), max=ALPHA_MAX)",
+        "alpha = torch.minimum(opacities * torch.exp(-power), torch.tensor(0.999))",
+    ),
+    Mutant(
+        "honest-float32-filter",
+        "projection",
+        "EPS2D * torch.eye(2, dtype=covs.dtype)",
+        "torch.tensor([[0.3, 0.0], [0.0, 0.3]])",
+    ),
 ]

@@ -11,6 +11,7 @@ Used by: lessons 5-7 and exercise 4 (through fit and render).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -157,8 +158,7 @@ def render(
     bg = None
     if background is not None:
         bg = background.to(colors.dtype).reshape(-1, 3).expand(C, 3)
-    rasterize = backend if callable(backend) else rasterization
-    options = {} if callable(backend) else {"backend": backend}
+    rasterize = backend if callable(backend) else functools.partial(rasterization, backend=backend)
     rgb, alpha, info = rasterize(
         params["means"],
         params["quats"],
@@ -172,7 +172,6 @@ def render(
         sh_degree=sh_degree,
         backgrounds=bg,
         packed=False,
-        **options,
     )
     return rgb, alpha, info
 
