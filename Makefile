@@ -83,3 +83,9 @@ grades: setup
 CAPTURE ?= socketed_axe_arreton
 download: setup
 	$(BIN)/splatcourse download $(CAPTURE)
+
+# The small trained axe model that exercise 3's hidden test draws (built once, cached under
+# data/cache/; the grader also builds it before its first ex03 submission).
+.PHONY: renderer-model
+renderer-model: setup
+	$(BIN)/splatcourse renderer-model

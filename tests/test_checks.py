@@ -49,6 +49,30 @@ def test_forbid_catches_imported_names_and_restores():
     assert torch.equal(imported(*args), before)
 
 
+def test_functions_of_lists_private_and_decorated_functions_that_forbid_can_close():
+    from splatcourse.splat3d import backend, gaussians, projection
+
+    found = checks.functions_of(gaussians, projection, backend)
+    names = {f.__name__ for f in found}
+    # private helpers, a @torch.no_grad() one (unwrapped) and an lru_cache'd one
+    assert {"_rotmat_entries", "quat_to_rotmat", "_screen_radii", "gsplat_available"} <= names
+    assert "Tensor" not in names and "dataclass" not in names  # imported names are not theirs
+    quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    with checks.forbid(*found), pytest.raises(AssertionError, match="reference implementation"):
+        gaussians.quat_to_rotmat(quats)
+    assert torch.equal(gaussians.quat_to_rotmat(quats)[0], torch.eye(3))
+
+
+def test_loaded_gsplat_references_include_the_renderer_helpers():
+    pytest.importorskip("gsplat.cuda._torch_impl")
+    import gsplat.utils
+
+    found = checks.loaded_gsplat_references()
+    names = {f.__name__ for f in found}
+    assert {"_quat_to_rotmat", "_spherical_harmonics", "_rasterize_to_pixels"} <= names
+    assert gsplat.utils.normalized_quat_to_rotmat in found
+
+
 def test_feedback_redacts_hidden_tests():
     import nbformat
 

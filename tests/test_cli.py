@@ -39,5 +39,5 @@ def test_console_script_help_lists_every_command():
         capture_output=True,
         check=True,
     ).stdout
-    for cmd in ("download", "release", "autograde", "feedback", "grades"):
+    for cmd in ("download", "release", "autograde", "feedback", "grades", "renderer-model"):
         assert cmd in out

@@ -40,3 +40,18 @@ def test_capture_requirements_are_read_from_the_source_notebook(tmp_path):
     assert course.required_captures("ex01_toy_splats") == ["socketed_axe_arreton"]
     # an assignment nobody submitted is not checked: its data may be absent
     instructor.check_course_data(course, [])
+
+
+def test_models_are_built_once_before_grading_and_only_when_asked_for(tmp_path, monkeypatch):
+    from splatcourse.train import renderer_model
+
+    course = copy_course(tmp_path / "course")
+    assert course.required_models("ex03_gaussians_3d") == [renderer_model.RENDERER_MODEL_NAME]
+    assert course.required_models("ex01_toy_splats") == []
+    built = []
+    monkeypatch.setattr(renderer_model, "build_renderer_model", lambda: built.append(1))
+    monkeypatch.setattr(instructor.Course, "required_captures", lambda self, name: [])
+    instructor.check_course_data(course, ["ex01_toy_splats"])
+    assert built == []
+    instructor.check_course_data(course, iter(["ex01_toy_splats", "ex03_gaussians_3d"]))
+    assert built == [1]

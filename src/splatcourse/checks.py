@@ -10,6 +10,7 @@ Used by: the test cells of every exercise (1-5).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import sys
@@ -135,8 +136,41 @@ def loaded_gsplat_references() -> list[Callable[..., Any]]:
         "_persp_proj",
         "_world_to_cam",
         "_fully_fused_projection",
+        # exercise 3's renderer: gsplat's SH, tile intersection and compositing in PyTorch
+        "_eval_sh_bases_fast",
+        "_spherical_harmonics",
+        "_isect_tiles",
+        "_isect_offset_encode",
+        "_rasterize_to_pixels",
     )
-    return [getattr(impl, n) for n in names if hasattr(impl, n)]
+    found = [getattr(impl, n) for n in names if hasattr(impl, n)]
+    utils = sys.modules.get("gsplat.utils")
+    if utils is not None and hasattr(utils, "normalized_quat_to_rotmat"):
+        found.append(utils.normalized_quat_to_rotmat)
+    return [f for f in map(_unwrapped, found) if f is not None]
+
+
+def _unwrapped(value: Any) -> Callable[..., Any] | None:
+    """The plain function under a decorator, if `forbid` can swap its code (no closure)."""
+    f = getattr(value, "__wrapped__", value)
+    return f if inspect.isfunction(f) and f.__closure__ is None else None
+
+
+def functions_of(*modules: Any) -> list[Callable[..., Any]]:
+    """Every function defined in these modules, private ones included, ready for `forbid`.
+
+    A hidden test that grades a whole renderer must close every shortcut through the course's
+    own, not only the few functions it names: listing them from the modules keeps up with the
+    package. Decorated functions are unwrapped (`forbid` swaps the code of the function
+    underneath); functions with closures are left out (their code cannot be swapped).
+    """
+    found: list[Callable[..., Any]] = []
+    for module in modules:
+        for value in vars(module).values():
+            f = _unwrapped(value)
+            if f is not None and f.__module__ == module.__name__ and f not in found:
+                found.append(f)
+    return found
 
 
 def run_by_nbgrader() -> bool:

@@ -92,6 +92,25 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_renderer_model(args: argparse.Namespace) -> int:
+    """Exercise 3's trained axe model: built once from the capture, cached under data/cache/."""
+    from .train.renderer_model import build_renderer_model, load_renderer_model
+
+    path = build_renderer_model(force=args.force, progress=True)
+    model = load_renderer_model()
+    print(f"renderer model: {path} ({model['summary']['gaussians']} Gaussians)")
+    return 0
+
+
+def _add_renderer_model(sub) -> None:
+    p = sub.add_parser(
+        "renderer-model",
+        help="build (once; cached) the small trained axe model that exercise 3 draws",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even if it is cached")
+    p.set_defaults(func=_cmd_renderer_model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
@@ -173,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grades", help="export grades to CSV and a score-distribution plot")
     p.add_argument("--out", type=Path, default=None, help="folder (default autograde/grades)")
     p.set_defaults(func=_cmd_grades)
+    _add_renderer_model(sub)
     return parser
 
 

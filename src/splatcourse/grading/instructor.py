@@ -92,12 +92,18 @@ class Course:
     def required_captures(self, name: str) -> list[str]:
         """Captures an assignment's hidden tests load, from its source notebook's metadata
         (``"splatcourse": {"captures": [...]}``): without them it cannot be graded fairly."""
+        return self._course_data(name, "captures")
+
+    def required_models(self, name: str) -> list[str]:
+        """Trained models an assignment's hidden tests draw (``"splatcourse": {"models":
+        [...]}``): built from the captures by the grader, once, before any submission runs."""
+        return self._course_data(name, "models")
+
+    def _course_data(self, name: str, key: str) -> list[str]:
         needed: list[str] = []
         for path in sorted((self.solutions / name).glob("*.ipynb")):
             meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-            needed += [
-                c for c in meta.get("splatcourse", {}).get("captures", []) if c not in needed
-            ]
+            needed += [c for c in meta.get("splatcourse", {}).get(key, []) if c not in needed]
         return needed
 
 
@@ -106,7 +112,8 @@ class MissingCourseData(FileNotFoundError):
 
 
 def check_course_data(course: Course, assignments: Iterable[str]) -> None:
-    """Refuse to grade, before any submission runs, when an assignment's capture is missing.
+    """Refuse to grade, before any submission runs, when an assignment's capture is missing;
+    then build, once, the trained models its hidden tests draw.
 
     A hidden test that cannot find its data would fail every student through no fault of
     theirs, and substituting another capture would grade them on something else.
@@ -114,6 +121,7 @@ def check_course_data(course: Course, assignments: Iterable[str]) -> None:
     from ..capture import find_capture  # the capture package loads torch: only when grading
     from ..paths import captures_dir, shared_data_dir
 
+    assignments = list(assignments)
     missing = [
         (a, c) for a in assignments for c in course.required_captures(a) if find_capture(c) is None
     ]
@@ -126,6 +134,21 @@ def check_course_data(course: Course, assignments: Iterable[str]) -> None:
             f"`splatcourse download {first}` (or point SPLATCOURSE_SHARED_DATA at a folder "
             "that holds it), then run autograde again. Nothing was graded."
         )
+    _build_models(course, assignments)
+
+
+def _build_models(course: Course, assignments: Iterable[str]) -> None:
+    """Train, once per machine, the models hidden tests draw (cached under data/cache/; the
+    sandboxed kernels only read them). Never per submission."""
+    wanted = {m for a in assignments for m in course.required_models(a)}
+    if not wanted:
+        return
+    from ..train import renderer_model  # trains with torch: only when an assignment needs it
+
+    unknown = wanted - {renderer_model.RENDERER_MODEL_NAME}
+    if unknown:
+        raise ValueError(f"solutions ask for unknown models {sorted(unknown)}")
+    renderer_model.build_renderer_model()
 
 
 def default_course() -> Course:

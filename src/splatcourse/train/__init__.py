@@ -24,7 +24,16 @@ from .metrics import (
     object_box,
     object_scores,
 )
-from .model import PARAM_NAMES, Gaussians, init_gaussians, knn_scale, make_optimizers, render
+from .model import (
+    PARAM_NAMES,
+    Backend,
+    Gaussians,
+    init_gaussians,
+    knn_scale,
+    make_optimizers,
+    rasterization_from,
+    render,
+)
 from .report import plot_ssim_vs_time, save_side_by_side, summary_table
 from .trainer import CHECKPOINT_NAME, FitResult, Trainer, fit, train_view_capture
 
@@ -32,6 +41,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "OBJECT_BACKGROUNDS",
     "PARAM_NAMES",
+    "Backend",
     "DecisionStrategy",
     "EvalResult",
     "FitResult",
@@ -56,6 +66,7 @@ __all__ = [
     "object_scores",
     "plot_ssim_vs_time",
     "psnr",
+    "rasterization_from",
     "render",
     "render_rgba_views",
     "render_views",

@@ -31,7 +31,7 @@ from .metrics import (
     masked_full_frame_scores,
     object_scores,
 )
-from .model import Gaussians, render
+from .model import Backend, Gaussians, render
 
 __all__ = ["EvalResult", "empty_render_scores", "evaluate", "render_rgba_views", "render_views"]
 
@@ -76,7 +76,7 @@ def render_rgba_views(
     capture: Capture,
     idx: list[int] | None = None,
     sh_degree: int | None = None,
-    backend: str | None = None,
+    backend: Backend = None,
 ) -> tuple[Tensor, Tensor]:
     """([V, H, W, 3] premultiplied colour, [V, H, W] alpha) of views ``idx`` (default: all):
     renders over black, to be composited over any background."""
@@ -106,7 +106,7 @@ def render_views(
     capture: Capture,
     idx: list[int] | None = None,
     sh_degree: int | None = None,
-    backend: str | None = None,
+    backend: Backend = None,
 ) -> Tensor:
     """[V, H, W, 3] renders of views ``idx`` (default: all) over the capture's background."""
     rgb, alpha = render_rgba_views(params, capture, idx, sh_degree, backend)
@@ -119,7 +119,7 @@ def evaluate(
     capture: Capture,
     idx: list[int] | None = None,
     sh_degree: int | None = None,
-    backend: str | None = None,
+    backend: Backend = None,
     keep_images: bool = True,
 ) -> EvalResult:
     """Full-frame and object scores of views ``idx`` (default: the held-out ``test_idx``)."""

@@ -11,7 +11,10 @@ Used by: lessons 5-7 and exercise 4 (through fit and render).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,16 +25,21 @@ from .config import TrainConfig
 
 __all__ = [
     "PARAM_NAMES",
+    "Backend",
     "Gaussians",
     "init_gaussians",
     "knn_scale",
     "make_optimizers",
+    "rasterization_from",
     "render",
     "set_learning_rates",
 ]
 
 PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN")
 Gaussians = torch.nn.ParameterDict  # keys: PARAM_NAMES
+#: What renders: a name for ``splat3d.rasterization`` ("auto", "torch", "gsplat"; None reads
+#: $SPLATCOURSE_BACKEND), or any function with ``rasterization``'s call and returns.
+Backend = str | Callable[..., tuple[Tensor, Tensor, dict[str, Any]]] | None
 
 
 def knn_scale(points: Tensor, k: int = 3, chunk: int = 2048) -> Tensor:
@@ -136,11 +144,12 @@ def render(
     height: int,
     sh_degree: int | None = None,
     background: Tensor | None = None,
-    backend: str | None = None,
+    backend: Backend = None,
 ) -> tuple[Tensor, Tensor, dict]:
     """Render C cameras: (rgb [C,H,W,3], alpha [C,H,W,1], info) over a constant background.
 
-    ``sh_degree`` None uses every band the parameters hold.
+    ``sh_degree`` None uses every band the parameters hold. A callable ``backend`` renders in
+    place of ``rasterization`` (exercise 3 trains through the student's renderer this way).
     """
     colors = torch.cat([params["sh0"], params["shN"]], dim=1)
     if sh_degree is None:
@@ -149,7 +158,8 @@ def render(
     bg = None
     if background is not None:
         bg = background.to(colors.dtype).reshape(-1, 3).expand(C, 3)
-    rgb, alpha, info = rasterization(
+    rasterize = backend if callable(backend) else functools.partial(rasterization, backend=backend)
+    rgb, alpha, info = rasterize(
         params["means"],
         params["quats"],
         torch.exp(params["scales"]),
@@ -162,6 +172,52 @@ def render(
         sh_degree=sh_degree,
         backgrounds=bg,
         packed=False,
-        backend=backend,
     )
     return rgb, alpha, info
+
+
+def rasterization_from(render_one: Callable[..., tuple[Tensor, Tensor, Tensor]]) -> Callable:
+    """A ``backend`` for :func:`render` from a one-camera renderer (exercise 3's ``render``).
+
+    ``render_one(means, quats, scales, opacities, sh, viewmat, K, width, height, sh_degree,
+    background)`` returns ``(image [H, W, 3], alpha [H, W], depth [H, W])``; the wrapper
+    renders camera after camera and answers like ``rasterization``. It knows nothing of
+    screen-space gradients, so its ``info`` cannot drive densification: train with
+    ``densify=False`` (``info["means2d"]`` is a stand-in that no gradient reaches).
+    """
+
+    def rasterize(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kw: Any
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        C, N = viewmats.shape[0], means.shape[0]
+        bgs = kw.get("backgrounds")
+        images, alphas = [], []
+        for c in range(C):
+            bg = means.new_zeros(3) if bgs is None else bgs[c]
+            image, alpha, _ = render_one(
+                means,
+                quats,
+                scales,
+                opacities,
+                colors,
+                viewmats[c],
+                Ks[c],
+                width,
+                height,
+                kw.get("sh_degree"),
+                bg,
+            )  # [H, W, 3], [H, W]
+            images.append(image)
+            alphas.append(alpha[..., None])
+        info = {
+            "means2d": means.new_zeros(C, N, 2, requires_grad=True),
+            "radii": torch.zeros(C, N, 2, dtype=torch.int32, device=means.device),
+            "width": width,
+            "height": height,
+            "n_cameras": C,
+            "packed": False,
+            "backend": getattr(render_one, "__name__", "custom"),
+        }
+        return torch.stack(images), torch.stack(alphas), info
+
+    return rasterize

@@ -36,6 +36,7 @@ from .evaluate import EvalResult, evaluate
 from .loss import l1_ssim_loss, psnr
 from .model import (
     PARAM_NAMES,
+    Backend,
     Gaussians,
     init_gaussians,
     make_optimizers,
@@ -105,7 +106,7 @@ class Trainer:
         capture: Capture,
         config: TrainConfig | None = None,
         *,
-        backend: str | None = None,
+        backend: Backend = None,
         checkpoint_dir: str | Path | None = None,
         progress: bool = True,
         crop: bool = True,
@@ -389,7 +390,7 @@ def fit(
     *,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
-    backend: str | None = None,
+    backend: Backend = None,
     progress: bool = True,
     time_budget: float | None = None,
     budget_clock: BudgetClock = "wall",
