@@ -140,3 +140,15 @@ def test_numba_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert kernel_mod.numba_cache_dir() == tmp_path
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     assert kernel_mod.numba_cache_dir().parts[-2:] == ("cache", "numba")
+
+
+def test_the_grading_zygote_compiles_the_kernels_before_forking():
+    # In a fresh process: importing the course compiles nothing, the zygote's warm-up must.
+    code = (
+        "from splatcourse.grading import zygote; from splatcourse.splat3d import kernel; "
+        "ks = (kernel._row_lists, kernel._forward, kernel._backward); "
+        "before = [bool(k.signatures) for k in ks]; zygote._warm_up(); "
+        "print(before, [bool(k.signatures) for k in ks])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == "[False, False, False] [True, True, True]"
