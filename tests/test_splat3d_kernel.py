@@ -60,6 +60,12 @@ def test_the_default_cpu_path_is_compiled_and_falls_back_to_pytorch(monkeypatch)
         rasterization(*params, views, Ks, W, H, backend="compiled")
 
 
+def test_warm_up_works_inside_no_grad():
+    # the first render of a session (which loads the kernels) is often a no_grad preview
+    with torch.no_grad():
+        kernel_mod.warm_up()
+
+
 def test_one_and_two_threads_give_the_same_render_and_gradients():
     params, (views, Ks) = scene(200, seed=3), cameras(2, w=W, h=H)
     before = torch.get_num_threads()

@@ -435,8 +435,9 @@ def warm_up() -> None:
     opacities = torch.tensor([0.9, 0.5], dtype=torch.float64)
     depths = torch.tensor([1.0, 2.0], dtype=torch.float64)
     radii = torch.full((2, 2), 3, dtype=torch.int32)
-    out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
-    (out.sum() + alpha.sum()).backward()
+    with torch.enable_grad():  # the first render may well come inside torch.no_grad()
+        out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
+        (out.sum() + alpha.sum()).backward()
 
 
 # ----------------------------------------------------------------------- the tile waste
