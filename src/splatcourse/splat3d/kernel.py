@@ -197,20 +197,20 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
         stats[y, 0] += max(x1 - x0 + 1, 0)
         for x in range(x0, x1 + 1):
-            alpha = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)[0]
+            alpha = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)[0]  # Eq. 4
             if alpha == 0.0:
-                continue
+                continue  # fainter than 1/255 at this pixel
             stats[y, 1] += 1
             if done[x]:
                 continue
             p = y * width + x
-            T_next = T[p] * (1.0 - alpha)
+            T_next = T[p] * (1.0 - alpha)  # T_{i+1} = T_i (1 - alpha_i)
             if T_next <= T_MIN:  # this pair would make the pixel opaque: stop before it
                 done[x] = True
                 continue
             w = alpha * T[p]  # the pair's weight alpha_i T_i
             for c in range(D):
-                out[p, c] += w * colors[g, c]
+                out[p, c] += w * colors[g, c]  # C += c_i alpha_i T_i (Eq. 3)
             T[p] = T_next
             last[p] = k
             stats[y, 2] += 1
