@@ -158,3 +158,25 @@ def test_the_grading_zygote_compiles_the_kernels_before_forking():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "[False, False, False] [True, True, True]"
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_compiled_sh_colours_match_eval_sh_with_gradients(degree):
+    from splatcourse.splat3d import eval_sh
+
+    g = torch.Generator().manual_seed(degree)
+    coeffs = torch.randn(2, 300, 16, 3, generator=g, dtype=torch.float64)  # [C, N, K, 3]
+    dirs = torch.randn(2, 300, 3, generator=g, dtype=torch.float64) * 3  # [C, N, 3]
+    weights = torch.rand(2, 300, 3, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (
+        kernel_mod.sh_colours,
+        lambda d, c, v: torch.clamp_min(eval_sh(d, c, v) + 0.5, 0.0),
+    ):
+        c, v = coeffs.clone().requires_grad_(), dirs.clone().requires_grad_()
+        colours = fn(degree, c, v)
+        (colours * weights).sum().backward()
+        grads.append((colours.detach(), c.grad, v.grad))
+    assert (grads[1][0] == 0).float().mean() > 0.02  # some colours are clamped at 0
+    for mine, theirs in zip(*grads):
+        torch.testing.assert_close(mine, theirs, atol=1e-12, rtol=1e-10)

@@ -276,9 +276,10 @@ def rasterization(
     if engine == "gsplat":
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
-    compositor = None
+    compositor = sh_colours = None
     if engine == "compiled":
         from .kernel import rasterize_to_pixels as compositor
+        from .kernel import sh_colours
     renders, alphas, info = torch_rasterization(
         *gaussians_and_cameras,
         near_plane=near_plane,
@@ -292,6 +293,7 @@ def rasterization(
         covars=covars,
         tile_size=tile_size,
         compositor=compositor,
+        sh_colours=sh_colours,
     )
     info["backend"] = engine
     return renders, alphas, info
@@ -370,13 +372,23 @@ def _colours_per_camera(colors: Tensor, N: int, C: int) -> Tensor:
     )
 
 
-def _sh_colours_per_camera(
-    shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor, N: int, C: int
-) -> Tensor:
-    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera.
+def _torch_sh_colours(sh_degree: int, shs: Tensor, dirs: Tensor) -> Tensor:
+    """Colours [C, N, 3] of SH [C, N, K, 3] along dirs [C, N, 3]: the SH sum + 0.5, clamped
+    at 0, as in gsplat and 3DGS."""
+    return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)
 
-    As in gsplat and 3DGS, the SH sum gets 0.5 added and is clamped at 0.
-    """
+
+def _sh_colours_per_camera(
+    shs: Tensor,
+    sh_degree: int,
+    means: Tensor,
+    viewmats: Tensor,
+    N: int,
+    C: int,
+    sh_colours: Callable = _torch_sh_colours,
+) -> Tensor:
+    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera,
+    by ``sh_colours(sh_degree, shs [C, N, K, 3], dirs [C, N, 3])``."""
     if not 0 <= sh_degree <= 3:
         raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
     if shs.dim() == 3 and shs.shape[0] == N and shs.shape[-1] == 3:
@@ -393,7 +405,7 @@ def _sh_colours_per_camera(
         )
     campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
     dirs = means[None] - campos[:, None]  # [C, N, 3]
-    return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)  # [C, N, 3]
+    return sh_colours(sh_degree, shs, dirs)  # [C, N, 3]
 
 
 def _channels_for_mode(
@@ -477,9 +489,11 @@ def torch_rasterization(
     covars=None,
     tile_size=16,
     compositor: Callable | None = None,
+    sh_colours: Callable | None = None,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
-    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it)."""
+    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it) and
+    ``sh_colours`` the SH evaluation (the compiled backend swaps both)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
@@ -505,7 +519,9 @@ def torch_rasterization(
     if sh_degree is None:
         colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
     else:
-        colors_c = _sh_colours_per_camera(colors, sh_degree, means, viewmats, N, C)
+        colors_c = _sh_colours_per_camera(
+            colors, sh_degree, means, viewmats, N, C, sh_colours or _torch_sh_colours
+        )
     colors_c, backgrounds = _channels_for_mode(
         colors_c, backgrounds, proj.depths, render_mode, means.dtype
     )  # [C, N, X], [C, X]

@@ -54,7 +54,14 @@ from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MI
 
 from .rasterize import RasterStats
 
-__all__ = ["composite_camera", "numba_cache_dir", "rasterize_to_pixels", "tile_waste", "warm_up"]
+__all__ = [
+    "composite_camera",
+    "numba_cache_dir",
+    "rasterize_to_pixels",
+    "sh_colours",
+    "tile_waste",
+    "warm_up",
+]
 
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
 _MARGIN = 0.01  # px of slack on the analytic runs; the exact alpha test trims the rest
@@ -257,38 +264,46 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
     D = colors.shape[1]
     T = T_final[y * width : (y + 1) * width].copy()  # [W] T behind the last pair
     S = np.zeros(width)  # [W] colour still to come, sum of alpha T (c . g)
-    g_run = np.zeros(_N_GRAD + D)  # one Gaussian's gradient summed over its run
+    g_colour = np.zeros(D)  # [D] one Gaussian's colour gradient, summed over its run
     for k in range(row_start[y + 1] - 1, row_start[y] - 1, -1):
         g = row_gid[k]
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
-        g_run[:] = 0.0
+        g_colour[:] = 0.0
+        g_mx = g_my = g_A = g_B = g_C = g_o = 0.0  # the rest of it, summed over the run
         for x in range(x0, x1 + 1):
             p = y * width + x
             if k > last[p]:
                 continue  # behind the early termination (or no pair at this pixel)
-            alpha, power, dx, dy = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)
+            alpha, _, dx, dy = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)
             if alpha == 0.0:
                 continue
-            T_i = T[x] / (1.0 - alpha)  # transmittance in front of this pair
+            one_over = 1.0 / (1.0 - alpha)
+            T_i = T[x] * one_over  # transmittance in front of this pair
             w = alpha * T_i
             cg = 0.0  # c_i . g
             for c in range(D):
                 cg += colors[g, c] * g_out[p, c]
-                g_run[_N_GRAD + c] += w * g_out[p, c]
-            dL_dalpha = T_i * cg - (S[x] - T_final[p] * g_alpha[p]) / (1.0 - alpha)
+                g_colour[c] += w * g_out[p, c]  # dL/dc_i = alpha_i T_i g
+            dL_dalpha = T_i * cg - (S[x] - T_final[p] * g_alpha[p]) * one_over
             S[x] += w * cg
             T[x] = T_i
             if alpha >= ALPHA_MAX:
                 continue  # clamped: alpha does not move with the Gaussian
             dL_dpower = -alpha * dL_dalpha
-            g_run[0] += dL_dpower * (A[g] * dx + B[g] * dy)  # d power / d mx
-            g_run[1] += dL_dpower * (C[g] * dy + B[g] * dx)  # d power / d my
-            g_run[2] += dL_dpower * 0.5 * dx * dx  # d power / d A
-            g_run[3] += dL_dpower * dx * dy  # d power / d B
-            g_run[4] += dL_dpower * 0.5 * dy * dy  # d power / d C
-            g_run[5] += dL_dalpha * math.exp(-power)  # d alpha / d o
-        for j in range(_N_GRAD + D):
-            grads[g, j] += g_run[j]
+            g_mx += dL_dpower * (A[g] * dx + B[g] * dy)  # d power / d mx
+            g_my += dL_dpower * (C[g] * dy + B[g] * dx)  # d power / d my
+            g_A += dL_dpower * 0.5 * dx * dx  # d power / d A
+            g_B += dL_dpower * dx * dy  # d power / d B
+            g_C += dL_dpower * 0.5 * dy * dy  # d power / d C
+            g_o += dL_dalpha * alpha / o[g]  # d alpha / d o = exp(-power)
+        grads[g, 0] += g_mx
+        grads[g, 1] += g_my
+        grads[g, 2] += g_A
+        grads[g, 3] += g_B
+        grads[g, 4] += g_C
+        grads[g, 5] += g_o
+        for c in range(D):
+            grads[g, _N_GRAD + c] += g_colour[c]
 
 
 @njit(cache=True, parallel=True)
@@ -308,13 +323,119 @@ def _backward(mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, hei
     return grads.sum(axis=0)
 
 
+# ------------------------------------------------------------------ view-dependent colour
+# The real SH basis of sh.py, bands 0..3, at a unit direction (x, y, z), and its derivatives.
+# colour = max(0, 0.5 + sum_k Y_k(d / |d|) coeff_k), d = mean - camera centre (as 3DGS).
+_SH_C0 = 0.28209479177387814
+_SH_C1 = 0.4886025119029199
+_SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
+          0.5462742152960396)  # fmt: skip
+_SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+          -0.4570457994644658, 1.445305721320277, -0.5900435899266435)  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _sh_basis(x, y, z, Y, dY):
+    """Y [16] the basis at (x, y, z), dY [16, 3] its partial derivatives in x, y, z."""
+    xx, yy, zz = x * x, y * y, z * z
+    Y[0] = _SH_C0
+    Y[1], dY[1, 1] = -_SH_C1 * y, -_SH_C1
+    Y[2], dY[2, 2] = _SH_C1 * z, _SH_C1
+    Y[3], dY[3, 0] = -_SH_C1 * x, -_SH_C1
+    c = _SH_C2
+    Y[4], dY[4, 0], dY[4, 1] = c[0] * x * y, c[0] * y, c[0] * x
+    Y[5], dY[5, 1], dY[5, 2] = c[1] * y * z, c[1] * z, c[1] * y
+    Y[6] = c[2] * (2 * zz - xx - yy)
+    dY[6, 0], dY[6, 1], dY[6, 2] = -2 * c[2] * x, -2 * c[2] * y, 4 * c[2] * z
+    Y[7], dY[7, 0], dY[7, 2] = c[3] * x * z, c[3] * z, c[3] * x
+    Y[8], dY[8, 0], dY[8, 1] = c[4] * (xx - yy), 2 * c[4] * x, -2 * c[4] * y
+    c = _SH_C3
+    Y[9], dY[9, 0], dY[9, 1] = c[0] * y * (3 * xx - yy), 6 * c[0] * x * y, 3 * c[0] * (xx - yy)
+    Y[10] = c[1] * x * y * z
+    dY[10, 0], dY[10, 1], dY[10, 2] = c[1] * y * z, c[1] * x * z, c[1] * x * y
+    Y[11] = c[2] * y * (4 * zz - xx - yy)
+    dY[11, 0], dY[11, 1] = -2 * c[2] * x * y, c[2] * (4 * zz - xx - 3 * yy)
+    dY[11, 2] = 8 * c[2] * y * z
+    Y[12] = c[3] * z * (2 * zz - 3 * xx - 3 * yy)
+    dY[12, 0], dY[12, 1] = -6 * c[3] * x * z, -6 * c[3] * y * z
+    dY[12, 2] = c[3] * (6 * zz - 3 * xx - 3 * yy)
+    Y[13] = c[4] * x * (4 * zz - xx - yy)
+    dY[13, 0], dY[13, 1] = c[4] * (4 * zz - 3 * xx - yy), -2 * c[4] * x * y
+    dY[13, 2] = 8 * c[4] * x * z
+    Y[14] = c[5] * z * (xx - yy)
+    dY[14, 0], dY[14, 1], dY[14, 2] = 2 * c[5] * x * z, -2 * c[5] * y * z, c[5] * (xx - yy)
+    Y[15], dY[15, 0] = c[6] * x * (xx - 3 * yy), 3 * c[6] * (xx - yy)
+    dY[15, 1] = -6 * c[6] * x * y
+
+
+_SH_BLOCK = 512  # Gaussians per parallel task (each task allocates its basis buffers once)
+
+
+@njit(cache=True, parallel=True)
+def _sh_forward(n_basis, coeffs, dirs):
+    """Colours [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs [N, K, 3],
+    dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 bands used."""
+    N = dirs.shape[0]
+    out = np.empty((N, 3), coeffs.dtype)  # [N, 3]
+    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
+        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
+            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+            _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
+            for c in range(3):
+                v = 0.5
+                for k in range(n_basis):
+                    v += Y[k] * coeffs[n, k, c]
+                out[n, c] = max(v, 0.0)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _sh_backward(n_basis, coeffs, dirs, g):
+    """Gradients of coeffs [N, K, 3] and dirs [N, 3] from g = dL/dcolours [N, 3].
+
+    No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
+    is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
+    """
+    N = dirs.shape[0]
+    g_coeffs = np.zeros(coeffs.shape, coeffs.dtype)  # [N, K, 3]
+    g_dirs = np.zeros((N, 3), dirs.dtype)  # [N, 3]
+    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
+        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
+            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+            ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
+            _sh_basis(ux, uy, uz, Y, dY)
+            gx = gy = gz = 0.0  # dL/du
+            for c in range(3):
+                v = 0.5
+                for k in range(n_basis):
+                    v += Y[k] * coeffs[n, k, c]
+                if v < 0.0:
+                    continue  # clamped at 0
+                for k in range(n_basis):
+                    g_coeffs[n, k, c] = Y[k] * g[n, c]
+                    gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
+                    gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
+                    gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
+            if norm > 1e-12:
+                along = ux * gx + uy * gy + uz * gz
+                g_dirs[n, 0] = (gx - ux * along) / norm
+                g_dirs[n, 1] = (gy - uy * along) / norm
+                g_dirs[n, 2] = (gz - uz * along) / norm
+    return g_coeffs, g_dirs
+
+
 # ----------------------------------------------------------------------- torch interface
 
 
 @contextmanager
 def _one_launch() -> Iterator[None]:
-    """numba's "workqueue" thread pool runs one parallel loop at a time: callers queue here."""
+    """Run the kernels on as many threads as torch uses (``torch.get_num_threads()``: one knob
+    limits both), one launch at a time: numba's "workqueue" pool runs one parallel loop at
+    once, so callers from several Python threads queue here."""
     with _LAUNCH:
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
         yield
 
 
@@ -340,10 +461,10 @@ class _CompositeCamera(torch.autograd.Function):
         with np.errstate(divide="ignore"):
             t = np.log(o) + POWER_AT_ALPHA_MIN  # [G] alpha >= 1/255 where power <= t
         cols = _as_f64(colors[vis])  # [G, D]
-        row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
-        bands = _bands(row_work, numba.get_num_threads())  # [n_bands + 1] row edges
-        gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width, height, bands)
         with _one_launch():
+            row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
+            bands = _bands(row_work, numba.get_num_threads())  # [n_bands + 1] row edges
+            gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width, height, bands)
             out, T, last, counts = _forward(*gauss)  # [P, D], [P], [P], [H, 3]
         if stats is not None:
             n_candidates, n_pairs, n_composited = counts.sum(axis=0).tolist()
@@ -374,6 +495,36 @@ class _CompositeCamera(torch.autograd.Function):
         )  # fmt: skip
 
 
+class _ShColours(torch.autograd.Function):
+    """Colours [N, 3] of SH coefficients [N, K, 3] seen along dirs [N, 3], compiled."""
+
+    @staticmethod
+    def forward(ctx, coeffs, dirs, n_basis):
+        dtype = torch.float64 if coeffs.dtype == torch.float64 else torch.float32
+        c = coeffs.detach().to(dtype).contiguous().numpy()  # [N, K, 3]
+        d = dirs.detach().to(dtype).contiguous().numpy()  # [N, 3]
+        ctx.arrays, ctx.n_basis = (c, d), n_basis
+        return torch.from_numpy(_sh_forward(n_basis, c, d)).to(coeffs.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_colours):
+        c, d = ctx.arrays
+        g = g_colours.to(torch.from_numpy(c).dtype).contiguous().numpy()  # [N, 3]
+        g_coeffs, g_dirs = _sh_backward(ctx.n_basis, c, d, g)
+        return torch.from_numpy(g_coeffs), torch.from_numpy(g_dirs), None
+
+
+def sh_colours(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
+    """``max(0, eval_sh(degree, coeffs, dirs) + 0.5)`` [C, N, 3] for coeffs [C, N, K, 3] and
+    dirs [C, N, 3], compiled: the colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
+    n_basis = (degree + 1) ** 2
+    with _one_launch():
+        return torch.stack(
+            [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
+        )
+
+
 def composite_camera(
     means2d: Tensor,
     conics: Tensor,
@@ -388,10 +539,8 @@ def composite_camera(
     """Colour [H * W, D] and alpha [H * W] of one camera, differentiable in means2d [N, 2],
     conics [N, 3], colors [N, D] and opacities [N]; only Gaussians with radii > 0 are drawn.
 
-    The kernels use as many threads as torch does (``torch.get_num_threads()``), so the one
-    knob that limits torch limits them too.
+    The kernels use as many threads as torch does (see :func:`_one_launch`).
     """
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     out, alpha = _CompositeCamera.apply(
         means2d, conics, colors, opacities, depths, radii, int(width), int(height), stats
     )
@@ -438,6 +587,9 @@ def warm_up() -> None:
     with torch.enable_grad():  # the first render may well come inside torch.no_grad()
         out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
         (out.sum() + alpha.sum()).backward()
+        for dtype in (torch.float32, torch.float64):  # SH runs in the input's precision
+            coeffs = torch.ones(1, 2, 16, 3, dtype=dtype, requires_grad=True)
+            sh_colours(3, coeffs, torch.ones(1, 2, 3, dtype=dtype)).sum().backward()
 
 
 # ----------------------------------------------------------------------- the tile waste
