@@ -15,7 +15,9 @@ costs time: on the bench scene the tiles test 14x more (Gaussian, pixel) candida
 pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
 
 1. **Exact runs.** For a Gaussian and a pixel row, the pixels with alpha >= 1/255 are one run,
-   the chord of the ellipse ``power <= log(255 o)`` (a quadratic in x). Only those are visited.
+   the chord of the ellipse ``power <= log(255 o)`` (a quadratic in x). Only those are visited,
+   left to right, and along a run ``exp(-power)`` is a product of factors that change
+   geometrically (:func:`_run_start`): no ``exp`` per pixel.
 2. **Row lists, in depth order.** Count the Gaussians crossing each row, take a prefix sum,
    fill the lists Gaussian after Gaussian in depth order: every row's list is sorted for free.
 3. **One band of rows per core.** Rows are independent: the image is cut into as many bands
@@ -124,18 +126,30 @@ def _row_run(mx, my, A, B, det, t, y, width):
 
 
 @njit(cache=True, inline="always")
-def _alpha(mx, my, A, B, C, o, t, x, y):
-    """(alpha, power, dx, dy) of one pair; alpha = 0 if the pair is skipped (Eq. 4 with the
-    1/255 rule). Testing ``power > t`` first spares the ``exp`` of pairs too faint."""
-    dx = mx - (x + 0.5)
+def _run_start(mx, my, A, B, C, x0, y):
+    """Where a walk along a run starts: ``(dx, dy, power, step, e, ratio, ratio_step)``.
+
+    At pixel x0 of row y, d = mean - pixel centre and power = 0.5 d^T conic d (Eq. 4).
+    Along the row, dx drops by 1 per pixel, so power is a quadratic in x: it moves by
+    ``step``, and ``step`` grows by A. Then e = exp(-power) moves by the factor
+    ``ratio = exp(-step)``, and ``ratio`` by ``ratio_step = exp(-A)``: three ``exp`` per run
+    instead of one per pixel.
+    """
+    dx = mx - (x0 + 0.5)
     dy = my - (y + 0.5)
     power = 0.5 * (A * dx * dx + C * dy * dy) + B * dx * dy
-    if power < 0.0 or power > t:
-        return 0.0, power, dx, dy
-    alpha = min(ALPHA_MAX, o * math.exp(-power))
-    if alpha < ALPHA_MIN:
-        return 0.0, power, dx, dy
-    return alpha, power, dx, dy
+    step = 0.5 * A - (A * dx + B * dy)  # power(x + 1) - power(x)
+    return dx, dy, power, step, math.exp(-power), math.exp(-step), math.exp(-A)
+
+
+@njit(cache=True, inline="always")
+def _alpha(power, e, o):
+    """alpha = min(0.999, o exp(-power)) (Eq. 4), or 0 if the pair is skipped (power < 0
+    cannot happen for a valid conic; fainter than 1/255 is the 3DGS rule)."""
+    alpha = min(ALPHA_MAX, o * e)
+    if power < 0.0 or alpha < ALPHA_MIN:
+        return 0.0
+    return alpha
 
 
 @njit(cache=True)
@@ -203,8 +217,11 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
         g = row_gid[k]
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
         stats[y, 0] += max(x1 - x0 + 1, 0)
+        _, _, power, step, e, ratio, ratio_step = _run_start(mx[g], my[g], A[g], B[g], C[g], x0, y)
         for x in range(x0, x1 + 1):
-            alpha = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)[0]  # Eq. 4
+            alpha = _alpha(power, e, o[g])  # Eq. 4
+            power, step = power + step, step + A[g]  # on to the next pixel
+            e, ratio = e * ratio, ratio * ratio_step
             if alpha == 0.0:
                 continue  # fainter than 1/255 at this pixel
             stats[y, 1] += 1
@@ -270,13 +287,16 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
         g_colour[:] = 0.0
         g_mx = g_my = g_A = g_B = g_C = g_o = 0.0  # the rest of it, summed over the run
+        dx, dy, power, step, e, ratio, ratio_step = _run_start(
+            mx[g], my[g], A[g], B[g], C[g], x0, y
+        )
         for x in range(x0, x1 + 1):
             p = y * width + x
-            if k > last[p]:
-                continue  # behind the early termination (or no pair at this pixel)
-            alpha, _, dx, dy = _alpha(mx[g], my[g], A[g], B[g], C[g], o[g], t[g], x, y)
-            if alpha == 0.0:
-                continue
+            alpha, dx_pix = _alpha(power, e, o[g]), dx  # the forward's walk: the same alphas
+            dx, power, step = dx - 1.0, power + step, step + A[g]  # on to the next pixel
+            e, ratio = e * ratio, ratio * ratio_step
+            if alpha == 0.0 or k > last[p]:
+                continue  # too faint, or behind the early termination
             one_over = 1.0 / (1.0 - alpha)
             T_i = T[x] * one_over  # transmittance in front of this pair
             w = alpha * T_i
@@ -290,10 +310,10 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             if alpha >= ALPHA_MAX:
                 continue  # clamped: alpha does not move with the Gaussian
             dL_dpower = -alpha * dL_dalpha
-            g_mx += dL_dpower * (A[g] * dx + B[g] * dy)  # d power / d mx
-            g_my += dL_dpower * (C[g] * dy + B[g] * dx)  # d power / d my
-            g_A += dL_dpower * 0.5 * dx * dx  # d power / d A
-            g_B += dL_dpower * dx * dy  # d power / d B
+            g_mx += dL_dpower * (A[g] * dx_pix + B[g] * dy)  # d power / d mx
+            g_my += dL_dpower * (C[g] * dy + B[g] * dx_pix)  # d power / d my
+            g_A += dL_dpower * 0.5 * dx_pix * dx_pix  # d power / d A
+            g_B += dL_dpower * dx_pix * dy  # d power / d B
             g_C += dL_dpower * 0.5 * dy * dy  # d power / d C
             g_o += dL_dalpha * alpha / o[g]  # d alpha / d o = exp(-power)
         grads[g, 0] += g_mx
