@@ -94,12 +94,14 @@ _set_cache_dir()
 
 import numba  # noqa: E402 (after the cache folder is chosen)
 from numba import njit, prange  # noqa: E402
+from numba.core import config as numba_config  # noqa: E402 (its fields are set at run time)
 
-numba.config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # numba may have been imported before
+# numba may have been imported before: tell it the folder directly too
+numba_config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # pyright: ignore[reportAttributeAccessIssue]
 # numba's own thread pool ("workqueue") survives fork(); GNU OpenMP, its first choice on Linux,
 # aborts a forked child, and the grading zygote forks every kernel after warming them up.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba_config.THREADING_LAYER = "workqueue"  # pyright: ignore[reportAttributeAccessIssue]
 _LAUNCH = threading.Lock()  # workqueue runs one parallel loop at a time: callers queue here
 
 _N_GRAD = 6  # per-Gaussian gradient slots before the colours: mx, my, A, B, C, opacity
@@ -455,7 +457,8 @@ def _one_launch() -> Iterator[None]:
     limits both), one launch at a time: numba's "workqueue" pool runs one parallel loop at
     once, so callers from several Python threads queue here."""
     with _LAUNCH:
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        most = numba_config.NUMBA_NUM_THREADS  # pyright: ignore[reportAttributeAccessIssue]
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
         yield
 
 
@@ -503,7 +506,7 @@ class _CompositeCamera(torch.autograd.Function):
         gauss, T, last, vis, N = ctx.kernel_args
         g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
         with _one_launch():
-            grads = _backward(*gauss, T, last, g_out, g_alpha)  # [G, 6 + D]
+            grads = _backward(*gauss, T, last, g_out, g_alpha)  # pyright: ignore[reportCallIssue]
         grads = torch.from_numpy(grads).to(ctx.dtype)  # [G, 6 + D]
         full = grads.new_zeros(N, grads.shape[1]).index_copy_(0, vis, grads)  # [N, 6 + D]
         return (
@@ -581,9 +584,18 @@ def rasterize_to_pixels(
 ) -> tuple[Tensor, Tensor]:
     """:func:`.rasterize.rasterize_to_pixels` on the compiled kernels: colours [C, H, W, D]
     and alphas [C, H, W, 1] from inputs [C, N, ...], background [C, D] behind."""
-    per_camera = (means2d, conics, colors, opacities, depths, radii)  # [C, N, ...] each
     cameras = [
-        composite_camera(*(v[c] for v in per_camera), width, height, stats)
+        composite_camera(
+            means2d[c],
+            conics[c],
+            colors[c],
+            opacities[c],
+            depths[c],
+            radii[c],
+            width,
+            height,
+            stats,
+        )
         for c in range(means2d.shape[0])
     ]  # C x ([H * W, D], [H * W])
     render = torch.stack([out for out, _ in cameras]).reshape(len(cameras), height, width, -1)
