@@ -1,4 +1,5 @@
-"""The PyTorch rasterizer: exactness against the dense reference, gradients, invariances."""
+"""The CPU rasterizers, compiled and PyTorch: exactness against the dense reference,
+gradients, invariances. Every test runs on both (the ``cpu_backend`` fixture)."""
 
 import math
 
@@ -17,6 +18,13 @@ from splatcourse.splat3d import (
 )
 
 W, H = 40, 30
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def cpu_backend(request, monkeypatch):
+    """Run each test on the compiled rasterizer and on the PyTorch one (its fallback)."""
+    monkeypatch.setenv(BACKEND_ENV_VAR, request.param)
+    return request.param
 
 
 def scene(n=150, seed=0, dtype=torch.float32, opacity=(0.05, 0.95), scale=(0.03, 0.25)):
@@ -113,11 +121,12 @@ def test_compositing_rules_have_one_home():
 
 
 def test_bands_give_the_same_image(monkeypatch):
+    # the PyTorch rasterizer's memory bands (the compiled one has no pair lists to bound)
     params = scene(200, seed=2)
     views, Ks = cameras(2)
-    r, a, info = rasterization(*params, views, Ks, W, H)
+    r, a, info = rasterization(*params, views, Ks, W, H, backend="torch")
     monkeypatch.setattr(rasterize_mod, "DEFAULT_PAIRS_PER_BAND", 500)
-    r2, a2, info2 = rasterization(*params, views, Ks, W, H)
+    r2, a2, info2 = rasterization(*params, views, Ks, W, H, backend="torch")
     assert info2["raster_stats"].n_bands > 6 * info["raster_stats"].n_bands
     torch.testing.assert_close(r, r2, atol=1e-6, rtol=0)
     torch.testing.assert_close(a, a2, atol=1e-6, rtol=0)
@@ -312,7 +321,8 @@ def test_empty_view_renders_background():
 def test_backend_switch(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV_VAR, raising=False)
     assert resolve_backend("torch") == "torch"
-    assert resolve_backend(None, torch.device("cpu")) == "torch"
+    assert resolve_backend("compiled") == "compiled"
+    assert resolve_backend(None, torch.device("cpu")) == "compiled"  # the default CPU path
     monkeypatch.setenv(BACKEND_ENV_VAR, "torch")
     assert resolve_backend() == "torch"
     monkeypatch.setenv(BACKEND_ENV_VAR, "metal")

@@ -279,7 +279,9 @@ def _warm_up() -> None:
     import splatcourse.grading.guard
     import splatcourse.splat3d
     import splatcourse.toy2d  # noqa: F401
+    from splatcourse.splat3d.backend import compiled_available
 
+    compiled_available()  # the compiled rasterizer, compiled or loaded from its cache, once
     x = torch.zeros(4, requires_grad=True)
     opt = torch.optim.Adam([x], lr=0.1)  # loads torch._dynamo: 2 s on first use
     (x - 1).square().sum().backward()

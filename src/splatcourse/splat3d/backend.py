@@ -1,4 +1,4 @@
-"""``rasterization``: gsplat's call, on gsplat's CUDA kernels or on our PyTorch rasterizer.
+"""``rasterization``: gsplat's call, on gsplat's CUDA kernels or on our CPU rasterizers.
 
 Training code written against ``gsplat.rasterization`` runs unchanged on a laptop: the same
 arguments, the same ``(renders, alphas, info)`` and an ``info`` that gsplat's
@@ -6,8 +6,12 @@ arguments, the same ``(renders, alphas, info)`` and an ``info`` that gsplat's
 
 * the ``backend`` argument, else
 * the environment variable ``SPLATCOURSE_BACKEND``, else
-* ``"auto"``: gsplat when its CUDA kernels are usable and the tensors live on a GPU,
-  the PyTorch rasterizer otherwise.
+* ``"auto"``: gsplat when its CUDA kernels are usable and the tensors live on a GPU; on the
+  CPU the compiled rasterizer (``kernel.py``, numba), or the PyTorch one (``rasterize.py``)
+  where the compiled one cannot load.
+
+``"compiled"`` and ``"torch"`` force one of the two CPU rasterizers; both share the
+projection and SH code below and give the same images and gradients.
 
 Used by: lessons 4-7 and exercises 3-4 (every render), the trainer.
 """
@@ -29,6 +33,7 @@ from .sh import eval_sh
 
 __all__ = [
     "BACKEND_ENV_VAR",
+    "compiled_available",
     "gsplat_available",
     "rasterization",
     "resolve_backend",
@@ -36,7 +41,7 @@ __all__ = [
 ]
 
 BACKEND_ENV_VAR = "SPLATCOURSE_BACKEND"
-_BACKENDS = ("auto", "torch", "gsplat")
+_BACKENDS = ("auto", "compiled", "torch", "gsplat")
 RenderMode = Literal["RGB", "D", "ED", "RGB+D", "RGB+ED"]
 _RENDER_MODES = get_args(RenderMode)
 
@@ -57,8 +62,22 @@ def gsplat_available() -> tuple[bool, str]:
     return True, "ok"
 
 
+@functools.lru_cache(maxsize=1)
+def compiled_available() -> tuple[bool, str]:
+    """Whether the compiled CPU rasterizer loads here (numba imports, the kernels compile or
+    come from the disk cache), and if not, why."""
+    try:
+        from . import kernel
+
+        kernel.warm_up()
+    except Exception as exc:  # any failure to load means "use the PyTorch rasterizer"
+        return False, f"the compiled rasterizer could not load: {exc!r}"
+    return True, "ok"
+
+
 def resolve_backend(backend: str | None = None, device: torch.device | None = None) -> str:
-    """``"torch"`` or ``"gsplat"``, from the argument, ``$SPLATCOURSE_BACKEND`` or auto."""
+    """``"compiled"``, ``"torch"`` or ``"gsplat"``, from the argument,
+    ``$SPLATCOURSE_BACKEND`` or auto (see the module docstring)."""
     choice = backend if backend is not None else os.environ.get(BACKEND_ENV_VAR, "auto")
     choice = choice.strip().lower()
     if choice not in _BACKENDS:
@@ -66,6 +85,14 @@ def resolve_backend(backend: str | None = None, device: torch.device | None = No
         raise ValueError(f"{source} must be one of {_BACKENDS}, got {choice!r}")
     if choice == "torch":
         return "torch"
+    if choice == "compiled":
+        ok, why = compiled_available()
+        if not ok:
+            raise RuntimeError(
+                f"backend 'compiled' was forced but {why}. Use backend='torch' (or unset "
+                f"${BACKEND_ENV_VAR}) to run the PyTorch rasterizer."
+            )
+        return "compiled"
     ok, why = gsplat_available()
     if choice == "gsplat":
         if not ok:
@@ -75,7 +102,9 @@ def resolve_backend(backend: str | None = None, device: torch.device | None = No
             )
         return "gsplat"
     on_gpu = device is not None and torch.device(device).type == "cuda"
-    return "gsplat" if ok and on_gpu else "torch"
+    if ok and on_gpu:
+        return "gsplat"
+    return "compiled" if compiled_available()[0] else "torch"
 
 
 # gsplat arguments whose effect the PyTorch rasterizer cannot reproduce: the torch path
@@ -158,10 +187,11 @@ def rasterization(
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render N Gaussians into C cameras; drop-in for ``gsplat.rasterization`` (1.5.3).
 
-    The arguments are gsplat's, plus ``backend`` (``"auto"``, ``"torch"`` or ``"gsplat"``;
-    see the module docstring). On the gsplat backend every argument is passed on.
+    The arguments are gsplat's, plus ``backend`` (``"auto"``, ``"compiled"``, ``"torch"`` or
+    ``"gsplat"``; see the module docstring). On the gsplat backend every argument is passed on.
 
-    The PyTorch backend (the CPU path) honours: means [N, 3], quats [N, 4] (w, x, y, z, any
+    The CPU backends ("compiled" and "torch", called the PyTorch backend below: they share
+    everything but the compositing loop) honour: means [N, 3], quats [N, 4] (w, x, y, z, any
     length), scales [N, 3], opacities [N], colors ([N, D] or [C, N, D]; SH coefficients
     [N, K, 3] or [C, N, K, 3] when ``sh_degree`` is set), viewmats [C, 4, 4]
     (world-to-camera), Ks [C, 3, 3], width, height, near_plane, far_plane, radius_clip,
@@ -187,7 +217,8 @@ def rasterization(
         With the PyTorch backend ``info`` is unpacked: ``means2d`` [C, N, 2] (gradients land
         there for densification), ``radii`` [C, N, 2] int32, ``depths``, ``conics``,
         ``opacities`` [C, N], ``width``, ``height``, ``n_cameras``, ``gaussian_ids=None``,
-        ``packed=False``, ``backend="torch"``, ``n_pairs`` and ``raster_stats``.
+        ``packed=False``, ``backend`` ("compiled" or "torch"), ``n_pairs`` and
+        ``raster_stats``.
 
     Examples:
         >>> import torch
@@ -241,10 +272,15 @@ def rasterization(
         "viewmats_rs": viewmats_rs,
     }
     gaussians_and_cameras = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
-    if resolve_backend(backend, means.device) == "gsplat":
+    engine = resolve_backend(backend, means.device)
+    if engine == "gsplat":
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
-    return torch_rasterization(
+    compositor = sh_colours = None
+    if engine == "compiled":
+        from .kernel import rasterize_to_pixels as compositor
+        from .kernel import sh_colours
+    renders, alphas, info = torch_rasterization(
         *gaussians_and_cameras,
         near_plane=near_plane,
         far_plane=far_plane,
@@ -256,7 +292,11 @@ def rasterization(
         rasterize_mode=rasterize_mode,
         covars=covars,
         tile_size=tile_size,
+        compositor=compositor,
+        sh_colours=sh_colours,
     )
+    info["backend"] = engine
+    return renders, alphas, info
 
 
 def _gsplat_rasterization(
@@ -332,13 +372,23 @@ def _colours_per_camera(colors: Tensor, N: int, C: int) -> Tensor:
     )
 
 
-def _sh_colours_per_camera(
-    shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor, N: int, C: int
-) -> Tensor:
-    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera.
+def _torch_sh_colours(sh_degree: int, shs: Tensor, dirs: Tensor) -> Tensor:
+    """Colours [C, N, 3] of SH [C, N, K, 3] along dirs [C, N, 3]: the SH sum + 0.5, clamped
+    at 0, as in gsplat and 3DGS."""
+    return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)
 
-    As in gsplat and 3DGS, the SH sum gets 0.5 added and is clamped at 0.
-    """
+
+def _sh_colours_per_camera(
+    shs: Tensor,
+    sh_degree: int,
+    means: Tensor,
+    viewmats: Tensor,
+    N: int,
+    C: int,
+    sh_colours: Callable = _torch_sh_colours,
+) -> Tensor:
+    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera,
+    by ``sh_colours(sh_degree, shs [C, N, K, 3], dirs [C, N, 3])``."""
     if not 0 <= sh_degree <= 3:
         raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
     if shs.dim() == 3 and shs.shape[0] == N and shs.shape[-1] == 3:
@@ -355,7 +405,7 @@ def _sh_colours_per_camera(
         )
     campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
     dirs = means[None] - campos[:, None]  # [C, N, 3]
-    return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)  # [C, N, 3]
+    return sh_colours(sh_degree, shs, dirs)  # [C, N, 3]
 
 
 def _channels_for_mode(
@@ -439,9 +489,11 @@ def torch_rasterization(
     covars=None,
     tile_size=16,
     compositor: Callable | None = None,
+    sh_colours: Callable | None = None,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
-    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it)."""
+    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it) and
+    ``sh_colours`` the SH evaluation (the compiled backend swaps both)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
@@ -467,7 +519,9 @@ def torch_rasterization(
     if sh_degree is None:
         colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
     else:
-        colors_c = _sh_colours_per_camera(colors, sh_degree, means, viewmats, N, C)
+        colors_c = _sh_colours_per_camera(
+            colors, sh_degree, means, viewmats, N, C, sh_colours or _torch_sh_colours
+        )
     colors_c, backgrounds = _channels_for_mode(
         colors_c, backgrounds, proj.depths, render_mode, means.dtype
     )  # [C, N, X], [C, X]

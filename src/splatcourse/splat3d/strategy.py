@@ -84,9 +84,9 @@ def make_strategy(**kwargs) -> ResettingDefaultStrategy:
     if kwargs.get("absgrad"):
         from .backend import resolve_backend
 
-        if resolve_backend() == "torch":
+        if resolve_backend() != "gsplat":
             raise ValueError(
-                "make_strategy: absgrad=True needs the gsplat backend; the PyTorch rasterizer "
-                "does not compute absolute gradients"
+                "make_strategy: absgrad=True needs the gsplat backend; the CPU rasterizers "
+                "do not compute absolute gradients"
             )
     return ResettingDefaultStrategy(**kwargs)
