@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -67,3 +69,31 @@ def test_feedback_redacts_hidden_tests():
     out, _ = RedactHiddenTests()(nb, {})  # called as nbconvert calls it, so it must be enabled
     assert "secret" not in out.cells[0].source
     assert out.cells[0].outputs[0]["traceback"] == ["AssertionError: off by one"]
+
+
+def test_forbid_catches_a_copy_made_from_the_code_object():
+    import types
+
+    grid = toy2d.pixel_grid(4)
+    args = (torch.zeros(1, 2), torch.zeros(1), torch.ones(1), grid)
+    ref = toy2d.render_splats
+    copy = types.FunctionType(ref.__code__, ref.__globals__, "mine")
+    renamed = types.FunctionType(ref.__code__.replace(co_name="mine"), ref.__globals__)
+
+    def caught_and_hidden(*a):
+        try:
+            return ref(*a)
+        except AssertionError:
+            return copy(*a)  # the refusal caught, then the copy run
+
+    for cheat in (copy, renamed, caught_and_hidden):
+        with (
+            pytest.raises(AssertionError, match="copy of the course's reference"),
+            checks.forbid(ref),
+        ):
+            cheat(*args)
+    before = sys.gettrace()
+    with checks.forbid(ref):  # honest code in the block still runs, and nothing is left behind
+        mine = toy2d.render_splats_separable(*args[:3], 4)
+    assert sys.gettrace() is before
+    assert torch.allclose(mine, ref(*args)) and torch.equal(copy(*args), ref(*args))
