@@ -163,8 +163,10 @@ def bound_names(source: str) -> list[str] | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
             return  # what a body binds is local to it
-        if isinstance(node, ast.Lambda):
-            return
+        if isinstance(
+            node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
+            return  # their variables are their own
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.append(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -357,7 +359,8 @@ _TAMPER = re.compile(
     r"|__code__|\bco_code\b|__globals__|\bf_globals\b|\bf_locals\b|\bf_back\b|_getframe"
     r"|\bcurrentframe\b|\binspect\.stack\b|\blinecache\b"
     r"|input_transformers|input_transformer_manager|ast_transformers|\bevents\.register"
-    r"|(?<![\w.])(exec|eval|compile)\s*\((?!\s*[rRbBuU]?['\"])",
+    # exec/eval/compile of anything but one plain string literal (`re.compile`, `.eval()` pass)
+    r"|(?<![\w.])(exec|eval|compile)\s*\((?!\s*[rRbBuU]?(?P<q>['\"])(?:(?!(?P=q)).)*(?P=q)\s*[,)])",
     re.MULTILINE,
 )
 
