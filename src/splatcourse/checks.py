@@ -32,7 +32,7 @@ def fail(message: str, hint: str = "") -> None:
 
 
 def check_tensor(
-    name: str, value: Any, shape: Sequence[int] | None = None, hint: str = ""
+    name: str, value: Any, shape: Sequence[int | None] | None = None, hint: str = ""
 ) -> Tensor:
     """A finite torch tensor of the expected shape (None in `shape` means any size)."""
     if not isinstance(value, torch.Tensor):
