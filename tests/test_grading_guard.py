@@ -69,3 +69,14 @@ def test_bound_names_are_what_a_cell_binds_at_top_level():
         "torch", "plt", "a", "c", "target", "grid", "n", "warm", "helper", "i", "fh", "k",
     ]  # fmt: skip
     assert bound_names("%matplotlib inline\nx = 1") is None
+
+
+def test_guard_outputs_say_what_was_undone_or_zero_the_cell():
+    from splatcourse.grading.execute import guard_outputs
+
+    assert guard_outputs([], "") == []  # an honest submission: nothing added
+    (note,) = guard_outputs(["setup value target (rebound)"], "")
+    assert note["output_type"] == "stream" and note["name"] == "stdout"  # never costs points
+    assert "target (rebound)" in note["text"] and "flagged for review" in note["text"]
+    (error,) = guard_outputs(None, "NameError: guard")  # could not run: the checks may be forged
+    assert error["output_type"] == "error" and "NameError: guard" in error["evalue"]

@@ -67,10 +67,11 @@ FORGERIES = {
         "from splatcourse import checks as _c\n_noop = lambda *a, **k: None\n"
         f"for _n in {_CHECKS}:\n    getattr(_c, _n).__code__ = _noop.__code__\n"
     ),
-    # every later cell that checks something becomes `pass`
+    # every later cell that checks something, or calls the guard, becomes `pass`
     "input_transformer": (
         "def _neuter(lines):\n"
-        "    return ['pass\\n'] if any('checks.' in l for l in lines) else lines\n"
+        "    hit = any('checks.' in l or 'guard' in l for l in lines)\n"
+        "    return ['pass\\n'] if hit else lines\n"
         "get_ipython().input_transformers_post.append(_neuter)\n"
     ),
     # every later cell is wrapped in try/except BaseException
