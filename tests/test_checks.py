@@ -1,8 +1,10 @@
+import sys
+
 import pytest
 import torch
 
 from splatcourse import checks, toy2d
-from splatcourse.grading.nbgrader_ext import RedactHiddenTests, strip_hidden_tests
+from splatcourse.grading.nbgrader_ext import REDACTED, RedactHiddenTests, strip_hidden_tests
 
 
 def test_check_tensor_messages():
@@ -91,3 +93,62 @@ def test_feedback_redacts_hidden_tests():
     out, _ = RedactHiddenTests()(nb, {})  # called as nbconvert calls it, so it must be enabled
     assert "secret" not in out.cells[0].source
     assert out.cells[0].outputs[0]["traceback"] == ["AssertionError: off by one"]
+
+
+def test_forbid_catches_a_copy_made_from_the_code_object():
+    import types
+
+    grid = toy2d.pixel_grid(4)
+    args = (torch.zeros(1, 2), torch.zeros(1), torch.ones(1), grid)
+    ref = toy2d.render_splats
+    copy = types.FunctionType(ref.__code__, ref.__globals__, "mine")
+    renamed = types.FunctionType(ref.__code__.replace(co_name="mine"), ref.__globals__)
+
+    def caught_and_hidden(*a):
+        try:
+            return ref(*a)
+        except AssertionError:
+            return copy(*a)  # the refusal caught, then the copy run
+
+    for cheat in (copy, renamed, caught_and_hidden):
+        with (
+            pytest.raises(AssertionError, match="copy of the course's reference"),
+            checks.forbid(ref),
+        ):
+            cheat(*args)
+    before = sys.gettrace()
+    with checks.forbid(ref):  # honest code in the block still runs, and nothing is left behind
+        mine = toy2d.render_splats_separable(*args[:3], 4)
+    assert sys.gettrace() is before
+    assert torch.allclose(mine, ref(*args)) and torch.equal(copy(*args), ref(*args))
+
+
+def test_feedback_redacts_hidden_source_printed_anywhere():
+    import nbformat
+
+    hidden = (
+        "### BEGIN HIDDEN TESTS\n_want = secret_reference(seed=1234)\ntry:\n### END HIDDEN TESTS\n"
+    )
+    test = nbformat.v4.new_code_cell("assert visible\n" + hidden)
+    printed = "### BEGIN HIDDEN TESTS\n_want = secret_reference(seed=1234)\ntry:\n"
+    test.outputs = [  # the student's code, called from the test, printed its caller's source
+        nbformat.v4.new_output("stream", name="stdout", text="fitting\n" + printed + "done\n")
+    ]
+    later = nbformat.v4.new_code_cell("print(stash)")
+    later.outputs = [
+        nbformat.v4.new_output(
+            "execute_result",
+            data={"text/plain": "  12 |     _want = secret_reference(seed=1234)  # stolen"},
+            execution_count=3,
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="I will try: this\ntry:\n"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[test, later])
+    out, _ = RedactHiddenTests()(nb, {})
+    text = nbformat.writes(out)
+    assert "secret_reference" not in text and "BEGIN HIDDEN" not in text
+    assert (
+        "fitting\n" in out.cells[0].outputs[0]["text"] and "done" in out.cells[0].outputs[0]["text"]
+    )
+    # a short hidden line (`try:`) is dropped only where a whole line equals it
+    assert out.cells[1].outputs[1]["text"] == "I will try: this\n" + REDACTED + "\n"

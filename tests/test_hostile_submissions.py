@@ -21,9 +21,11 @@ import pytest
 
 from splatcourse.grading import instructor, sandbox, zygote
 from splatcourse.grading.harness import (
+    apply,
     cell_scores,
     completed,
     copy_course,
+    mutants_for,
     notebooks,
     write_submission,
 )
@@ -52,6 +54,107 @@ def _solution(course):
 def _results_cell(prelude: str) -> str:
     """A results cell that runs `prelude` first: if the prelude raises, `results` is missing."""
     return prelude + "\nresults = {n: fit(target, n)[1] for n in (4, 16, 64)}\n"
+
+
+RENDER_POINTS = 4.0  # test_render_visible and test_render_hidden
+FIT_POINTS = 6.0  # test_fit_visible, test_fit_hidden and test_results
+NO_HALF = ("torch.exp(-0.5 * d2 / var)", "torch.exp(-d2 / var)")  # a wrong render (a mutant's)
+_CHECKS = "('check_close', 'check_tensor', 'check_number', 'fail')"
+#: answer-cell preludes that, before the guard reset them, made every later check pass
+FORGERIES = {
+    # the function objects stay, their code is swapped
+    "code_swap": (
+        "from splatcourse import checks as _c\n_noop = lambda *a, **k: None\n"
+        f"for _n in {_CHECKS}:\n    getattr(_c, _n).__code__ = _noop.__code__\n"
+    ),
+    # every later cell that checks something, or calls the guard, becomes `pass`
+    "input_transformer": (
+        "def _neuter(lines):\n"
+        "    hit = any('checks.' in l or 'guard' in l for l in lines)\n"
+        "    return ['pass\\n'] if hit else lines\n"
+        "get_ipython().input_transformers_post.append(_neuter)\n"
+    ),
+    # every later cell is wrapped in try/except BaseException
+    "ast_transformer": (
+        "import ast\nclass _Swallow(ast.NodeTransformer):\n"
+        "    def visit_Module(self, node):\n"
+        "        catch = ast.ExceptHandler(type=ast.Name('BaseException', ast.Load()), name=None,\n"
+        "                                  body=[ast.Pass()])\n"
+        "        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[catch], orelse=[],\n"
+        "                             finalbody=[])]\n"
+        "        return ast.fix_missing_locations(node)\n"
+        "get_ipython().ast_transformers.append(_Swallow())\n"
+    ),
+    # the checks are patched again after the guard, just before every cell
+    "event_hook": (
+        "from splatcourse import checks as _c\n"
+        f"def _patch(*a):\n    for _n in {_CHECKS}:\n"
+        "        setattr(_c, _n, lambda *a, **k: None)\n"
+        "get_ipython().events.register('pre_run_cell', _patch)\n"
+    ),
+}
+#: a fit that never optimises, reporting a made-up MSE
+FIT_REPORTING_NUMBERS = (
+    "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
+    "    s = init_splats(n_gaussians, seed=seed)\n"
+    "    return {'means': s['means'], 'log_scales': s['log_scales'],\n"
+    "            'weights': s['weights'][:, 0]}, 1e-6 / n_gaussians\n"
+)
+#: a fit that does nothing (zero weights), honest about its MSE, against a target made zero
+FIT_ON_ZEROED_TARGET = (
+    "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
+    "    s = init_splats(n_gaussians, seed=seed)\n"
+    "    p = {'means': s['means'], 'log_scales': s['log_scales'], 'weights': torch.zeros(n_gaussians)}\n"
+    "    return p, ((render(**p, grid=pixel_grid(target.shape[0])) - target) ** 2).mean().item()\n"
+    "target = torch.zeros_like(target)\n"
+)
+#: the course's renderer and fit, copied through their code objects
+RENDER_COPIED = (
+    "import types\nfrom splatcourse import toy2d as _t\n"
+    "_sep = types.FunctionType(_t.render_splats_separable.__code__, _t.__dict__, 'mine',\n"
+    "                          _t.render_splats_separable.__defaults__)\n"
+    "def render(means, log_scales, weights, grid):\n"
+    "    return _sep(means, log_scales, weights, grid.shape[0])\n"
+)
+FIT_COPIED = (
+    "import types\nfrom splatcourse import toy2d as _t\n"
+    "_fit = types.FunctionType(_t.fit_splats.__code__, _t.__dict__, 'mine',\n"
+    "                          _t.fit_splats.__defaults__)\n"
+    "def fit(target, n_gaussians, steps=REFERENCE_STEPS, lr=REFERENCE_LR, seed=0):\n"
+    "    r = _fit(target, n_gaussians, seed=seed, steps=steps, progress=False)\n"
+    "    p = {k: r.params[k] for k in ('means', 'log_scales')}\n"
+    "    return {**p, 'weights': r.params['weights'].reshape(-1)}, r.mse\n"
+)
+#: printed by the student's fit: the source of the (hidden) test cell that called it
+PRINT_CALLER = (
+    "    import inspect, linecache\n"
+    "    print(''.join(linecache.getlines(inspect.currentframe().f_back.f_code.co_filename)))\n"
+)
+#: a line of ex01's hidden fit test that must never reach a feedback page
+HIDDEN_LINE = "_want = _ref.fit_splats(_target, _n, seed=3, steps=150, progress=False).mse"
+
+
+def _prepend(nb, grade_id: str, prelude: str, old: str = "", new: str = ""):
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            assert old in cell.source, (grade_id, old)
+            cell.source = prelude + cell.source.replace(old, new)
+            return nb
+    raise AssertionError(f"no cell {grade_id}")
+
+
+def forged_answers(course, put) -> None:
+    """Each forged answer of issue 15: a wrong part plus a trick that used to hide it."""
+    for student, prelude in FORGERIES.items():
+        put(student, _prepend(_solution(course), "render", prelude, *NO_HALF), FULL - RENDER_POINTS)
+    put(
+        "reported_numbers", _set(_solution(course), "fit", FIT_REPORTING_NUMBERS), FULL - FIT_POINTS
+    )
+    put("setup_rebind", _set(_solution(course), "fit", FIT_ON_ZEROED_TARGET), FULL - FIT_POINTS)
+    copied = _set(_set(_solution(course), "render", RENDER_COPIED), "fit", FIT_COPIED)
+    put("copied_reference", copied, 2.0)  # only the visible tests, which forbid nothing
+    start = "    start = init_splats(n_gaussians, seed=seed)\n"
+    put("prints_hidden", _prepend(_solution(course), "fit", "", start, PRINT_CALLER + start), FULL)
 
 
 def hostile_submissions(course, subs: Path, honest: Path) -> dict[str, float]:
@@ -222,6 +325,7 @@ def hostile_submissions(course, subs: Path, honest: Path) -> dict[str, float]:
     expect["not_a_notebook"] = 0.0
     (subs / "empty" / A).mkdir(parents=True)
     expect["empty"] = 0.0
+    forged_answers(course, put)
     return expect
 
 
@@ -332,6 +436,30 @@ def test_feedback_says_what_happened(graded):
     assert "was deleted" in text["edited_tests"]
     assert "KernelDied" in text["os_exit"]
     assert "BEGIN HIDDEN TESTS" not in "".join(text.values())
+    assert HIDDEN_LINE not in "".join(text.values())  # printed by prints_hidden's fit
+
+
+def test_forged_answers_are_flagged_with_a_reason(graded):
+    """The scan names each trick before grading; the guard says in the test cell's output what
+    it undid (the instructor sees both; the cell's checks decide its score)."""
+    course, report, *_ = graded
+    notes = {r.student: " ".join(r.notes) for r in report.results}
+    for student in [*FORGERIES, "copied_reference", "prints_hidden"]:
+        assert "flagged for review" in notes[student], (student, notes[student])
+    undone = {
+        student: "".join(
+            o.get("text", "")
+            for c in nbformat.read(course.autograded / student / A / NB, as_version=4).cells
+            for o in c.get("outputs", [])
+        )
+        for student in [*FORGERIES, "setup_rebind", "honest_twin"]
+    }
+    assert "the code of splatcourse.checks.check_close" in undone["code_swap"]
+    assert "input transformers" in undone["input_transformer"]
+    assert "AST transformers" in undone["ast_transformer"]
+    assert "pre_run_cell event hooks" in undone["event_hook"]
+    assert "setup value target (rebound)" in undone["setup_rebind"]
+    assert "grader undid" not in undone["honest_twin"]
 
 
 def test_regrading_is_idempotent_and_resumes(graded):
@@ -353,6 +481,32 @@ def test_regrading_is_idempotent_and_resumes(graded):
     assert {r.student: r.score for r in resumed.results} == {
         r.student: r.score for r in report.results
     }
+
+
+def test_shrunk_setup_lists_gain_nothing(mode, released_course, tmp_path):
+    """Exercise 5: a recommender wrong for every mesh brief, with OUTPUTS shrunk to leave the
+    mesh briefs out, loses what the wrong recommender alone loses (issue 15 saw full marks)."""
+    ex05 = "ex05_pipeline_brief"
+    course = copy_course(tmp_path / "course", released_course.root, with_gradebook=True)
+    (wrong,) = [m for m in mutants_for(ex05) if m.name == "no-metallic"]
+    nbs = apply(wrong, completed(course, ex05))
+    for nb in nbs.values():
+        _set(
+            nb,
+            "recommend",
+            next(
+                c.source
+                for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "recommend"
+            )
+            + '\nOUTPUTS = ("splat", "nerf")\n',
+        )
+    write_submission(tmp_path / "subs", "shrinker", ex05, nbs)
+    report = instructor.autograde(
+        tmp_path / "subs", course, [ex05], cell_timeout=CELL_TIMEOUT, progress=False
+    )
+    lost = {g for g, (score, top) in cell_scores(course, ex05, "shrinker").items() if score < top}
+    assert lost == set(wrong.fails), report.summary()
 
 
 def test_default_mode_is_the_strongest_available(monkeypatch):

@@ -14,6 +14,8 @@ import inspect
 import math
 import os
 import sys
+import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -31,7 +33,7 @@ def fail(message: str, hint: str = "") -> None:
 
 
 def check_tensor(
-    name: str, value: Any, shape: Sequence[int] | None = None, hint: str = ""
+    name: str, value: Any, shape: Sequence[int | None] | None = None, hint: str = ""
 ) -> Tensor:
     """A finite torch tensor of the expected shape (None in `shape` means any size)."""
     if not isinstance(value, torch.Tensor):
@@ -102,21 +104,54 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
     )
 
 
+def _same_code(code: types.CodeType, bytecodes: dict[bytes, list[types.CodeType]]) -> bool:
+    """Whether `code` is one of the banned code objects, or a copy renamed or moved: the same
+    bytecode with the same names and constants (the bytecode alone would match any function
+    of the same shape)."""
+    return any(
+        code.co_names == b.co_names and code.co_consts == b.co_consts
+        for b in bytecodes.get(code.co_code, ())
+    )
+
+
 @contextlib.contextmanager
 def forbid(*functions: Callable[..., Any]) -> Iterator[None]:
     """Make reference implementations raise while a student's function runs.
 
     Swapping the code object (not the module attribute) also catches names a student imported
-    with `from ... import ...`.
+    with `from ... import ...`. A copy of the function made from its code object
+    (`types.FunctionType(ref.__code__, ...)`, `code.replace(...)`) keeps the original code, so
+    a trace function also watches every Python call in the block (and in threads it starts)
+    and fails the check at the end if one ran that code, even where the student's code caught
+    the error.
     """
     saved = [(f, f.__code__) for f in functions]
+    bytecodes: dict[bytes, list[types.CodeType]] = {}
+    for _, code in saved:
+        bytecodes.setdefault(code.co_code, []).append(code)
+    ran: list[str] = []
+
+    def watch(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "call" and _same_code(frame.f_code, bytecodes):
+            ran.append(frame.f_code.co_qualname)
+
+    previous, previous_threads = sys.gettrace(), threading.gettrace()
     try:
         for f, _ in saved:
             f.__code__ = _refuse.__code__
+        threading.settrace(watch)  # type: ignore[arg-type]
+        sys.settrace(watch)  # type: ignore[arg-type]
         yield
     finally:
+        sys.settrace(previous)
+        threading.settrace(previous_threads)  # type: ignore[arg-type]
         for f, code in saved:
             f.__code__ = code
+    if ran:
+        fail(
+            f"your code ran a copy of the course's reference {ran[0]}; this exercise asks "
+            "for your own implementation"
+        )
 
 
 def loaded_gsplat_references() -> list[Callable[..., Any]]:

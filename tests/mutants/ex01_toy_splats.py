@@ -34,4 +34,28 @@ MUTANTS = [
         "results = {4: 2.0e-3, 16: 2.0e-5, 64: 4.0e-6}",
         fails={"test_results"},
     ),
+    # reported the loss of the last step, read before that step: the MSE is one step stale
+    # (1.2e-3 off with 4 Gaussians in test_fit_hidden; 3e-4 at the default budget, which
+    # test_results, checking the results against a re-run at 1%, lets pass)
+    Mutant(
+        "loss-before-last-step",
+        "fit",
+        "    with torch.no_grad():\n"
+        "        final_mse = ((render(**params, grid=grid) - target) ** 2).mean().item()\n",
+        "    final_mse = loss.item()\n",
+        fails={"test_fit_hidden"},
+    ),
+    # honest variants: equivalent code must keep every point (they agree to 6e-8 relative)
+    Mutant(
+        "honest-mse-loss",
+        "fit",
+        "final_mse = ((render(**params, grid=grid) - target) ** 2).mean().item()",
+        "final_mse = torch.nn.functional.mse_loss(render(**params, grid=grid), target).item()",
+    ),
+    Mutant(
+        "honest-float64-mse",
+        "fit",
+        "final_mse = ((render(**params, grid=grid) - target) ** 2).mean().item()",
+        "final_mse = float(((render(**params, grid=grid).double() - target.double()) ** 2).mean())",
+    ),
 ]

@@ -9,6 +9,7 @@ Used by: every exercise's autograding (named in autograde/nbgrader_config.py).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 
@@ -17,7 +18,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 
-from .guard import REMEMBER_CODE, RESTORE_CODE
+from .guard import RESTORE_EXPRESSION, remember_expression
 from .sandbox import SandboxKernelManager
 
 #: output one cell may produce before it is cut off and interrupted
@@ -76,12 +77,27 @@ class SandboxedExecute(Execute):
             task.add_done_callback(self._interrupts.discard)
         return None
 
-    def _silent(self, code: str) -> None:
+    def _guard(self, expression: str) -> tuple[list[str] | None, str]:
+        """Evaluate a guard expression in the kernel, out of reach of the student's hooks.
+
+        It runs as a user expression of an empty cell: IPython's input and AST transformers
+        and its pre-execution hooks never see it. Returns its value (a list of what the guard
+        undid) or None and why it failed.
+        """
         try:
             assert self.kc is not None, "no kernel client"  # it is connected while cells run
-            self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+            msg_id = self.kc.execute(
+                "", silent=True, store_history=False, user_expressions={"guard": expression}
+            )
+            reply = self.wait_for_reply(msg_id) or {}
+            result = reply.get("content", {}).get("user_expressions", {}).get("guard", {})
+            if result.get("status") != "ok":
+                return None, f"{result.get('ename', 'no reply')}: {result.get('evalue', '')}"
+            value = ast.literal_eval(result.get("data", {}).get("text/plain", "None"))
+            return (list(value) if isinstance(value, (list, tuple)) else []), ""
         except Exception as err:
             self.log.warning("grading guard failed: %s", err)
+            return None, f"{type(err).__name__}: {err}"
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
@@ -99,8 +115,10 @@ class SandboxedExecute(Execute):
                 )
             ]
             return cell, resources
+        undone: list[str] | None = []
+        why = ""
         if meta.get("grade") and not meta.get("solution"):
-            self._silent(RESTORE_CODE)
+            undone, why = self._guard(RESTORE_EXPRESSION)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except (DeadKernelError, CellTimeoutError) as err:
@@ -121,5 +139,26 @@ class SandboxedExecute(Execute):
             ]
             return cell, resources
         if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
-            self._silent(REMEMBER_CODE)
+            self._guard(remember_expression(cell.source))
+        cell.outputs = list(cell.get("outputs", [])) + guard_outputs(undone, why)
         return cell, resources
+
+
+def guard_outputs(undone: list[str] | None, why: str) -> list:
+    """What a test cell's feedback says about the guard: what it undid before the cell ran
+    (flagged for review, the cell's checks still decide), or that it could not run at all (the
+    cell scores nothing: its checks may have been forged)."""
+    if undone is None:
+        text = f"the grading guard could not run before this cell ({why[:200]}); flagged for review"
+        return [new_output("error", ename="GradingGuard", evalue=text, traceback=[text])]
+    if not undone:
+        return []
+    shown = ", ".join(undone[:12]) + (f" and {len(undone) - 12} more" if len(undone) > 12 else "")
+    return [
+        new_output(
+            "stream",
+            name="stdout",
+            text=f"\n[grader: before this test cell the grader undid changes to {shown}; "
+            "flagged for review]\n",
+        )
+    ]
