@@ -34,4 +34,13 @@ MUTANTS = [
         "results = {4: 2.0e-3, 16: 2.0e-5, 64: 4.0e-6}",
         fails={"test_results"},
     ),
+    # honest: a tqdm progress bar in the fit loop (the course's own fit_splats shows one); what a
+    # test cell writes to stderr is shown in the feedback and never costs points
+    Mutant(
+        "honest-tqdm-progress-bar",
+        "fit",
+        "    for _ in range(steps):\n",
+        '    from tqdm import tqdm\n\n    for _ in tqdm(range(steps), desc=f"fit {n_gaussians}"):\n',
+        fails=set(),
+    ),
 ]

@@ -61,4 +61,14 @@ MUTANTS = [
         "weights = alphas * T",
         fails={"test_composite_visible", "test_composite_hidden"},
     ),
+    # honest: a UserWarning on stderr while the tests call it costs nothing
+    Mutant(
+        "honest-user-warning",
+        "rotation",
+        "    q = quats / quats.norm(dim=-1, keepdim=True)\n",
+        "    import warnings\n\n"
+        '    warnings.warn("normalising the quaternions", UserWarning, stacklevel=2)\n'
+        "    q = quats / quats.norm(dim=-1, keepdim=True)\n",
+        fails=set(),
+    ),
 ]
