@@ -1,6 +1,6 @@
 """`splatcourse` command line: one command for each thing an instructor or student does.
 
-Used by: instructors (release, autograde, feedback, grades) and everyone who downloads a capture.
+Used by: instructors (release, autograde, feedback, grades, merge-gradebooks) and everyone who downloads a capture.
 """
 
 from __future__ import annotations
@@ -62,6 +62,24 @@ def _cmd_grades(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge_gradebooks(args: argparse.Namespace) -> int:
+    from .grading.gradebooks import merge_gradebooks
+
+    count = merge_gradebooks(args.out, args.shards)
+    print(f"merged {count} submission(s) from {len(args.shards)} gradebook(s) into {args.out}")
+    return 0
+
+
+def _add_merge_gradebooks(sub) -> None:
+    p = sub.add_parser(
+        "merge-gradebooks",
+        help="merge the gradebooks of a sharded autograde run (--shard I/N) into one",
+    )
+    p.add_argument("out", type=Path, help="the merged gradebook (created if missing)")
+    p.add_argument("shards", type=Path, nargs="+", help="each shard's gradebook.db")
+    p.set_defaults(func=_cmd_merge_gradebooks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
@@ -121,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grades", help="export grades to CSV and a score-distribution plot")
     p.add_argument("--out", type=Path, default=None, help="folder (default autograde/grades)")
     p.set_defaults(func=_cmd_grades)
+    _add_merge_gradebooks(sub)
     return parser
 
 
