@@ -124,6 +124,10 @@ def test_three_shards_merge_into_the_gradebook_of_one_run(tmp_path):
     assert [r for r in want if r[0] == "grade"], "the whole run graded nothing"
     assert {r[2] for r in want if r[0] == "submission"} == {"solution", "wrong", "untouched"}
     assert got == want
+    # merging again into the merged gradebook replaces each submission: nothing changes
+    assert cli.main(["merge-gradebooks", str(merged), *map(str, shards)]) == 0
+    assert gradebook_rows(merged) == want
     # merging the same shard twice would keep one of two grades: refused
     with pytest.raises(ValueError, match="shards must not overlap"):
         merge_gradebooks(tmp_path / "again.db", [shards[0], shards[0]])
+    assert not (tmp_path / "again.db").exists(), "refused before anything was written"

@@ -84,21 +84,47 @@ def _copy_assignment(out, assignment) -> None:
             )
 
 
-def _merge_assignments(out, shard, shard_path: Path) -> None:
+def _different_release(name: str, path: Path, other: object) -> ValueError:
+    return ValueError(
+        f"{path}: assignment {name!r} was graded from another release than in {other} (its "
+        "notebooks or cells differ): grade every shard from the same release"
+    )
+
+
+def _check_shards(shards: list[Path]) -> dict[str, tuple[dict, Path]]:
+    """Refuse, before anything is written, shards that disagree on a release or that both hold
+    one student's submission; returns each assignment's release and a shard that has it."""
+    releases: dict[str, tuple[dict, Path]] = {}
+    owner: dict[tuple[str, str], Path] = {}
+    for path in shards:
+        with _open(path) as shard:
+            for assignment in shard.assignments:
+                name, release = str(assignment.name), _release(assignment)
+                first = releases.setdefault(name, (release, path))
+                if first[0] != release:
+                    raise _different_release(name, path, first[1])
+                for sub in assignment.submissions:
+                    key = (name, str(sub.student.id))
+                    if key in owner:
+                        raise ValueError(
+                            f"{key[1]}/{key[0]} is graded in both {owner[key]} and {path}: "
+                            "shards must not overlap (use --shard I/N with one N)"
+                        )
+                    owner[key] = path
+    return releases
+
+
+def _merge_releases(out, out_path: Path, releases: dict[str, tuple[dict, Path]]) -> None:
+    """Every shard's assignments in `out`: copied where missing, refused where different."""
     from nbgrader.api import MissingEntry
 
-    for assignment in shard.assignments:
+    for name, (release, path) in releases.items():
         try:
-            have = out.find_assignment(assignment.name)
+            if _release(out.find_assignment(name)) != release:
+                raise _different_release(name, path, out_path)
         except MissingEntry:
-            _copy_assignment(out, assignment)
-            continue
-        if _release(have) != _release(assignment):
-            raise ValueError(
-                f"{shard_path}: assignment {assignment.name!r} was graded from another release "
-                "than the one already merged (its notebooks or cells differ): grade every shard "
-                "from the same release"
-            )
+            with _open(path) as shard:
+                _copy_assignment(out, shard.find_assignment(name))
 
 
 def _copy_student(out, student) -> None:
@@ -141,26 +167,21 @@ def merge_gradebooks(out_path: Path | str, shard_paths: Iterable[Path | str]) ->
             raise FileNotFoundError(f"shard gradebook {path} does not exist")
         if path.resolve() == out_path.resolve():
             raise ValueError(f"{path} is both a shard and the output: write to a new file")
-    merged_from: dict[tuple[str, str], Path] = {}
+    releases = _check_shards(shards)
+    merged = 0
     with warnings.catch_warnings(), _alembic_on_path():
         warnings.simplefilter("ignore")  # SQLAlchemy notes nbgrader's lazy row creation
         with _open(out_path) as out:
+            _merge_releases(out, out_path, releases)
             for path in shards:
                 with _open(path) as shard:
-                    _merge_assignments(out, shard, path)
                     for student in shard.students:
                         _copy_student(out, student)
                     for sub in (x for a in shard.assignments for x in a.submissions):
-                        key = (sub.assignment.name, sub.student.id)
-                        if key in merged_from:
-                            raise ValueError(
-                                f"{key[1]}/{key[0]} is graded in both {merged_from[key]} and "
-                                f"{path}: shards must not overlap (use --shard I/N with one N)"
-                            )
-                        merged_from[key] = path
                         try:
-                            out.remove_submission(*key)
+                            out.remove_submission(sub.assignment.name, sub.student.id)
                         except MissingEntry:
                             pass
                         _copy_submission(out, sub)
-    return len(merged_from)
+                        merged += 1
+    return merged

@@ -564,8 +564,9 @@ def autograde(
     (default: one per core). A submission whose notebooks, source notebook and config are
     unchanged since it last graded is not graded again unless `force`, so re-running is
     idempotent and an interrupted run resumes where it stopped. An assignment the gradebook has
-    no record of (a fresh clone) is released first, as `splatcourse release` would. `shard=(i, n)` grades only the
-    students whose sorted position is i modulo n: n machines, one shard each, cover a class.
+    no record of (a fresh clone) is released first, as `splatcourse release` would.
+    `shard=(i, n)` grades only the students whose sorted position is i modulo n: n machines, one
+    shard each, cover a class.
     """
     course = course or default_course()
     names = list(assignments) if assignments else course.assignments()
