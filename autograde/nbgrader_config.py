@@ -39,10 +39,12 @@ c.LimitOutput.max_traceback = 40
 # a student who deleted a test cell still gets graded: the cell is restored from the gradebook
 c.OverwriteCells.add_missing_cells = True
 
-# feedback never shows hidden tests: neither their source nor the tracebacks that quote it
+# feedback never shows hidden tests: neither their source nor the tracebacks that quote it;
+# every test cell that lost points says why
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "splatcourse.grading.nbgrader_ext.RedactHiddenTests",
+    "splatcourse.grading.nbgrader_ext.ExplainLostPoints",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

@@ -131,3 +131,8 @@ def _check_feedback(course, assignment: str) -> None:
         leaked = [ln for ln in hidden if re.sub(r"\s+", " ", ln) in text]
         assert not leaked, f"{page} shows hidden test code: {leaked[:3]}"
         assert "hidden tests run here" in text
+        if page.parts[-3] == "untouched":
+            # its stubs raise NotImplementedError() with no message: the grader says why instead
+            assert "[grader] this cell scored 0 of" in text, (
+                f"{page} never says why points were lost"
+            )

@@ -39,5 +39,18 @@ def test_console_script_help_lists_every_command():
         capture_output=True,
         check=True,
     ).stdout
-    for cmd in ("download", "release", "autograde", "feedback", "grades", "renderer-model"):
+    for cmd in (
+        "download",
+        "release",
+        "autograde",
+        "feedback",
+        "grades",
+        "renderer-model",
+        "merge-gradebooks",
+    ):
         assert cmd in out
+
+
+def test_merge_gradebooks_names_a_missing_shard(tmp_path, capsys):
+    assert cli.main(["merge-gradebooks", str(tmp_path / "out.db"), str(tmp_path / "nope.db")]) == 2
+    assert f"shard gradebook {tmp_path / 'nope.db'} does not exist" in capsys.readouterr().err

@@ -528,3 +528,25 @@ def test_inspection_catches_broken_files(tmp_path, released_course):
     seen = inspect(tmp_path, "t", A, released_course.exercises / A)
     assert seen.gradable and not seen.notes
     assert not inspect(tmp_path, "../x", A, released_course.exercises / A).gradable
+
+
+def test_linked_student_or_assignment_folder_is_refused(released_course, tmp_path):
+    """`bob/ex05 -> ../alice/ex05` (or `carol -> alice`) would grade alice's notebook as bob's:
+    a link anywhere on the path is refused with the reason, and alice keeps her own grade."""
+    a = "ex05_pipeline_brief"
+    course = copy_course(tmp_path / "course", released_course.root, with_gradebook=True)
+    subs = tmp_path / "subs"
+    write_submission(subs, "alice", a, completed(course, a))
+    (subs / "bob").mkdir()
+    (subs / "bob" / a).symlink_to(Path("..") / "alice" / a)
+    (subs / "carol").symlink_to("alice")
+    report = instructor.autograde(subs, course, [a], workers=1, progress=False)
+    got = {r.student: r for r in report.results}
+    assert got["alice"].status == "graded", report.summary()
+    assert got["alice"].score == got["alice"].max_score == 10.0
+    for student, linked in (("bob", f"bob/{a}"), ("carol", "carol")):
+        assert got[student].status == "zero" and got[student].score == 0, report.summary()
+        assert f"{linked} is a link" in got[student].message, got[student].message
+        assert not (course.submitted / student).exists() or not any(
+            (course.submitted / student).rglob("*.ipynb")
+        )

@@ -1,7 +1,7 @@
 """`splatcourse` command line: one command for each thing an instructor or student does.
 
-Used by: students (lab, start, submit), instructors (release, autograde, feedback, grades) and
-everyone who downloads a capture.
+Used by: students (lab, start, submit), instructors (release, autograde, feedback, grades,
+merge-gradebooks, renderer-model) and everyone who downloads a capture.
 """
 
 from __future__ import annotations
@@ -111,6 +111,24 @@ def _add_renderer_model(sub) -> None:
     p.set_defaults(func=_cmd_renderer_model)
 
 
+def _cmd_merge_gradebooks(args: argparse.Namespace) -> int:
+    from .grading.gradebooks import merge_gradebooks
+
+    count = merge_gradebooks(args.out, args.shards)
+    print(f"merged {count} submission(s) from {len(args.shards)} gradebook(s) into {args.out}")
+    return 0
+
+
+def _add_merge_gradebooks(sub) -> None:
+    p = sub.add_parser(
+        "merge-gradebooks",
+        help="merge the gradebooks of a sharded autograde run (--shard I/N) into one",
+    )
+    p.add_argument("out", type=Path, help="the merged gradebook (created if missing)")
+    p.add_argument("shards", type=Path, nargs="+", help="each shard's gradebook.db")
+    p.set_defaults(func=_cmd_merge_gradebooks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
@@ -193,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="folder (default autograde/grades)")
     p.set_defaults(func=_cmd_grades)
     _add_renderer_model(sub)
+    _add_merge_gradebooks(sub)
     return parser
 
 

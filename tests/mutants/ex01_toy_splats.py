@@ -58,4 +58,13 @@ MUTANTS = [
         "final_mse = ((render(**params, grid=grid) - target) ** 2).mean().item()",
         "final_mse = float(((render(**params, grid=grid).double() - target.double()) ** 2).mean())",
     ),
+    # honest: a tqdm progress bar in the fit loop (the course's own fit_splats shows one); what a
+    # test cell writes to stderr is shown in the feedback and never costs points
+    Mutant(
+        "honest-tqdm-progress-bar",
+        "fit",
+        "    for _ in range(steps):\n",
+        '    from tqdm import tqdm\n\n    for _ in tqdm(range(steps), desc=f"fit {n_gaussians}"):\n',
+        fails=set(),
+    ),
 ]

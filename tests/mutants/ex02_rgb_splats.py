@@ -45,4 +45,12 @@ MUTANTS = [
         '    params["means"].requires_grad_(True)\n    params["log_scales"].requires_grad_(True)',
         fails={"test_fit_rgb_hidden", "test_reconstruction"},
     ),
+    # honest: tqdm.auto's progress bar in the fit loop (stderr in the grading kernel)
+    Mutant(
+        "honest-tqdm-auto",
+        "fit_rgb",
+        "    for _ in range(steps):\n",
+        "    from tqdm.auto import tqdm\n\n    for _ in tqdm(range(steps)):\n",
+        fails=set(),
+    ),
 ]

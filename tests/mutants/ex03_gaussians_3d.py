@@ -261,4 +261,14 @@ MUTANTS = [
         "EPS2D * torch.eye(2, dtype=covs.dtype)",
         "torch.tensor([[0.3, 0.0], [0.0, 0.3]])",
     ),
+    # honest: a UserWarning on stderr while the tests call it costs nothing
+    Mutant(
+        "honest-user-warning",
+        "rotation",
+        "    q = quats / quats.norm(dim=-1, keepdim=True)\n",
+        "    import warnings\n\n"
+        '    warnings.warn("normalising the quaternions", UserWarning, stacklevel=2)\n'
+        "    q = quats / quats.norm(dim=-1, keepdim=True)\n",
+        fails=set(),
+    ),
 ]

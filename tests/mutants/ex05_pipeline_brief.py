@@ -46,4 +46,30 @@ MUTANTS = [
     Mutant(
         "short-doc", "doc", "for use in USES:", "for use in USES[:1]:", fails={"test_skill_doc"}
     ),
+    # honest: other names for two pipeline families, which the rubric (pipelines.normalise_pipeline)
+    # accepts everywhere, the skill document included
+    Mutant(
+        "honest-synonyms",
+        "recommend",
+        'pipeline = "photo reconstruction"',
+        'pipeline = "photogrammetry"',
+        fails=set(),
+    ),
+    Mutant(
+        "honest-feed-forward",
+        "recommend",
+        '"direct mesh model", "Hunyuan3D 2.0"',
+        '"feed-forward image-to-mesh", "Hunyuan3D 2.0"',
+        fails=set(),
+    ),
+    # honest: a log line on stderr each time the tests call it
+    Mutant(
+        "honest-logging",
+        "recommend",
+        "    b = validate_brief(brief)\n",
+        "    import logging\n\n"
+        "    b = validate_brief(brief)\n"
+        '    logging.warning("recommending for %s", b)\n',
+        fails=set(),
+    ),
 ]

@@ -23,10 +23,37 @@ from .sandbox import SandboxKernelManager
 
 #: output one cell may produce before it is cut off and interrupted
 MAX_OUTPUT_BYTES = 2 * 1024**2
+#: heads what a test cell wrote to stderr, once it no longer reads as a failure to nbgrader
+STDERR_LABEL = "[stderr of this cell: shown for information, it does not change the grade]\n"
 
 
 def _nbgrader_meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def stderr_as_information(outputs: list) -> list:
+    """A test cell's outputs with its stderr made plain, labelled output.
+
+    nbgrader scores a test cell 0 if it wrote anything to stderr, so a progress bar (tqdm), a
+    harmless warning or a log line would cost an honest student the points of checks that
+    passed. A cell's verdict must be its checks: only an `error` output (the cell raised) or a
+    returned number may decide it. Consecutive stderr chunks (a progress bar writes hundreds)
+    become one labelled stdout block, in place, so the feedback still shows them.
+    """
+    kept: list = []
+    merging = False  # the last kept output is a block made from stderr
+    for out in outputs:
+        is_stderr = out.get("output_type") == "stream" and out.get("name") == "stderr"
+        if not is_stderr:
+            kept.append(out)
+        elif merging:
+            kept[-1]["text"] += out.get("text", "")
+        else:
+            kept.append(
+                new_output("stream", name="stdout", text=STDERR_LABEL + out.get("text", ""))
+            )
+        merging = is_stderr
+    return kept
 
 
 class SandboxedExecute(Execute):
@@ -138,6 +165,8 @@ class SandboxedExecute(Execute):
                 )
             ]
             return cell, resources
+        if meta.get("grade") and not meta.get("solution"):
+            cell.outputs = stderr_as_information(cell.outputs)
         if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
             self._guard(remember_expression(cell.source))
         cell.outputs = list(cell.get("outputs", [])) + guard_outputs(undone, why)

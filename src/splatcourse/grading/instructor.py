@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -35,6 +36,8 @@ from . import sandbox, submissions
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 #: nbgrader's own start-up is a few seconds; a submission gets this long in all by default
 DEFAULT_SUBMISSION_TIMEOUT = 600.0
+#: what one submission may put in its worker's log (the grader's own lines included)
+MAX_LOG_BYTES_PER_SUBMISSION = 1024**2
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,8 @@ OK_STATUSES = ("graded", "cached")
 @dataclass
 class GradingReport:
     results: list[GradeResult] = field(default_factory=list)
+    #: assignments released first because the gradebook had no record of them
+    released: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[GradeResult]:
@@ -232,11 +237,14 @@ class GradingReport:
     def summary(self) -> str:
         cached = sum(r.status == "cached" for r in self.results)
         lines = [
-            (
-                f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
-                f"submissions ({cached} unchanged since the last run, not regraded)"
-            )
+            f"released {name} first: the gradebook had no record of it "
+            f"(`splatcourse release {name}` does the same)"
+            for name in self.released
         ]
+        lines.append(
+            f"graded {len(self.results) - len(self.failures)} of {len(self.results)} "
+            f"submissions ({cached} unchanged since the last run, not regraded)"
+        )
         for r in self.failures:
             lines.append(f"  {r.status}: {r.student}/{r.assignment}: {r.message}")
         for r in self.results:
@@ -247,12 +255,15 @@ class GradingReport:
 
 
 def find_submissions(folder: Path, assignments: list[str]) -> list[tuple[str, str]]:
-    """(student, assignment) pairs laid out as FOLDER/<student>/<assignment>/*.ipynb."""
+    """(student, assignment) pairs laid out as FOLDER/<student>/<assignment>/*.ipynb.
+
+    Links are listed too, so that inspection refuses them with a reason instead of skipping a
+    student silently."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"submissions folder {folder} does not exist")
     pairs = []
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for name in assignments:
             if (student_dir / name).is_dir():
                 pairs.append((student_dir.name, name))
@@ -307,6 +318,29 @@ def _with_gradebook(course: Course, fn):
     return None
 
 
+def unreleased(course: Course, assignments: Iterable[str]) -> list[str]:
+    """Assignments the gradebook cannot grade yet: nbgrader learns an assignment's notebooks
+    and test cells when it is released, and a fresh clone has no gradebook at all."""
+    from nbgrader.api import MissingEntry
+
+    names = list(assignments)
+    if not course.gradebook.exists():
+        return names
+
+    def missing(gb) -> list[str]:
+        out = []
+        for name in names:
+            try:
+                known = {nb.name for nb in gb.find_assignment(name).notebooks}
+            except MissingEntry:
+                known = set()
+            if known != {p.stem for p in (course.solutions / name).glob("*.ipynb")}:
+                out.append(name)
+        return out
+
+    return _with_gradebook(course, missing) or []
+
+
 def _score(course: Course, student: str, assignment: str) -> tuple[float, float] | None:
     from nbgrader.api import MissingEntry
 
@@ -347,13 +381,69 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+class CappedLog:
+    """A worker's log file, of which each submission gets at most `cap` bytes.
+
+    Everything the worker's process group writes to fd 1 or 2 (nbgrader, the kernel, a student's
+    ``os.write(2, ...)``) comes through a pipe that one thread drains into the file, so a flood
+    neither fills the disk nor blocks the kernel; what is over the cap is dropped, and the log
+    says so.
+    """
+
+    def __init__(self, path: Path, cap: int = MAX_LOG_BYTES_PER_SUBMISSION) -> None:
+        self.path, self.cap = path, cap
+        self._lock = threading.Lock()
+        self._label, self._used = "worker start-up", 0
+
+    def begin(self, label: str) -> None:
+        """Later output is `label`'s (one submission), with a fresh allowance."""
+        with self._lock:
+            self._close_share()
+            self._label, self._used = label, 0
+            self._append(f"--- {label} ---\n".encode())
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            room = max(0, self.cap - self._used)
+            self._append(data[:room])
+            if self._used <= self.cap < self._used + len(data):
+                self._append(
+                    f"\n[grader: log of {self._label} cut after {self.cap} bytes; the rest "
+                    "of its output is dropped]\n".encode()
+                )
+            self._used += len(data)
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_share()
+
+    def _close_share(self) -> None:
+        if self._used > self.cap:
+            dropped = self._used - self.cap
+            self._append(f"[grader: {dropped} bytes of {self._label}'s output dropped]\n".encode())
+            self._used = self.cap
+
+    def _append(self, data: bytes) -> None:
+        if data:
+            with self.path.open("ab") as f:
+                f.write(data)
+
+    def drain(self, fd: int) -> None:
+        """Copy from the read end of a pipe until every writer has closed it."""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                self.write(chunk)
+
+
 class _Worker:
     """One pool slot's nbgrader process (`splatcourse.grading.worker`), restarted when killed."""
 
     def __init__(self, course: Course, slot: int, extra_args: list[str]) -> None:
         self.course, self.slot, self.extra_args = course, slot, extra_args
         self.proc: subprocess.Popen | None = None
-        self.log = course.autograde / "logs" / f"worker-{slot}.log"
+        self._drainer: threading.Thread | None = None
+        course.autograde.joinpath("logs").mkdir(exist_ok=True)
+        self.log = CappedLog(course.autograde / "logs" / f"worker-{slot}.log")
 
     def _start(self) -> subprocess.Popen:
         env = _nbgrader_env()
@@ -361,25 +451,34 @@ class _Worker:
         # machine (e.g. parallel test runs) never share uids
         base = int(os.environ.get("SPLATCOURSE_SANDBOX_UID_BASE", "61000"))
         env["SPLATCOURSE_SANDBOX_UID"] = str(base + self.slot)
-        self.log.parent.mkdir(exist_ok=True)
-        with self.log.open("ab") as log:
+        read_end, write_end = os.pipe()
+        try:
             # own session: on timeout the whole group (nbgrader, sandbox, kernel) goes at once
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "splatcourse.grading.worker", *self.extra_args],
                 cwd=self.course.autograde,
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=log,
+                stderr=write_end,
                 text=True,
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._drainer = threading.Thread(target=self.log.drain, args=(read_end,), daemon=True)
+        self._drainer.start()
+        return proc
 
     def grade(self, assignment: str, student: str, timeout: float) -> tuple[bool, str | None]:
         """(graded, error); error None means the time ran out."""
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         assert self.proc.stdin and self.proc.stdout
+        self.log.begin(f"{student}/{assignment}")
         try:
             self.proc.stdin.write(json.dumps({"assignment": assignment, "student": student}) + "\n")
             self.proc.stdin.flush()
@@ -409,6 +508,9 @@ class _Worker:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self.stop()
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)  # the last lines reach the log before it closes
+        self.log.close()
 
 
 def _grade_one(
@@ -484,8 +586,10 @@ def autograde(
     runs in the sandbox (`splatcourse.grading.sandbox`). `workers` submissions grade side by side
     (default: one per core). A submission whose notebooks, source notebook and config are
     unchanged since it last graded is not graded again unless `force`, so re-running is
-    idempotent and an interrupted run resumes where it stopped. `shard=(i, n)` grades only the
-    students whose sorted position is i modulo n: n machines, one shard each, cover a class.
+    idempotent and an interrupted run resumes where it stopped. An assignment the gradebook has
+    no record of (a fresh clone) is released first, as `splatcourse release` would.
+    `shard=(i, n)` grades only the students whose sorted position is i modulo n: n machines, one
+    shard each, cover a class.
     """
     course = course or default_course()
     names = list(assignments) if assignments else course.assignments()
@@ -494,6 +598,9 @@ def autograde(
     folder = Path(submissions_folder)
     pairs = find_submissions(folder, names)
     check_course_data(course, sorted({a for _, a in pairs}))
+    report = GradingReport(released=unreleased(course, sorted({a for _, a in pairs})))
+    if report.released:
+        release(course, report.released)
     if shard is not None:
         index, count = shard
         if not 0 <= index < count:
@@ -520,7 +627,6 @@ def autograde(
         finally:
             idle.put(worker)
 
-    report = GradingReport()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(run, p) for p in pairs]

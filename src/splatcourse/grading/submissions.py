@@ -62,6 +62,22 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
     return data, None
 
 
+def linked_folder(folder: Path, student: str, assignment: str) -> str | None:
+    """Why a submission's path is refused, if its student or assignment folder is a link.
+
+    A link there would grade someone else's work (``bob/ex05 -> ../alice/ex05``) as this
+    student's; notebooks that are links are refused by `_read`.
+    """
+    for part in (Path(student), Path(student) / assignment):
+        path = Path(folder) / part
+        if path.is_symlink():
+            return (
+                f"{part.as_posix()} is a link (to {Path(path.readlink()).as_posix()}): links are "
+                "not followed, so this submission is not graded"
+            )
+    return None
+
+
 def test_cell_notes(
     released: nbformat.NotebookNode, submitted: nbformat.NotebookNode, name: str
 ) -> list[str]:
@@ -82,10 +98,15 @@ def test_cell_notes(
 
 
 def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> Inspection:
-    """Pick the notebooks to grade from FOLDER/<student>/<assignment>/ (see module docstring)."""
+    """Pick the notebooks to grade from FOLDER/<student>/<assignment>/ (see module docstring);
+    a link anywhere on that path (student folder, assignment folder, notebook) is refused."""
     out = Inspection(student, assignment)
     if not STUDENT_ID.match(student):
         out.notes.append(f"student folder name {student!r} is not a valid id: not graded")
+        return out
+    link = linked_folder(folder, student, assignment)
+    if link:
+        out.notes.append(link)
         return out
     expected = sorted(p.name for p in release_dir.glob("*.ipynb"))
     if not expected:
