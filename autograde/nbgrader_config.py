@@ -32,6 +32,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # config option; setting it here only earns a 'not recognized' warning from every worker).
 c.Execute.timeout = 240
 c.Execute.interrupt_on_timeout = True
+# A test cell's verdict is its checks: what it wrote to stderr (a progress bar, a warning) is
+# shown but never fails it, in the grader (SandboxedExecute) and in the Validate button alike.
+from splatcourse.grading.execute import fold_stderr_when_validating  # noqa: E402
+
+fold_stderr_when_validating()
+
 # a student's output flood is cut before it reaches the gradebook or feedback
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40

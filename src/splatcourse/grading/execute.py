@@ -56,6 +56,34 @@ def stderr_as_information(outputs: list) -> list:
     return kept
 
 
+def _is_test_cell(cell) -> bool:
+    meta = _nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def fold_stderr_when_validating() -> None:
+    """Make nbgrader's own Execute (what the Validate button runs) treat stderr as the grader does.
+
+    nbgrader's Validator reports a test cell that wrote to stderr as failed, so a student whose
+    fit shows a tqdm bar would press Validate on a correct answer and read "failed". The Validator
+    builds its preprocessors from a fixed list (not a config option), so the course's config
+    (autograde/nbgrader_config.py) calls this once to fold each test cell's stderr into
+    labelled output there too, exactly as ``SandboxedExecute`` does when grading. Idempotent.
+    """
+    if getattr(Execute, "_splatcourse_folds_stderr", False):
+        return
+    run_cell = Execute.preprocess_cell
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = run_cell(self, cell, resources, index)
+        if cell.cell_type == "code" and _is_test_cell(cell):
+            cell.outputs = stderr_as_information(cell.outputs)
+        return cell, resources
+
+    Execute.preprocess_cell = preprocess_cell
+    Execute._splatcourse_folds_stderr = True  # pyright: ignore[reportAttributeAccessIssue]
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute with a sandboxed kernel, tamper repair and kernel-death handling.
 
