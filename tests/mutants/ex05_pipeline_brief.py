@@ -58,8 +58,8 @@ MUTANTS = [
     Mutant(
         "honest-feed-forward",
         "recommend",
-        '"direct mesh model", "Hunyuan3D 2.0"',
-        '"feed-forward image-to-mesh", "Hunyuan3D 2.0"',
+        '"direct mesh model", "TRELLIS.2"',
+        '"feed-forward image-to-mesh", "TRELLIS.2"',
         fails=set(),
     ),
     # honest: a log line on stderr each time the tests call it
