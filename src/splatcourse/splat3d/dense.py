@@ -16,6 +16,7 @@ from torch import Tensor
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, T_MIN
 
 from .backend import torch_rasterization
+from .rasterize import camera_images
 
 __all__ = ["dense_composite", "dense_rasterization"]
 
@@ -106,10 +107,7 @@ def dense_composite(
             alp.append(a)
         renders.append(torch.cat(img).reshape(height, width, D))
         alphas.append(torch.cat(alp).reshape(height, width, 1))
-    render, alpha = torch.stack(renders), torch.stack(alphas)
-    if backgrounds is not None:
-        render = render + (1.0 - alpha) * backgrounds[:, None, None, :]
-    return render, alpha
+    return camera_images(renders, alphas, width, height, backgrounds)
 
 
 def dense_rasterization(

@@ -54,7 +54,7 @@ from torch import Tensor
 
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
 
-from .rasterize import RasterStats
+from .rasterize import RasterStats, camera_images
 
 __all__ = [
     "composite_camera",
@@ -598,11 +598,8 @@ def rasterize_to_pixels(
         )
         for c in range(means2d.shape[0])
     ]  # C x ([H * W, D], [H * W])
-    render = torch.stack([out for out, _ in cameras]).reshape(len(cameras), height, width, -1)
-    alpha = torch.stack([a for _, a in cameras]).reshape(len(cameras), height, width, 1)
-    if backgrounds is not None:
-        render = render + (1.0 - alpha) * backgrounds[:, None, None, :]
-    return render, alpha
+    colours, alphas = [out for out, _ in cameras], [a for _, a in cameras]
+    return camera_images(colours, alphas, width, height, backgrounds)
 
 
 def warm_up() -> None:

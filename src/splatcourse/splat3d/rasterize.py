@@ -422,7 +422,7 @@ def rasterize_to_pixels(
         colours [C, H, W, D] and alphas [C, H, W, 1], differentiable w.r.t. means2d, conics,
         colors and opacities.
     """
-    C, D = means2d.shape[0], colors.shape[-1]
+    C = means2d.shape[0]
     pairs_per_band = pairs_per_band or DEFAULT_PAIRS_PER_BAND
     renders, alphas = [], []
     for c in range(C):
@@ -440,7 +440,22 @@ def rasterize_to_pixels(
         )  # [H * W, D], [H * W]
         renders.append(colour)
         alphas.append(alpha)
-    render = torch.stack(renders).reshape(C, height, width, D)
+    return camera_images(renders, alphas, width, height, backgrounds)
+
+
+def camera_images(
+    colours: list[Tensor],
+    alphas: list[Tensor],
+    width: int,
+    height: int,
+    backgrounds: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Colours [C, H, W, D] and alphas [C, H, W, 1] from each camera's composited pixels
+    (colour [H * W, D] or [H, W, D], alpha [H * W] or [H, W, 1]), with ``backgrounds`` [C, D]
+    showing through the transmittance left: the last step of every compositor (this one, the
+    compiled kernel's and the dense reference's)."""
+    C, D = len(colours), colours[0].shape[-1]
+    render = torch.stack(colours).reshape(C, height, width, D)
     alpha = torch.stack(alphas).reshape(C, height, width, 1)
     if backgrounds is not None:
         render = render + (1.0 - alpha) * backgrounds[:, None, None, :]

@@ -13,7 +13,6 @@ Used by: exercise 3 (its real-scene test and picture), the CLI, bench/ex03_gradi
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..capture import COURSE_CAPTURE, load_capture
+from ..capture import COURSE_CAPTURE
 from ..paths import data_dir
 from ..threads import one_torch_thread
 from .config import TrainConfig
-from .recipes import HELD_OUT_EVERY
+from .recipes import grading_capture
 from .trainer import fit
 
 __all__ = [
@@ -68,8 +67,7 @@ def build_renderer_model(force: bool = False, progress: bool = False) -> Path:
     path = renderer_model_path()
     if path.is_file() and not force:
         return path
-    cap = load_capture(COURSE_CAPTURE, width=RENDERER_MODEL_WIDTH, fallback=False, verbose=False)
-    cap = dataclasses.replace(cap, test_every=HELD_OUT_EVERY)
+    cap = grading_capture(COURSE_CAPTURE, RENDERER_MODEL_WIDTH)  # the grader's split
     t0 = time.process_time()
     with one_torch_thread():  # the same model on every machine with the same torch
         result = fit(cap, TrainConfig(**RENDERER_MODEL_RECIPE), progress=progress)
