@@ -60,11 +60,11 @@ def captures_dir() -> Path:
 
 
 def shared_data_dir() -> Path:
-    """Read-only captures next to the checkout ($SPLATCOURSE_SHARED_DATA or ../shared/data)."""
+    """Read-only captures next to the checkout ($SPLATCOURSE_SHARED_DATA or ../shared/data),
+    resolved either way, so a linked ../shared names the same folder the sandbox mounts."""
     env = os.environ.get(ENV_SHARED)
-    if env:
-        return Path(env).expanduser().resolve()
-    return repo_root().parent / "shared" / "data"
+    shared = Path(env).expanduser() if env else repo_root().parent / "shared" / "data"
+    return shared.resolve()
 
 
 def outputs_dir() -> Path:
