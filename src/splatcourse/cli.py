@@ -111,6 +111,31 @@ def _add_renderer_model(sub) -> None:
     p.set_defaults(func=_cmd_renderer_model)
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    """Serve a .ply in viser's viewer until Ctrl-C (the server runs on its own threads)."""
+    import time
+
+    from .ui.splat_view import serve_ply
+
+    view = serve_ply(args.path, port=args.port)
+    print(f"viewing {args.path} at http://localhost:{view.port}/ (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        view.stop()
+    return 0
+
+
+def _add_view(sub) -> None:
+    p = sub.add_parser(
+        "view", help="open a 3DGS .ply (the course's or another tool's) in the 3D viewer"
+    )
+    p.add_argument("path", type=Path, help="the .ply file")
+    p.add_argument("--port", type=int, default=8080, help="the viewer's port (default 8080)")
+    p.set_defaults(func=_cmd_view)
+
+
 def _cmd_merge_gradebooks(args: argparse.Namespace) -> int:
     from .grading.gradebooks import merge_gradebooks
 
@@ -212,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_grades)
     _add_renderer_model(sub)
     _add_merge_gradebooks(sub)
+    _add_view(sub)
     return parser
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "ViserSplats",
     "course_params",
     "live_url",
+    "serve_ply",
     "splats_for_viser",
     "view_splats",
     "viewer_scale",
@@ -151,13 +152,18 @@ class SplatView:
     the viser server itself; ``stop()`` closes the server.
     """
 
-    def __init__(self, splats: ViserSplats, scale: float, live: bool, height: int) -> None:
-        self.scale, self.live, self.height = scale, live, height
+    def __init__(
+        self, params: dict[str, Tensor], live: bool, height: int = 500, port: int = 0
+    ) -> None:
+        self.live, self.height = live, height
+        self.scale = viewer_scale(params)
+        arrays = splats_for_viser(params, self.scale)
+        self.centers = arrays.centers  # [N, 3] in the viewer's units
         with contextlib.redirect_stdout(io.StringIO()):  # viser prints its address box
-            self.server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+            self.server = viser.ViserServer(host="127.0.0.1", port=port, verbose=False)
         self.server.gui.configure_theme(show_share_button=False)  # it needs the internet
         self.splats = self.server.scene.add_gaussian_splats(
-            "/splats", splats.centers, splats.covariances, splats.rgbs, splats.opacities
+            "/splats", arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities
         )
         self.cameras: list[viser.CameraFrustumHandle] = []
 
@@ -205,12 +211,12 @@ class SplatView:
         camera.fov = _vertical_fov(capture.Ks[index], capture.height)
         self.server.scene.set_up_direction(-down)
 
-    def frame_splats(self, centers: np.ndarray) -> None:
+    def frame_splats(self) -> None:
         """With no capture: look at the splats' median from 2.5 times their spread away."""
-        if len(centers) == 0:
+        if len(self.centers) == 0:
             return
-        middle = np.median(centers, axis=0)  # [3]
-        spread = float(np.percentile(np.linalg.norm(centers - middle, axis=1), 90))
+        middle = np.median(self.centers, axis=0)  # [3]
+        spread = float(np.percentile(np.linalg.norm(self.centers - middle, axis=1), 90))
         self.server.initial_camera.look_at = middle
         self.server.initial_camera.position = middle + 2.5 * max(spread, 1e-6) / np.sqrt(3)
 
@@ -250,6 +256,13 @@ def course_params(splats: dict[str, Tensor] | GaussianScene | str | Path) -> dic
     return splats
 
 
+def serve_ply(path: str | Path, port: int = 0) -> SplatView:
+    """A live viewer of any 3DGS .ply (``splatcourse view``); port 0 picks a free one."""
+    view = SplatView(load_ply(path), live=True, port=port)
+    view.frame_splats()
+    return view
+
+
 class _NotShownWhileGrading:
     """What `view_splats` returns under nbgrader: a line of text, no server."""
 
@@ -272,12 +285,9 @@ def view_splats(
     """
     if os.environ.get(ENV_GRADING):
         return _NotShownWhileGrading()
-    params = course_params(splats)
-    scale = viewer_scale(params)
-    arrays = splats_for_viser(params, scale)
-    view = SplatView(arrays, scale, live=live, height=height)
+    view = SplatView(course_params(splats), live=live, height=height)
     if capture is not None:
         view.add_capture(capture)
     else:
-        view.frame_splats(arrays.centers)
+        view.frame_splats()
     return view
