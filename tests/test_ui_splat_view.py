@@ -138,6 +138,8 @@ def test_capture_cameras_held_out_marked_and_the_view_starts_at_one(not_grading,
         centre = cap.camera_centers()[first].double().numpy() * view.scale
         np.testing.assert_allclose(view.cameras[first].position, centre, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(view.server.initial_camera.position, centre, atol=1e-6)
+        # its photo would cover the whole view: that frustum alone starts hidden
+        assert [i for i, c in enumerate(view.cameras) if not c.visible] == [first]
         # the frustum's camera looks along the photo's +z (OpenCV), as viser's cameras do
         R = vtf.SO3(np.asarray(view.cameras[first].wxyz)).as_matrix()  # camera -> world
         np.testing.assert_allclose(R.T, cap.viewmats[first, :3, :3].double().numpy(), atol=1e-5)

@@ -1,10 +1,13 @@
 """Remake the README's pictures of a lesson and its widget, from the real JupyterLab.
 
     python tests/browser/readme_images.py          # writes docs/img/*.png
+    python tests/browser/readme_images.py viewer   # only the 3D viewer's picture
 
 Runs lesson 1 in JupyterLab under headless Chromium (the same set-up as the browser tests),
 photographs the top of the lesson, the splat explorer and the fit scrubber, and stores them
-as small PNGs (each must stay under MAX_BYTES, so the repository stays light).
+as small PNGs (each must stay under MAX_BYTES, so the repository stays light). The 3D viewer's
+picture is the trained axe of `splatcourse renderer-model` (built if missing; it needs the
+real capture) in the live viser viewer, with the capture's cameras.
 """
 
 from __future__ import annotations
@@ -55,8 +58,86 @@ def small_png(png: bytes, path: Path, width: int) -> int:
     return buffer.tell()
 
 
+def viewer_png(playwright, executable: str) -> bytes:
+    """The trained axe in the live 3D viewer, pulled back from a held-out camera so that the
+    cameras around it show."""
+    from splatcourse.capture import COURSE_CAPTURE
+    from splatcourse.train.recipes import grading_capture
+    from splatcourse.train.renderer_model import (
+        RENDERER_MODEL_WIDTH,
+        build_renderer_model,
+        load_renderer_model,
+    )
+    from splatcourse.ui.splat_view import view_splats
+
+    build_renderer_model()
+    capture = grading_capture(COURSE_CAPTURE, RENDERER_MODEL_WIDTH)
+    view = view_splats(load_renderer_model()["params"], capture, live=True)
+    context, profile = launch_chromium(playwright, executable)
+    try:
+        page = context.new_page()
+        page.set_viewport_size({"width": 1100, "height": 640})
+        page.goto(f"http://127.0.0.1:{view.port}/")
+        page.locator("canvas").first.wait_for(state="visible")
+        page.add_style_tag(content=".mantine-Notification-root { display: none; }")
+        page.mouse.move(550, 320)
+        page.mouse.wheel(0, 500)  # back away from the held-out camera, to see the others
+        page.mouse.down()
+        page.mouse.move(400, 260, steps=10)  # and orbit a little
+        page.mouse.up()
+        page.wait_for_timeout(6000)  # software WebGL: a few seconds to sort and draw
+        return page.screenshot()
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+        view.stop()
+
+
+def lesson_pngs(playwright, executable: str) -> list[tuple[str, bytes, int]]:
+    """(name, png, width) of lesson 1's top, its splat explorer and its fit scrubber."""
+    lab = LabServer(repo_root()).start()
+    try:
+        context, profile = launch_chromium(playwright, executable)
+        page = context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 1100})
+        open_notebook(page, lab, LESSON)
+        page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+        explorer = find_cell(lab.root / LESSON, "SplatExplorer(")
+        scrubber = find_cell(lab.root / LESSON, "FitScrubber(")
+        run_cells(page, 0, explorer)
+
+        page.evaluate("""() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            panel.content.activeCellIndex = 0;
+            panel.node.querySelectorAll('*').forEach(el => { el.scrollTop = 0; }); }""")
+        page.wait_for_timeout(800)
+        lesson_png = page.locator(".jp-NotebookPanel").first.screenshot()
+
+        widget_images(page, scrubber)
+        scrubber_out = cell(page, scrubber).locator(".jp-Cell-outputWrapper")
+        drag_slider(page, scrubber, "snapshot", fraction=0.06)
+        page.wait_for_timeout(1500)
+        scrubber_png = scrubber_out.screenshot()
+
+        widget_images(page, explorer)
+        click_button(page, explorer, "depth-sorted alpha compositing")
+        drag_slider(page, explorer, "angle °", fraction=0.2)
+        page.wait_for_timeout(1500)
+        explorer_png = cell(page, explorer).locator(".jp-Cell-outputWrapper").screenshot()
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    finally:
+        lab.stop()
+    return [
+        ("lesson01.png", lesson_png, 900),
+        ("splat_explorer.png", explorer_png, 900),
+        ("fit_scrubber.png", scrubber_png, 800),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("only", nargs="?", choices=["lesson", "viewer"], help="one set only")
     parser.add_argument("--out", type=Path, default=repo_root() / "docs" / "img")
     args = parser.parse_args()
     executable = chromium_path()
@@ -65,46 +146,13 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    lab = LabServer(repo_root()).start()
-    try:
-        with sync_playwright() as playwright:
-            context, profile = launch_chromium(playwright, executable)
-            page = context.new_page()
-            page.set_viewport_size({"width": 1280, "height": 1100})
-            open_notebook(page, lab, LESSON)
-            page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-            explorer = find_cell(lab.root / LESSON, "SplatExplorer(")
-            scrubber = find_cell(lab.root / LESSON, "FitScrubber(")
-            run_cells(page, 0, explorer)
-
-            page.evaluate("""() => {
-                const panel = window.jupyterapp.shell.currentWidget;
-                panel.content.activeCellIndex = 0;
-                panel.node.querySelectorAll('*').forEach(el => { el.scrollTop = 0; }); }""")
-            page.wait_for_timeout(800)
-            lesson_png = page.locator(".jp-NotebookPanel").first.screenshot()
-
-            widget_images(page, scrubber)
-            scrubber_out = cell(page, scrubber).locator(".jp-Cell-outputWrapper")
-            drag_slider(page, scrubber, "snapshot", fraction=0.06)
-            page.wait_for_timeout(1500)
-            scrubber_png = scrubber_out.screenshot()
-
-            widget_images(page, explorer)
-            click_button(page, explorer, "depth-sorted alpha compositing")
-            drag_slider(page, explorer, "angle °", fraction=0.2)
-            page.wait_for_timeout(1500)
-            explorer_png = cell(page, explorer).locator(".jp-Cell-outputWrapper").screenshot()
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
-    finally:
-        lab.stop()
-
-    for name, png, width in [
-        ("lesson01.png", lesson_png, 900),
-        ("splat_explorer.png", explorer_png, 900),
-        ("fit_scrubber.png", scrubber_png, 800),
-    ]:
+    images = []
+    with sync_playwright() as playwright:
+        if args.only in (None, "lesson"):
+            images += lesson_pngs(playwright, executable)
+        if args.only in (None, "viewer"):
+            images.append(("splat_viewer.png", viewer_png(playwright, executable), 900))
+    for name, png, width in images:
         size = small_png(png, args.out / name, width)
         print(f"{args.out / name}: {size / 1000:.0f} kB")
         if size >= MAX_BYTES:

@@ -61,6 +61,7 @@ HELD_OUT_COLOUR = (240, 120, 0)
 #: The median splat size (standard deviation) in the viewer's units; see `viewer_scale`.
 VIEWER_SPLAT_STD = 0.1
 THUMBNAIL_WIDTH = 96  # pixels of the photo drawn on each frustum
+FRUSTUM_DEPTH = 0.05  # of the cameras' mean distance to the object
 ENV_GRADING = "NBGRADER_EXECUTION"
 
 
@@ -177,25 +178,28 @@ class SplatView:
 
     def add_capture(self, capture: Capture) -> None:
         """The capture's cameras as frusta with their photos; the view starts at a held-out
-        camera (the first training one if none is held out)."""
+        camera (the first training one if none is held out), whose frustum starts hidden: its
+        photo would fill the view. Tick it in the scene tree to hold the photo over the splats."""
         distance = float((capture.camera_centers() - capture.scene_center()).norm(dim=-1).mean())
         held_out = set(capture.test_idx)
+        start = min(held_out) if held_out else 0
         for i in range(len(capture)):
             wxyz, position = _camera_pose(capture.viewmats[i], self.scale)
             frustum = self.server.scene.add_camera_frustum(
                 f"/cameras/{i:03d}",
                 fov=_vertical_fov(capture.Ks[i], capture.height),
                 aspect=capture.width / capture.height,
-                scale=0.08 * distance * self.scale,
+                scale=FRUSTUM_DEPTH * distance * self.scale,
                 thickness=1.5,
                 thickness_units="screen",
                 color=HELD_OUT_COLOUR if i in held_out else TRAIN_COLOUR,
                 image=_thumbnail(capture.images[i]),
                 wxyz=wxyz,
                 position=position,
+                visible=i != start,
             )
             self.cameras.append(frustum)
-        self.start_at(capture, min(held_out) if held_out else 0)
+        self.start_at(capture, start)
 
     def start_at(self, capture: Capture, index: int) -> None:
         """Put the initial camera (and "Reset View") where view `index` of `capture` was."""
