@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import viser.transforms as vtf
+from plyfile import PlyData, PlyElement
 
 from splatcourse.capture.synthetic import synthetic_capture
 from splatcourse.splat3d import SH_C0, rgb_to_sh, scenes
@@ -166,3 +167,29 @@ def test_a_ply_file_and_a_lesson_scene_are_accepted(not_grading, tmp_path):
     np.testing.assert_allclose(
         converted.rgbs, (SH_C0 * scene.sh[:, 0] + 0.5).clamp(0, 1).numpy(), atol=1e-6
     )
+
+
+def test_a_ply_from_another_tool_is_shown(not_grading, tmp_path):
+    """Other writers leave out the normals, put the properties in their own order and add
+    their own: only the names matter."""
+    params = random_params(n=8, seed=6)
+    columns = {
+        "opacity": params["opacities"],
+        **{f"rot_{i}": params["quats"][:, i] for i in range(4)},
+        **{f"scale_{i}": params["scales"][:, i] for i in range(3)},
+        **{f"f_dc_{i}": params["sh0"][:, 0, i] for i in range(3)},
+        **{name: params["means"][:, i] for i, name in enumerate("xyz")},
+        "confidence": torch.ones(8),
+    }
+    vertex = np.empty(8, dtype=[(name, "f4") for name in columns])
+    for name, values in columns.items():
+        vertex[name] = values.numpy()
+    path = tmp_path / "other.ply"
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(path))
+    view = splat_view.serve_ply(path)
+    try:
+        expected = splats_for_viser(params, view.scale)
+        np.testing.assert_allclose(view.centers, expected.centers, rtol=1e-6)
+        assert view.live
+    finally:
+        view.stop()
