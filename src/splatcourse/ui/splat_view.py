@@ -80,8 +80,8 @@ def viewer_scale(params: dict[str, Tensor]) -> float:
     """The factor the whole scene is multiplied by in the viewer, so small splats stay sharp.
 
     viser sends covariances as float16, whose normal range starts at 6e-5: a 1 mm splat in a
-    scene measured in metres has variances of 1e-6, which float16 keeps with two significant
-    bits or rounds to zero. Multiplying every length (splat centres, cameras) by one factor
+    scene measured in metres has variances of 1e-6, which float16 holds only as a subnormal
+    with about four significant bits, and a 0.1 mm one rounds to zero. Multiplying every length (splat centres, cameras) by one factor
     changes nothing in the picture but moves the variances into float16's range: the factor
     makes the median splat standard deviation `VIEWER_SPLAT_STD`, so splats 10x smaller than
     the median and 1000x larger keep three significant digits.
@@ -151,7 +151,8 @@ class SplatView:
 
     Put it last in a cell. ``splats`` is viser's handle to the splats (``.visible`` hides
     them), ``cameras`` the frusta's handles (one per view, in the capture's order), ``server``
-    the viser server itself; ``stop()`` closes the server.
+    the viser server itself. The server listens on loopback until ``stop()`` or the kernel
+    ends, for a snapshot too: changing the scene and displaying the view again shows the change.
     """
 
     def __init__(
