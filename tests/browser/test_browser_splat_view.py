@@ -30,7 +30,7 @@ CELLS = [
     "snapshot.splats.visible = False\nsnapshot",  # the same snapshot, splats hidden
 ]
 LIVE, HIDE_LIVE, SHOW_LIVE, SHOWN, HIDDEN = range(1, 6)
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_CHANGE = 0.005  # of the viewer's pixels
 
 
@@ -59,8 +59,15 @@ def viewer_page(lab, browser):
             outside.append(route.request.url)
             route.abort()
 
+    def guard_websocket(ws) -> None:
+        if is_local(ws.url):
+            ws.connect_to_server()
+        else:
+            outside.append(ws.url)
+            ws.close()
+
     page.route("**/*", guard)
-    page.on("websocket", lambda ws: None if is_local(ws.url) else outside.append(ws.url))
+    page.route_web_socket("**/*", guard_websocket)  # page.on("websocket") misses iframes
     open_notebook(page, lab, NOTEBOOK)
     run_cells(page, 0, 0)
     yield page, outside
