@@ -5,8 +5,10 @@ reference and gradchecks run in test_splat3d_rasterizer.py on both CPU rasterize
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -76,7 +78,8 @@ def test_one_and_two_threads_give_the_same_render_and_gradients():
         two = _render_with_grads("compiled", params, views, Ks)
     finally:
         torch.set_num_threads(before)
-    assert two[3]["raster_stats"].n_bands == 2 * one[3]["raster_stats"].n_bands
+    bands = (one[3]["raster_stats"].n_bands, two[3]["raster_stats"].n_bands)
+    assert bands == (2, 2 * 2 * kernel_mod.BANDS_PER_THREAD)  # per camera: 1, and 6 per thread
     torch.testing.assert_close(one[0], two[0], atol=0, rtol=0)  # each pixel's sum: same order
     torch.testing.assert_close(one[1], two[1], atol=0, rtol=0)
     for g1, g2 in zip(one[2], two[2]):  # the bands' gradient buffers add up in another order
@@ -113,7 +116,7 @@ def test_a_fresh_process_loads_every_kernel_from_the_disk_cache():
     assert backend.compiled_available() == (True, "ok")  # compiled (or loaded) here first
     code = (
         "import json; from splatcourse.splat3d import kernel; kernel.warm_up(); "
-        "ks = [kernel._row_lists, kernel._forward, kernel._backward]; "
+        "ks = [kernel._row_lists, kernel._forward_band, kernel._backward_band]; "
         "print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()), "
         "sum(k.stats.cache_misses.values())] for k in ks]))"
     )
@@ -125,14 +128,35 @@ def test_a_fresh_process_loads_every_kernel_from_the_disk_cache():
         assert (hits, misses) == (1, 0), f"{name}: {hits} cache hits, {misses} misses"
 
 
+def test_bands_go_to_whichever_thread_is_free():
+    # a thread held up (by another program) on its band leaves the other bands to the rest
+    edges = np.arange(0, 25, 2)  # [13]: 12 bands of 2 rows
+    taken: list[tuple[int, int]] = []  # (worker, first row of the band)
+
+    def work(worker: int, y0: int, y1: int) -> None:
+        assert y1 == y0 + 2
+        taken.append((worker, y0))
+        if y0 == 0:
+            time.sleep(0.3)  # the thread with the first band is slowed down
+
+    kernel_mod._in_bands(work, edges, n_workers=2)
+    assert sorted(y0 for _, y0 in taken) == list(range(0, 24, 2))  # every band exactly once
+    slow = next(w for w, y0 in taken if y0 == 0)
+    assert [y0 for w, y0 in taken if w == slow] == [0]  # the other thread took all the rest
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
-def test_a_forked_child_renders_after_the_parent_did():
-    # The grading zygote warms the kernels up, then forks every grading kernel from itself.
+def test_a_forked_child_renders_after_the_parent_did(monkeypatch):
+    # The grading zygote warms the kernels up, then forks every grading kernel from itself:
+    # the band threads the parent made do not exist in the child.
+    monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 2)
     params, (views, Ks) = scene(40, seed=6), cameras(w=W, h=H)
     rasterization(*params, views, Ks, W, H, backend="compiled")
+    assert kernel_mod._POOL is not None and kernel_mod._POOL[0] == os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
         try:
+            signal.alarm(20)  # waiting on the parent's (absent) threads would hang: die instead
             r, _a, _ = rasterization(*params, views, Ks, W, H, backend="compiled")
             os._exit(0 if torch.isfinite(r).all() else 3)
         finally:
@@ -152,7 +176,7 @@ def test_the_grading_zygote_compiles_the_kernels_before_forking():
     # In a fresh process: importing the course compiles nothing, the zygote's warm-up must.
     code = (
         "from splatcourse.grading import zygote; from splatcourse.splat3d import kernel; "
-        "ks = (kernel._row_lists, kernel._forward, kernel._backward); "
+        "ks = (kernel._row_lists, kernel._forward_band, kernel._backward_band); "
         "before = [bool(k.signatures) for k in ks]; zygote._warm_up(); "
         "print(before, [bool(k.signatures) for k in ks])"
     )

@@ -20,15 +20,19 @@ pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
    geometrically (:func:`_run_start`): no ``exp`` per pixel.
 2. **Row lists, in depth order.** Count the Gaussians crossing each row, take a prefix sum,
    fill the lists Gaussian after Gaussian in depth order: every row's list is sorted for free.
-3. **One band of rows per core.** Rows are independent: the image is cut into as many bands
-   of rows as there are threads, with equal work (pixels on the runs) in each, and no core
-   ever waits for another inside the loop.
+3. **Many bands of rows, taken by whichever core is free.** Rows are independent: the image
+   is cut into several bands of rows per thread (:data:`BANDS_PER_THREAD`), with equal work
+   (pixels on the runs) in each. A small pool of Python threads calls the compiled band
+   loop, which releases the GIL (``nogil=True``); a thread that finishes a band takes the
+   next one. No core waits for another inside the loop, and a core slowed by another
+   program simply takes fewer bands.
 4. **Forward, front to back.** Walking a row's list in order and each Gaussian's run left to
    right visits every pixel's pairs front to back: the compositing loop of Eq. 3.
 5. **Backward, back to front.** The same walk in reverse. ``T_i`` is recovered by division,
    ``T_i = T_{i+1} / (1 - alpha_i)`` (as gsplat does), and the colour still to come behind a
    pair is a running sum, so nothing per pair is stored. Each Gaussian's gradient is summed
-   over its run and added once per row to its band's own gradient buffer.
+   over its run and added once per row to its thread's own gradient buffer (no two threads
+   add to the same numbers); the buffers are summed at the end.
 
 Arithmetic is float64 inside the kernel whatever the input dtype (a CPU pays about the same
 for it, and ``T`` recovered by division stays exact). Compiled code is cached on disk
@@ -44,7 +48,8 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -105,6 +110,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _LAUNCH = threading.Lock()  # workqueue runs one parallel loop at a time: callers queue here
 
 _N_GRAD = 6  # per-Gaussian gradient slots before the colours: mx, my, A, B, C, opacity
+BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
 
 
 # ------------------------------------------------------------------------------ footprints
@@ -191,9 +197,9 @@ def _row_lists(mx, my, A, B, det, t, width, height):
 def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
     """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1].
 
-    One band per core, no queue: handing out rows one by one costs more in numba than it
-    saves, and when another program slows one core, the OS moves the late thread to the
-    core that finished first.
+    Several bands per thread (see :func:`_in_bands`): few enough that handing them out costs
+    nothing next to the work in one (a few microseconds a band), many enough that a core
+    slowed by another program leaves its share to the others.
     """
     done = np.cumsum(row_work + 1)  # [H] work up to each row (+1: an empty row costs a little)
     targets = done[-1] * np.arange(1, n_bands) / n_bands  # [n_bands - 1]
@@ -208,7 +214,7 @@ def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
 def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
                    out, T, last, stats):  # fmt: skip
     """Composite the pixels of row ``y`` front to back (Eq. 3), writing its slice of
-    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward`).
+    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward_band`).
 
     Walking the row's list in depth order and each Gaussian's run left to right visits the
     pairs of every pixel in depth order, so each pixel is composited front to back.
@@ -242,24 +248,20 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
             stats[y, 2] += 1
 
 
-@njit(cache=True, parallel=True)
-def _forward(mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, height, bands):
-    """Composite every pixel, one band of rows per core (``bands``: [n_bands + 1] edges).
+@njit(cache=True, nogil=True)
+def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                  out, T, last, stats):  # fmt: skip
+    """Composite rows ``y0 .. y1 - 1``; runs without the GIL, beside the other bands.
 
-    Inputs [G] per Gaussian (front to back), colors [G, D]. Returns ``out`` [H * W, D] (no
-    background), ``T`` [H * W] (final transmittance: alpha = 1 - T), ``last`` [H * W] (index
-    into row_gid of each pixel's last composited pair, -1: none) and ``stats`` [H, 3]
-    (candidate pairs on the runs, pairs with alpha >= 1/255, composited pairs).
+    Inputs [G] per Gaussian (front to back), colors [G, D]. Writes the band's rows of
+    ``out`` [H * W, D] (no background), ``T`` [H * W] (final transmittance: alpha = 1 - T),
+    ``last`` [H * W] (index into row_gid of each pixel's last composited pair, -1: none) and
+    ``stats`` [H, 3] (candidate pairs on the runs, pairs with alpha >= 1/255, composited
+    pairs); bands share no rows, so no two threads write the same numbers.
     """
-    out = np.zeros((height * width, colors.shape[1]))  # [P, D]
-    T = np.ones(height * width)  # [P]
-    last = np.full(height * width, -1, np.int64)  # [P]
-    stats = np.zeros((height, 3), np.int64)  # [H, 3]
-    for b in prange(len(bands) - 1):
-        for y in range(bands[b], bands[b + 1]):
-            _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                           out, T, last, stats)  # fmt: skip
-    return out, T, last, stats
+    for y in range(y0, y1):
+        _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                       out, T, last, stats)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ backward
@@ -328,21 +330,14 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             grads[g, _N_GRAD + c] += g_colour[c]
 
 
-@njit(cache=True, parallel=True)
-def _backward(mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, height, bands,
-              T_final, last, g_out, g_alpha):  # fmt: skip
-    """Gradients of every Gaussian, [G, 6 + D], one band of rows per core, back to front.
-
-    Every band owns its own gradient buffer: no two cores ever add to the same numbers, and
-    the buffers are summed at the end (the "per Gaussian, per thread" accumulation).
-    """
-    G, D = colors.shape
-    grads = np.zeros((len(bands) - 1, G, _N_GRAD + D))  # [bands, G, 6 + D]
-    for b in prange(len(bands) - 1):
-        for y in range(bands[b], bands[b + 1]):
-            _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                          T_final, last, g_out, g_alpha, grads[b])  # fmt: skip
-    return grads.sum(axis=0)
+@njit(cache=True, nogil=True)
+def _backward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                   T_final, last, g_out, g_alpha, grads):  # fmt: skip
+    """Add the share of rows ``y0 .. y1 - 1`` to ``grads`` [G, 6 + D], back to front; runs
+    without the GIL. ``grads`` is the calling thread's own buffer (see :func:`_in_bands`)."""
+    for y in range(y0, y1):
+        _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                      T_final, last, g_out, g_alpha, grads)  # fmt: skip
 
 
 # ------------------------------------------------------------------ view-dependent colour
@@ -462,6 +457,48 @@ def _one_launch() -> Iterator[None]:
         yield
 
 
+def _n_threads() -> int:
+    """Threads for the band loops: as many as torch uses (one knob limits both)."""
+    return max(1, torch.get_num_threads())
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The helper threads, made once per process: a pool made before ``fork()`` has no
+    threads in the child (the grading zygote forks every kernel), so a child makes its own."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            workers = max(1, (os.cpu_count() or 2) - 1)
+            _POOL = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="splat-band"))
+        return _POOL[1]
+
+
+def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_workers: int) -> None:
+    """Call ``work(worker, y0, y1)`` once for every band of rows ``edges`` [n_bands + 1], on
+    ``n_workers`` threads: the caller and ``n_workers - 1`` helpers each take the next band
+    left until none is (dynamic load balance). ``worker`` (0 .. n_workers - 1) names the
+    thread, so each can write to its own buffers."""
+    next_band = iter(range(len(edges) - 1))
+    lock = threading.Lock()
+
+    def take_bands(worker: int) -> None:
+        while True:
+            with lock:
+                b = next(next_band, None)
+            if b is None:
+                return
+            work(worker, int(edges[b]), int(edges[b + 1]))
+
+    helpers = [_pool().submit(take_bands, w) for w in range(1, n_workers)]
+    take_bands(0)
+    for helper in helpers:
+        helper.result()  # re-raises a helper's error here
+
+
 def _as_f64(x: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to(torch.float64).numpy())
 
@@ -484,18 +521,24 @@ class _CompositeCamera(torch.autograd.Function):
         with np.errstate(divide="ignore"):
             t = np.log(o) + POWER_AT_ALPHA_MIN  # [G] alpha >= 1/255 where power <= t
         cols = _as_f64(colors[vis])  # [G, D]
-        with _one_launch():
-            row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
-            bands = _bands(row_work, numba.get_num_threads())  # [n_bands + 1] row edges
-            gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width, height, bands)
-            out, T, last, counts = _forward(*gauss)  # [P, D], [P], [P], [H, 3]
+        row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
+        n_workers = min(_n_threads(), height)
+        n_bands = 1 if n_workers == 1 else min(BANDS_PER_THREAD * n_workers, height)
+        bands = _bands(row_work, n_bands)  # [n_bands + 1] row edges
+        gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
+        out = np.zeros((height * width, cols.shape[1]))  # [P, D]
+        T = np.ones(height * width)  # [P]
+        last = np.full(height * width, -1, np.int64)  # [P]
+        counts = np.zeros((height, 3), np.int64)  # [H, 3]
+        _in_bands(lambda _w, y0, y1: _forward_band(y0, y1, *gauss, out, T, last, counts),
+                  bands, n_workers)  # fmt: skip
         if stats is not None:
             n_candidates, n_pairs, n_composited = counts.sum(axis=0).tolist()
             stats.n_candidate_pairs += n_candidates
             stats.n_pairs += n_pairs
             stats.n_composited += n_composited
-            stats.n_bands += len(bands) - 1
-        ctx.kernel_args = (gauss, T, last, vis, means2d.shape[0])
+            stats.n_bands += n_bands
+        ctx.kernel_args = (gauss, bands, n_workers, T, last, vis, means2d.shape[0])
         ctx.dtype = dtype = means2d.dtype
         alpha = torch.from_numpy(1.0 - T).to(dtype)  # [P]
         return torch.from_numpy(out).to(dtype), alpha
@@ -503,11 +546,14 @@ class _CompositeCamera(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_out, g_alpha):
-        gauss, T, last, vis, N = ctx.kernel_args
+        gauss, bands, n_workers, T, last, vis, N = ctx.kernel_args
         g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
-        with _one_launch():
-            grads = _backward(*gauss, T, last, g_out, g_alpha)  # pyright: ignore[reportCallIssue]
-        grads = torch.from_numpy(grads).to(ctx.dtype)  # [G, 6 + D]
+        G, D = gauss[8].shape
+        per_thread = np.zeros((n_workers, G, _N_GRAD + D))  # [threads, G, 6 + D]
+        _in_bands(lambda w, y0, y1: _backward_band(y0, y1, *gauss, T, last, g_out, g_alpha,
+                                                   per_thread[w]),
+                  bands, n_workers)  # fmt: skip
+        grads = torch.from_numpy(per_thread.sum(axis=0)).to(ctx.dtype)  # [G, 6 + D]
         full = grads.new_zeros(N, grads.shape[1]).index_copy_(0, vis, grads)  # [N, 6 + D]
         return (
             full[:, 0:2],  # means2d
