@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -53,10 +54,14 @@ def test_the_default_cpu_path_is_compiled_and_falls_back_to_pytorch(monkeypatch)
     monkeypatch.delenv(BACKEND_ENV_VAR, raising=False)
     params, (views, Ks) = scene(50, seed=2), cameras(w=W, h=H)
     assert rasterization(*params, views, Ks, W, H)[2]["backend"] == "compiled"
-    # where numba cannot load, "auto" quietly takes the PyTorch rasterizer...
+    # where numba cannot load, "auto" takes the PyTorch rasterizer and says why, once...
     monkeypatch.setattr(backend, "compiled_available", lambda: (False, "numba is missing"))
-    assert backend.resolve_backend(None, torch.device("cpu")) == "torch"
-    assert rasterization(*params, views, Ks, W, H)[2]["backend"] == "torch"
+    backend._warn_torch_fallback.cache_clear()
+    with pytest.warns(RuntimeWarning, match=r"PyTorch rasterizer.*because numba is missing"):
+        assert backend.resolve_backend(None, torch.device("cpu")) == "torch"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # not again at every render
+        assert rasterization(*params, views, Ks, W, H)[2]["backend"] == "torch"
     # ...and forcing it says why, and what to do instead
     with pytest.raises(RuntimeError, match=r"numba is missing.*backend='torch'"):
         rasterization(*params, views, Ks, W, H, backend="compiled")
@@ -185,8 +190,10 @@ def test_the_grading_zygote_compiles_the_kernels_before_forking():
 
 
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])
-def test_compiled_sh_colours_match_eval_sh_with_gradients(degree):
+def test_compiled_sh_colours_match_eval_sh_with_gradients(degree, monkeypatch):
     from splatcourse.splat3d import eval_sh
+
+    monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 1 + degree % 2)  # blocks on 1 or 2
 
     g = torch.Generator().manual_seed(degree)
     coeffs = torch.randn(2, 300, 16, 3, generator=g, dtype=torch.float64)  # [C, N, K, 3]

@@ -48,9 +48,8 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,17 +96,15 @@ def _set_cache_dir() -> None:
 
 _set_cache_dir()
 
-import numba  # noqa: E402 (after the cache folder is chosen)
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402 (after the cache folder is chosen)
 from numba.core import config as numba_config  # noqa: E402 (its fields are set at run time)
 
 # numba may have been imported before: tell it the folder directly too
 numba_config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # pyright: ignore[reportAttributeAccessIssue]
-# numba's own thread pool ("workqueue") survives fork(); GNU OpenMP, its first choice on Linux,
-# aborts a forked child, and the grading zygote forks every kernel after warming them up.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba_config.THREADING_LAYER = "workqueue"  # pyright: ignore[reportAttributeAccessIssue]
-_LAUNCH = threading.Lock()  # workqueue runs one parallel loop at a time: callers queue here
+# No numba threading layer (``parallel=True``) anywhere: every kernel is serial code that
+# releases the GIL, run on bands by the module's own threads (:func:`_in_bands`). numba's layers
+# were a poor fit: a static split per core, GNU OpenMP aborts a forked child (the grading zygote
+# forks every kernel), and their start-up wants a writable /dev/shm, which a sandbox lacks.
 
 _N_GRAD = 6  # per-Gaussian gradient slots before the colours: mx, my, A, B, C, opacity
 BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
@@ -385,76 +382,54 @@ def _sh_basis(x, y, z, Y, dY):
     dY[15, 1] = -6 * c[6] * x * y
 
 
-_SH_BLOCK = 512  # Gaussians per parallel task (each task allocates its basis buffers once)
+@njit(cache=True, nogil=True)
+def _sh_forward_block(n0, n1, n_basis, coeffs, dirs, out):
+    """Colours ``out[n0:n1]`` [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs
+    [N, K, 3], dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 used."""
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    for n in range(n0, n1):
+        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+        _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
+        for c in range(3):
+            v = 0.5
+            for k in range(n_basis):
+                v += Y[k] * coeffs[n, k, c]
+            out[n, c] = max(v, 0.0)
 
 
-@njit(cache=True, parallel=True)
-def _sh_forward(n_basis, coeffs, dirs):
-    """Colours [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs [N, K, 3],
-    dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 bands used."""
-    N = dirs.shape[0]
-    out = np.empty((N, 3), coeffs.dtype)  # [N, 3]
-    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
-        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
-            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-            _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
-            for c in range(3):
-                v = 0.5
-                for k in range(n_basis):
-                    v += Y[k] * coeffs[n, k, c]
-                out[n, c] = max(v, 0.0)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _sh_backward(n_basis, coeffs, dirs, g):
-    """Gradients of coeffs [N, K, 3] and dirs [N, 3] from g = dL/dcolours [N, 3].
+@njit(cache=True, nogil=True)
+def _sh_backward_block(n0, n1, n_basis, coeffs, dirs, g, g_coeffs, g_dirs):
+    """Gradients ``g_coeffs[n0:n1]`` [N, K, 3] and ``g_dirs[n0:n1]`` [N, 3] from g =
+    dL/dcolours [N, 3].
 
     No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
     is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
     """
-    N = dirs.shape[0]
-    g_coeffs = np.zeros(coeffs.shape, coeffs.dtype)  # [N, K, 3]
-    g_dirs = np.zeros((N, 3), dirs.dtype)  # [N, 3]
-    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
-        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
-            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-            ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
-            _sh_basis(ux, uy, uz, Y, dY)
-            gx = gy = gz = 0.0  # dL/du
-            for c in range(3):
-                v = 0.5
-                for k in range(n_basis):
-                    v += Y[k] * coeffs[n, k, c]
-                if v < 0.0:
-                    continue  # clamped at 0
-                for k in range(n_basis):
-                    g_coeffs[n, k, c] = Y[k] * g[n, c]
-                    gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
-                    gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
-                    gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
-            if norm > 1e-12:
-                along = ux * gx + uy * gy + uz * gz
-                g_dirs[n, 0] = (gx - ux * along) / norm
-                g_dirs[n, 1] = (gy - uy * along) / norm
-                g_dirs[n, 2] = (gz - uz * along) / norm
-    return g_coeffs, g_dirs
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    for n in range(n0, n1):
+        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+        ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
+        _sh_basis(ux, uy, uz, Y, dY)
+        gx = gy = gz = 0.0  # dL/du
+        for c in range(3):
+            v = 0.5
+            for k in range(n_basis):
+                v += Y[k] * coeffs[n, k, c]
+            if v < 0.0:
+                continue  # clamped at 0
+            for k in range(n_basis):
+                g_coeffs[n, k, c] = Y[k] * g[n, c]
+                gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
+                gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
+                gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
+        if norm > 1e-12:
+            along = ux * gx + uy * gy + uz * gz
+            g_dirs[n, 0] = (gx - ux * along) / norm
+            g_dirs[n, 1] = (gy - uy * along) / norm
+            g_dirs[n, 2] = (gz - uz * along) / norm
 
 
 # ----------------------------------------------------------------------- torch interface
-
-
-@contextmanager
-def _one_launch() -> Iterator[None]:
-    """Run the kernels on as many threads as torch uses (``torch.get_num_threads()``: one knob
-    limits both), one launch at a time: numba's "workqueue" pool runs one parallel loop at
-    once, so callers from several Python threads queue here."""
-    with _LAUNCH:
-        most = numba_config.NUMBA_NUM_THREADS  # pyright: ignore[reportAttributeAccessIssue]
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
-        yield
 
 
 def _n_threads() -> int:
@@ -475,6 +450,14 @@ def _pool() -> ThreadPoolExecutor:
             workers = max(1, (os.cpu_count() or 2) - 1)
             _POOL = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="splat-band"))
         return _POOL[1]
+
+
+def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
+    """Edges [n_parts + 1] cutting ``range(n)`` into equal parts for ``n_workers`` threads
+    (:data:`BANDS_PER_THREAD` each; one part on one thread), and the threads to use."""
+    n_workers = max(1, min(n_workers, n))
+    n_parts = 1 if n_workers == 1 else min(BANDS_PER_THREAD * n_workers, n)
+    return np.linspace(0, n, n_parts + 1).astype(np.int64), n_workers
 
 
 def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_workers: int) -> None:
@@ -522,9 +505,9 @@ class _CompositeCamera(torch.autograd.Function):
             t = np.log(o) + POWER_AT_ALPHA_MIN  # [G] alpha >= 1/255 where power <= t
         cols = _as_f64(colors[vis])  # [G, D]
         row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
-        n_workers = min(_n_threads(), height)
-        n_bands = 1 if n_workers == 1 else min(BANDS_PER_THREAD * n_workers, height)
-        bands = _bands(row_work, n_bands)  # [n_bands + 1] row edges
+        even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
+        n_bands = len(even) - 1
+        bands = _bands(row_work, n_bands)  # [n_bands + 1] row edges, ...with equal work
         gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
         out = np.zeros((height * width, cols.shape[1]))  # [P, D]
         T = np.ones(height * width)  # [P]
@@ -573,14 +556,20 @@ class _ShColours(torch.autograd.Function):
         c = coeffs.detach().to(dtype).contiguous().numpy()  # [N, K, 3]
         d = dirs.detach().to(dtype).contiguous().numpy()  # [N, 3]
         ctx.arrays, ctx.n_basis = (c, d), n_basis
-        return torch.from_numpy(_sh_forward(n_basis, c, d)).to(coeffs.dtype)
+        out = np.empty((d.shape[0], 3), c.dtype)  # [N, 3]
+        _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, c, d, out),
+                  *_split(d.shape[0], _n_threads()))  # fmt: skip
+        return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_colours):
         c, d = ctx.arrays
         g = g_colours.to(torch.from_numpy(c).dtype).contiguous().numpy()  # [N, 3]
-        g_coeffs, g_dirs = _sh_backward(ctx.n_basis, c, d, g)
+        g_coeffs, g_dirs = np.zeros_like(c), np.zeros_like(d)  # [N, K, 3], [N, 3]
+        _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, c, d, g, g_coeffs,
+                                                        g_dirs),
+                  *_split(d.shape[0], _n_threads()))  # fmt: skip
         return torch.from_numpy(g_coeffs), torch.from_numpy(g_dirs), None
 
 
@@ -588,10 +577,9 @@ def sh_colours(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
     """``max(0, eval_sh(degree, coeffs, dirs) + 0.5)`` [C, N, 3] for coeffs [C, N, K, 3] and
     dirs [C, N, 3], compiled: the colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
     n_basis = (degree + 1) ** 2
-    with _one_launch():
-        return torch.stack(
-            [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
-        )
+    return torch.stack(
+        [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
+    )
 
 
 def composite_camera(
@@ -608,7 +596,7 @@ def composite_camera(
     """Colour [H * W, D] and alpha [H * W] of one camera, differentiable in means2d [N, 2],
     conics [N, 3], colors [N, D] and opacities [N]; only Gaussians with radii > 0 are drawn.
 
-    The kernels use as many threads as torch does (see :func:`_one_launch`).
+    The kernels use as many threads as torch does (see :func:`_in_bands`).
     """
     out, alpha = _CompositeCamera.apply(
         means2d, conics, colors, opacities, depths, radii, int(width), int(height), stats
