@@ -253,3 +253,30 @@ print(json.dumps({{
         f"{sandbox_mode} kernel loaded the capture {width} px wide, the manifest says "
         f"{entry.default_width}: {seen}"
     )
+
+
+@pytest.mark.parametrize("sandbox_mode", ["warm", "bwrap", "rlimit"], indirect=True)
+def test_a_sandboxed_kernel_renders_on_the_compiled_rasterizer(sandbox_mode, tmp_path):
+    """The checkout's numba cache is read-only in a sandbox: the kernel must still load the
+    compiled rasterizer from a cache (built outside, once), not compile it, nor fall back."""
+    code = """
+import json, os
+from splatcourse.splat3d import backend, kernel
+ok, why = backend.compiled_available()
+ks = (kernel._row_lists, kernel._forward_band, kernel._backward_band)
+print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
+                  "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
+"""
+
+    async def go():
+        km, kc = await _start(tmp_path)
+        try:
+            return await _run(kc, code, timeout=60)
+        finally:
+            await _stop(km, kc)
+
+    out, err = asyncio.run(go())
+    assert err is None, f"the {sandbox_mode} kernel raised {err}: {out}"
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert (seen["ok"], seen["backend"]) == (True, "compiled"), f"{seen['why']}; {out}"
+    assert seen["misses"] == 0, f"the {sandbox_mode} kernel compiled the rasterizer: {seen}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -104,7 +105,24 @@ def resolve_backend(backend: str | None = None, device: torch.device | None = No
     on_gpu = device is not None and torch.device(device).type == "cuda"
     if ok and on_gpu:
         return "gsplat"
-    return "compiled" if compiled_available()[0] else "torch"
+    compiled_ok, why_not = compiled_available()
+    if not compiled_ok:
+        _warn_torch_fallback(why_not)
+        return "torch"
+    return "compiled"
+
+
+@functools.cache
+def _warn_torch_fallback(why: str) -> None:
+    """Say it, once per process, when "auto" falls back to the PyTorch rasterizer: it gives
+    the same images, but several times slower, and nobody should find out from a timer."""
+    warnings.warn(
+        f"splatcourse: rendering with the PyTorch rasterizer, several times slower than the "
+        f"compiled one, because {why}. (Pass backend='torch' or set ${BACKEND_ENV_VAR}=torch "
+        f"to choose it on purpose.)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 # gsplat arguments whose effect the PyTorch rasterizer cannot reproduce: the torch path
