@@ -121,7 +121,8 @@ def test_a_fresh_process_loads_every_kernel_from_the_disk_cache():
     assert backend.compiled_available() == (True, "ok")  # compiled (or loaded) here first
     code = (
         "import json; from splatcourse.splat3d import kernel; kernel.warm_up(); "
-        "ks = [kernel._row_lists, kernel._forward_band, kernel._backward_band]; "
+        "ks = [kernel._row_lists, kernel._forward_band, kernel._backward_band, "
+        "kernel._projection_backward_block]; "
         "print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()), "
         "sum(k.stats.cache_misses.values())] for k in ks]))"
     )
@@ -212,3 +213,44 @@ def test_compiled_sh_colours_match_eval_sh_with_gradients(degree, monkeypatch):
     assert (grads[1][0] == 0).float().mean() > 0.02  # some colours are clamped at 0
     for mine, theirs in zip(*grads):
         torch.testing.assert_close(mine, theirs, atol=1e-12, rtol=1e-10)
+
+
+def test_compiled_projection_backward_matches_autograd_through_projection_py():
+    # two cameras (one turned and moved), Gaussians behind the camera and far off-screen (the
+    # clamp of J), in float64: the compiled backward must give autograd's gradients exactly.
+    means, quats, scales, opac, _ = scene(400, seed=9, dtype=torch.float64, scale=(0.05, 0.3))
+    means[:20, 2] = -1.0  # behind the camera: only the depth has a gradient
+    means[20:60, 0] *= 4.0  # beyond 1.3x the half field of view
+    views, Ks = cameras(2, dtype=torch.float64, w=W, h=H)
+    turn = torch.tensor([[0.98, 0.0, 0.2], [0.0, 1.0, 0.0], [-0.2, 0.0, 0.98]], dtype=torch.float64)
+    views[1, :3, :3], views[1, :3, 3] = torch.linalg.qr(turn)[0], torch.tensor([0.1, -0.2, 0.5])
+    g = torch.Generator().manual_seed(1)
+    weights = [torch.randn(2, 400, k, generator=g, dtype=torch.float64) for k in (2, 3, 1)]
+    results = []
+    for project in (kernel_mod.project_gaussians, project_gaussians):
+        inputs = [t.clone().requires_grad_() for t in (means, quats, scales)]
+        p = project(inputs[0], None, views, Ks, W, H, opacities=opac, quats=inputs[1],
+                    scales=inputs[2])  # fmt: skip
+        outputs = (p.means2d, p.conics, p.depths[..., None])
+        sum(((o * w).sum() for o, w in zip(outputs, weights)), torch.zeros(())).backward()
+        results.append((p, [t.grad for t in inputs]))
+    (mine, my_grads), (theirs, their_grads) = results
+    assert mine.means2d.grad_fn.name() == "_ProjectGaussiansBackward"  # the compiled one ran
+    assert 0 < int(mine.visible.sum()) < 2 * 400  # some culled, most not
+    x = theirs.means2d[..., 0][mine.visible]  # [visible]
+    assert ((x < -0.15 * W) | (x > 1.15 * W)).any()  # some drawn with a clamped J
+    for name in ("means2d", "conics", "depths", "radii"):  # the forward is projection.py's
+        torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=0, rtol=0)
+    for mine_g, their_g in zip(my_grads, their_grads):
+        torch.testing.assert_close(mine_g, their_g, atol=1e-12, rtol=1e-10)
+
+
+def test_compiled_projection_leaves_covariances_and_antialiasing_to_projection_py():
+    means, quats, scales, opac, _ = scene(30, seed=4)
+    views, Ks = cameras(1, w=W, h=H)
+    covars = torch.eye(3).expand(30, 3, 3) * 0.01
+    aa = {"quats": quats, "scales": scales, "opacities": opac, "calc_compensations": True}
+    for kw in ({"covars": covars}, aa):
+        m = means.clone().requires_grad_()
+        p = kernel_mod.project_gaussians(m, kw.pop("covars", None), views, Ks, W, H, **kw)
+        assert p.means2d.grad_fn.name() != "_ProjectGaussiansBackward"

@@ -295,7 +295,9 @@ def rasterization(
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
     compositor = sh_colours = None
+    projector = project_gaussians
     if engine == "compiled":
+        from .kernel import project_gaussians as projector
         from .kernel import rasterize_to_pixels as compositor
         from .kernel import sh_colours
     renders, alphas, info = torch_rasterization(
@@ -312,6 +314,7 @@ def rasterization(
         tile_size=tile_size,
         compositor=compositor,
         sh_colours=sh_colours,
+        projector=projector,
     )
     info["backend"] = engine
     return renders, alphas, info
@@ -508,14 +511,16 @@ def torch_rasterization(
     tile_size=16,
     compositor: Callable | None = None,
     sh_colours: Callable | None = None,
+    projector: Callable = project_gaussians,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
-    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it) and
-    ``sh_colours`` the SH evaluation (the compiled backend swaps both)."""
+    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it),
+    ``sh_colours`` the SH evaluation and ``projector`` the projection (the compiled backend
+    swaps all three)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
-    proj = project_gaussians(
+    proj = projector(
         means,
         covars,
         viewmats,

@@ -39,6 +39,10 @@ for it, and ``T`` recovered by division stays exact). Compiled code is cached on
 (``cache=True``, in :func:`numba_cache_dir`), so only the very first call on a machine pays
 the compile.
 
+The projection's backward (EWA splatting, :func:`project_gaussians`) and the SH colours are
+compiled here too, forward and backward; the projection's forward stays projection.py's, so
+both CPU backends see the same ellipses.
+
 Used by: every CPU render (``backend.py`` picks it by default), lesson 4 (the kernel's
 structure and the tile-waste figure).
 """
@@ -58,11 +62,14 @@ from torch import Tensor
 
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
 
+from . import projection
+from .projection import Projection, project_gaussians_and_mask
 from .rasterize import RasterStats, camera_images
 
 __all__ = [
     "composite_camera",
     "numba_cache_dir",
+    "project_gaussians",
     "rasterize_to_pixels",
     "sh_colours",
     "tile_waste",
@@ -429,6 +436,147 @@ def _sh_backward_block(n0, n1, n_basis, coeffs, dirs, g, g_coeffs, g_dirs):
             g_dirs[n, 2] = (gz - uz * along) / norm
 
 
+# ----------------------------------------------------------------- projection, backward
+# EWA splatting (projection.py, 3DGS Eq. 5-6) run backwards, per Gaussian: the forward is
+# projection.py's own (the same numbers on both CPU backends), its gradient is compiled here.
+# Per Gaussian: q -> R (normalised quaternion), M = R diag(s), Sigma = M M^T (Eq. 6);
+# per camera: t = W m + w (camera space), u = t_x / t_z, v = t_y / t_z, mean2d = (f_x u + c_x,
+# f_y v + c_y); J's rows, clamped like gsplat's: T_0 = (f_x / t_z) (W_0 - u_c W_2),
+# T_1 = (f_y / t_z) (W_1 - v_c W_2); cov2d = [[a, b], [b, c]] = T Sigma T^T + eps2d I (Eq. 5);
+# conic = (c, -b, a) / (a c - b^2).
+
+
+@njit(cache=True, inline="always")
+def _rotation(quat, R):
+    """R [3, 3] of the quaternion (w, x, y, z) [4], normalised; returns (w, x, y, z, length)."""
+    norm = max(math.sqrt(quat[0] ** 2 + quat[1] ** 2 + quat[2] ** 2 + quat[3] ** 2), 1e-12)
+    w, x, y, z = quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm
+    R[0, 0], R[0, 1], R[0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)
+    R[1, 0], R[1, 1], R[1, 2] = 2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)
+    R[2, 0], R[2, 1], R[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)
+    return w, x, y, z, norm
+
+
+@njit(cache=True, inline="always")
+def _quat_gradient(w, x, y, z, norm, g_R, g_quat):
+    """dL/dquat [4] from dL/dR [3, 3]: through R(w, x, y, z), then the normalisation
+    q / |q| (dL/dq = (g - q_n (q_n . g)) / |q|)."""
+    gw = 2 * (-z * g_R[0, 1] + y * g_R[0, 2] + z * g_R[1, 0] - x * g_R[1, 2] - y * g_R[2, 0]
+              + x * g_R[2, 1])  # fmt: skip
+    gx = 2 * (y * g_R[0, 1] + z * g_R[0, 2] + y * g_R[1, 0] - 2 * x * g_R[1, 1] - w * g_R[1, 2]
+              + z * g_R[2, 0] + w * g_R[2, 1] - 2 * x * g_R[2, 2])  # fmt: skip
+    gy = 2 * (-2 * y * g_R[0, 0] + x * g_R[0, 1] + w * g_R[0, 2] + x * g_R[1, 0]
+              + z * g_R[1, 2] - w * g_R[2, 0] + z * g_R[2, 1] - 2 * y * g_R[2, 2])  # fmt: skip
+    gz = 2 * (-2 * z * g_R[0, 0] - w * g_R[0, 1] + x * g_R[0, 2] + w * g_R[1, 0]
+              - 2 * z * g_R[1, 1] + y * g_R[1, 2] + x * g_R[2, 0] + y * g_R[2, 1])  # fmt: skip
+    along = w * gw + x * gx + y * gy + z * gz
+    if norm <= 1e-12:  # the length was clamped: no gradient through it
+        along = 0.0
+    g_quat[0], g_quat[1] = (gw - w * along) / norm, (gx - x * along) / norm
+    g_quat[2], g_quat[3] = (gy - y * along) / norm, (gz - z * along) / norm
+
+
+@njit(cache=True, inline="always")
+def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_conic,
+                                T0, T1, ST0, ST1, g_Sigma):  # fmt: skip
+    """Through cov2d = T Sigma T^T + eps2d I and its inverse, the conic, for one camera
+    (W [4, 4], K [3, 3]) and Gaussian (Sigma [3, 3], u, v, t_z): adds dL/dSigma to
+    ``g_Sigma`` [3, 3] and returns (dL/du, dL/dv, dL/dt_z). T0, T1, ST0, ST1 [3] are scratch.
+
+    The conic (P, Q, R) = (c, -b, a) / det, det = a c - b^2, has the derivatives
+    dP/da = -P^2, dP/db = -2PQ, dP/dc = -Q^2, dQ/da = -PQ, dQ/db = -(PR + Q^2), dQ/dc = -QR,
+    dR/da = -Q^2, dR/db = -2QR, dR/dc = -R^2.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lo_u, hi_u = -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
+    lo_v, hi_v = -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
+    uc, vc = min(max(u, lo_u), hi_u), min(max(v, lo_v), hi_v)  # 1.3x the half field of view
+    ax, ay = fx / tz, fy / tz
+    for j in range(3):  # the two rows of T = J W
+        T0[j] = ax * (W[0, j] - uc * W[2, j])
+        T1[j] = ay * (W[1, j] - vc * W[2, j])
+    for i in range(3):
+        ST0[i] = Sigma[i, 0] * T0[0] + Sigma[i, 1] * T0[1] + Sigma[i, 2] * T0[2]  # Sigma T0
+        ST1[i] = Sigma[i, 0] * T1[0] + Sigma[i, 1] * T1[1] + Sigma[i, 2] * T1[2]  # Sigma T1
+    a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d
+    b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
+    c = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+    det = a * c - b * b
+    P, Q, R = c / det, -b / det, a / det  # the conic
+    gP, gQ, gR = g_conic[0], g_conic[1], g_conic[2]
+    g_a = -(gP * P * P + gQ * P * Q + gR * Q * Q)
+    g_b = -(2.0 * gP * P * Q + gQ * (P * R + Q * Q) + 2.0 * gR * Q * R)
+    g_c = -(gP * Q * Q + gQ * Q * R + gR * R * R)
+    for i in range(3):  # a = T0 Sigma T0^T, b = T0 Sigma T1^T, c = T1 Sigma T1^T
+        for j in range(3):
+            g_Sigma[i, j] += g_a * T0[i] * T0[j] + g_b * T0[i] * T1[j] + g_c * T1[i] * T1[j]
+    g_ax = g_ay = g_uc = g_vc = 0.0
+    for j in range(3):
+        g_T0 = 2.0 * g_a * ST0[j] + g_b * ST1[j]
+        g_T1 = g_b * ST0[j] + 2.0 * g_c * ST1[j]
+        g_ax += g_T0 * (W[0, j] - uc * W[2, j])
+        g_uc -= g_T0 * ax * W[2, j]
+        g_ay += g_T1 * (W[1, j] - vc * W[2, j])
+        g_vc -= g_T1 * ay * W[2, j]
+    g_u = g_uc if lo_u < u < hi_u else 0.0  # no gradient through the clamp
+    g_v = g_vc if lo_v < v < hi_v else 0.0
+    return g_u, g_v, -(g_ax * fx + g_ay * fy) / (tz * tz)  # ax = f_x / t_z, ay = f_y / t_z
+
+
+@njit(cache=True, nogil=True)
+def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width, height, eps2d,
+                               ok, g_means2d, g_conics, g_depths, g_means, g_quats, g_scales):  # fmt: skip
+    """Gradients of Gaussians ``n0 .. n1 - 1``: ``g_means`` [N, 3], ``g_quats`` [N, 4],
+    ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3], dL/ddepths [C, N].
+
+    means [N, 3], quats [N, 4], scales [N, 3], viewmats [C, 4, 4], Ks [C, 3, 3]; ``ok``
+    [C, N] the Gaussians the projection kept (the others have zero means2d and conics: only
+    their depth has a gradient).
+    """
+    R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
+    g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
+    T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
+    t, g_t = np.empty(3), np.empty(3)  # [3] the mean in camera space, dL/dt
+    for n in range(n0, n1):
+        w, x, y, z, norm = _rotation(quats[n], R)
+        for i in range(3):
+            for j in range(3):
+                M[i, j] = R[i, j] * scales[n, j]  # M = R diag(s)
+        for i in range(3):
+            for j in range(3):
+                Sigma[i, j] = M[i, 0] * M[j, 0] + M[i, 1] * M[j, 1] + M[i, 2] * M[j, 2]
+        g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
+        g_means[n, :] = 0.0
+        for c in range(viewmats.shape[0]):
+            W = viewmats[c]  # [4, 4]
+            for i in range(3):  # t = W m + w
+                t[i] = W[i, 0] * means[n, 0] + W[i, 1] * means[n, 1] + W[i, 2] * means[n, 2]
+                t[i] += W[i, 3]
+            g_t[0], g_t[1], g_t[2] = 0.0, 0.0, g_depths[c, n]  # depth = t_z
+            if ok[c, n]:
+                u, v = t[0] / t[2], t[1] / t[2]
+                g_u, g_v, g_tz = _screen_covariance_backward(
+                    W, Sigma, u, v, t[2], Ks[c], width, height, eps2d, g_conics[c, n],
+                    T0, T1, ST0, ST1, g_Sigma,
+                )  # fmt: skip
+                g_u += Ks[c, 0, 0] * g_means2d[c, n, 0]  # mean2d = (f_x u + c_x, f_y v + c_y)
+                g_v += Ks[c, 1, 1] * g_means2d[c, n, 1]
+                g_t[0] += g_u / t[2]  # u = t_x / t_z, v = t_y / t_z
+                g_t[1] += g_v / t[2]
+                g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
+            for k in range(3):
+                g_means[n, k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+        for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
+            for j in range(3):
+                g_M[i, j] = 0.0
+                for k in range(3):
+                    g_M[i, j] += (g_Sigma[i, k] + g_Sigma[k, i]) * M[k, j]
+                g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
+        for j in range(3):
+            g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
+        _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])
+
+
 # ----------------------------------------------------------------------- torch interface
 
 
@@ -533,9 +681,12 @@ class _CompositeCamera(torch.autograd.Function):
         g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
         G, D = gauss[8].shape
         per_thread = np.zeros((n_workers, G, _N_GRAD + D))  # [threads, G, 6 + D]
-        _in_bands(lambda w, y0, y1: _backward_band(y0, y1, *gauss, T, last, g_out, g_alpha,
-                                                   per_thread[w]),
-                  bands, n_workers)  # fmt: skip
+
+        def backprop(worker: int, y0: int, y1: int) -> None:  # into the thread's own buffer
+            arrays = (*gauss, T, last, g_out, g_alpha, per_thread[worker])
+            _backward_band(y0, y1, *arrays)  # pyright: ignore[reportCallIssue]
+
+        _in_bands(backprop, bands, n_workers)
         grads = torch.from_numpy(per_thread.sum(axis=0)).to(ctx.dtype)  # [G, 6 + D]
         full = grads.new_zeros(N, grads.shape[1]).index_copy_(0, vis, grads)  # [N, 6 + D]
         return (
@@ -545,6 +696,69 @@ class _CompositeCamera(torch.autograd.Function):
             full[:, 5],  # opacities
             None, None, None, None, None,
         )  # fmt: skip
+
+
+class _ProjectGaussians(torch.autograd.Function):
+    """projection.py's EWA projection forward (the same numbers on both CPU backends), and
+    its backward compiled: gradients to means [N, 3], quats [N, 4] and scales [N, 3]."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
+        with torch.no_grad():
+            proj, ok = project_gaussians_and_mask(
+                means, None, viewmats, Ks, width, height, quats=quats, scales=scales, **options
+            )
+        ctx.inputs = (means, quats, scales, viewmats, Ks, ok)
+        ctx.camera = (width, height, options["eps2d"])
+        ctx.mark_non_differentiable(proj.radii, proj.covars2d)
+        return proj.means2d, proj.conics, proj.depths, proj.radii, proj.covars2d
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
+        means, quats, scales, viewmats, Ks, ok = ctx.inputs
+        width, height, eps2d = ctx.camera
+        C, N = ok.shape
+
+        def f64(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
+            return np.zeros(shape) if g is None else _as_f64(g)
+
+        arrays = (
+            _as_f64(means), _as_f64(quats), _as_f64(scales),  # [N, 3], [N, 4], [N, 3]
+            _as_f64(viewmats.reshape(C, 4, 4)), _as_f64(Ks.reshape(C, 3, 3)),
+            width, height, float(eps2d), np.ascontiguousarray(ok.numpy()),  # [C, N]
+            f64(g_means2d, (C, N, 2)), f64(g_conics, (C, N, 3)), f64(g_depths, (C, N)),
+        )  # fmt: skip
+        g_means, g_quats, g_scales = np.empty((N, 3)), np.empty((N, 4)), np.empty((N, 3))
+        _in_bands(lambda _w, n0, n1: _projection_backward_block(n0, n1, *arrays, g_means, g_quats,
+                                                                g_scales),
+                  *_split(N, _n_threads()))  # fmt: skip
+        grads = (torch.from_numpy(g).to(means.dtype) for g in (g_means, g_quats, g_scales))
+        return (*grads, None, None, None, None, None)
+
+
+def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
+                      width: int, height: int, **options) -> Projection:  # fmt: skip
+    """:func:`.projection.project_gaussians` (same arguments) with the compiled backward where
+    it applies: quats and scales (not covars), no antialiasing compensation, cameras that need
+    no gradient. Elsewhere it is projection.py's own, through autograd."""
+    quats, scales = options.pop("quats", None), options.pop("scales", None)
+    if (
+        covars is not None
+        or quats is None
+        or scales is None
+        or options.get("calc_compensations", False)
+        or viewmats.requires_grad
+        or Ks.requires_grad
+    ):
+        return projection.project_gaussians(
+            means, covars, viewmats, Ks, width, height, quats=quats, scales=scales, **options
+        )
+    options.setdefault("eps2d", 0.3)
+    means2d, conics, depths, radii, covars2d = _ProjectGaussians.apply(
+        means, quats, scales, viewmats, Ks, int(width), int(height), options
+    )
+    return Projection(means2d, covars2d, conics, depths, radii, compensations=None)
 
 
 class _ShColours(torch.autograd.Function):
@@ -653,6 +867,12 @@ def warm_up() -> None:
         for dtype in (torch.float32, torch.float64):  # SH runs in the input's precision
             coeffs = torch.ones(1, 2, 16, 3, dtype=dtype, requires_grad=True)
             sh_colours(3, coeffs, torch.ones(1, 2, 3, dtype=dtype)).sum().backward()
+        means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], requires_grad=True)
+        quats, scales = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2), torch.full((2, 3), 0.1)
+        K = projection.intrinsics(8.0, 8.0, 4.0, 3.0)[None]  # [1, 3, 3]
+        proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
+                                 scales=scales)  # fmt: skip
+        (proj.means2d.sum() + proj.conics.sum()).backward()
 
 
 # ----------------------------------------------------------------------- the tile waste
