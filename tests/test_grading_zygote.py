@@ -281,3 +281,13 @@ print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
     seen = json.loads(out.strip().splitlines()[-1])
     assert (seen["ok"], seen["backend"]) == (True, "compiled"), f"{seen['why']}; {out}"
     assert seen["misses"] == 0, f"the {sandbox_mode} kernel compiled the rasterizer: {seen}"
+
+
+def test_the_shared_numba_cache_must_be_the_graders_own(tmp_path):
+    # its compiled code runs in the zygote: a folder others may write to is refused
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    sandbox._check_owned(mine)
+    os.chmod(mine, 0o777)
+    with pytest.raises(RuntimeError, match=r"writable only by it"):
+        sandbox._check_owned(mine)
