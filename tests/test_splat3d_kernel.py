@@ -254,3 +254,25 @@ def test_compiled_projection_leaves_covariances_and_antialiasing_to_projection_p
         m = means.clone().requires_grad_()
         p = kernel_mod.project_gaussians(m, kw.pop("covars", None), views, Ks, W, H, **kw)
         assert p.means2d.grad_fn.name() != "_ProjectGaussiansBackward"
+
+
+def test_the_glue_runs_on_one_torch_thread_and_the_bands_on_the_callers(monkeypatch):
+    seen = []  # torch threads the projection saw, bands the kernel cut (per thread: 6)
+    project = kernel_mod.project_gaussians
+    assert backend.compiled_available()[0]  # its warm-up projects too: done before watching
+
+    def watched(*args, **kw):
+        seen.append(torch.get_num_threads())
+        return project(*args, **kw)
+
+    monkeypatch.setattr(kernel_mod, "project_gaussians", watched)
+    params, (views, Ks) = scene(60, seed=2), cameras(w=W, h=H)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        info = rasterization(*params, views, Ks, W, H, backend="compiled")[2]
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+    assert info["raster_stats"].n_bands == 2 * kernel_mod.BANDS_PER_THREAD

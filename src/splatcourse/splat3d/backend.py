@@ -18,6 +18,7 @@ Used by: lessons 4-7 and exercises 3-4 (every render), the trainer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -296,26 +297,30 @@ def rasterization(
     _refuse_gsplat_only(options)
     compositor = sh_colours = None
     projector = project_gaussians
+    glue = contextlib.nullcontext()
     if engine == "compiled":
+        from .kernel import glue_on_one_torch_thread, sh_colours
         from .kernel import project_gaussians as projector
         from .kernel import rasterize_to_pixels as compositor
-        from .kernel import sh_colours
-    renders, alphas, info = torch_rasterization(
-        *gaussians_and_cameras,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        radius_clip=radius_clip,
-        eps2d=eps2d,
-        sh_degree=sh_degree,
-        backgrounds=backgrounds,
-        render_mode=render_mode,
-        rasterize_mode=rasterize_mode,
-        covars=covars,
-        tile_size=tile_size,
-        compositor=compositor,
-        sh_colours=sh_colours,
-        projector=projector,
-    )
+
+        glue = glue_on_one_torch_thread()  # the kernels keep the caller's threads
+    with glue:
+        renders, alphas, info = torch_rasterization(
+            *gaussians_and_cameras,
+            near_plane=near_plane,
+            far_plane=far_plane,
+            radius_clip=radius_clip,
+            eps2d=eps2d,
+            sh_degree=sh_degree,
+            backgrounds=backgrounds,
+            render_mode=render_mode,
+            rasterize_mode=rasterize_mode,
+            covars=covars,
+            tile_size=tile_size,
+            compositor=compositor,
+            sh_colours=sh_colours,
+            projector=projector,
+        )
     info["backend"] = engine
     return renders, alphas, info
 

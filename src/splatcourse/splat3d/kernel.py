@@ -49,11 +49,13 @@ structure and the tile-waste figure).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,7 @@ from .rasterize import RasterStats, camera_images
 
 __all__ = [
     "composite_camera",
+    "glue_on_one_torch_thread",
     "numba_cache_dir",
     "project_gaussians",
     "rasterize_to_pixels",
@@ -580,9 +583,46 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
 # ----------------------------------------------------------------------- torch interface
 
 
+_CALLER = threading.local()  # .threads: the caller's torch threads, while its glue runs on one
+
+
 def _n_threads() -> int:
-    """Threads for the band loops: as many as torch uses (one knob limits both)."""
-    return max(1, torch.get_num_threads())
+    """Threads for the band loops: as many as torch uses (one knob limits both), or used
+    before :func:`glue_on_one_torch_thread` set it to one."""
+    return max(1, getattr(_CALLER, "threads", None) or torch.get_num_threads())
+
+
+@contextmanager
+def glue_on_one_torch_thread() -> Iterator[None]:
+    """Run the small torch operations around the kernels (the projection's forward, SH
+    directions, conversions) on one torch thread; the band loops keep the caller's count.
+
+    Why: after every parallel torch operation, OpenMP keeps its worker threads spinning for a
+    while, and the glue is a hundred small operations. On a busy machine those spinning
+    workers take the cores the band threads need: at a load average of 6 on 2 cores, forward
+    + backward of the bench scene took 220-560 ms (190-300 ms of CPU) with the glue on two
+    torch threads and 80-107 ms (53 ms of CPU) with it on one.
+    """
+    outer = getattr(_CALLER, "threads", None)
+    before = torch.get_num_threads()
+    _CALLER.threads = outer or before
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        _CALLER.threads = outer
+
+
+def _glue_on_one_torch_thread(backward: Callable) -> Callable:
+    """:func:`glue_on_one_torch_thread` around an autograd backward."""
+
+    @functools.wraps(backward)
+    def wrapped(*args):
+        with glue_on_one_torch_thread():
+            return backward(*args)
+
+    return wrapped
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
@@ -676,6 +716,7 @@ class _CompositeCamera(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
     def backward(ctx, g_out, g_alpha):
         gauss, bands, n_workers, T, last, vis, N = ctx.kernel_args
         g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
@@ -715,6 +756,7 @@ class _ProjectGaussians(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
     def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
         means, quats, scales, viewmats, Ks, ok = ctx.inputs
         width, height, eps2d = ctx.camera
@@ -777,6 +819,7 @@ class _ShColours(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
     def backward(ctx, g_colours):
         c, d = ctx.arrays
         g = g_colours.to(torch.from_numpy(c).dtype).contiguous().numpy()  # [N, 3]
