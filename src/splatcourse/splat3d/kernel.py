@@ -600,8 +600,11 @@ def glue_on_one_torch_thread() -> Iterator[None]:
     Why: after every parallel torch operation, OpenMP keeps its worker threads spinning for a
     while, and the glue is a hundred small operations. On a busy machine those spinning
     workers take the cores the band threads need: at a load average of 6 on 2 cores, forward
-    + backward of the bench scene took 220-560 ms (190-300 ms of CPU) with the glue on two
-    torch threads and 80-107 ms (53 ms of CPU) with it on one.
+    + backward of the bench scene took 220-560 ms (190-300 ms of CPU) with torch on two
+    threads and 80-107 ms (53 ms of CPU) with torch on one and the bands on two. Only the
+    forward and the kernels' own backward steps are covered here: the autograd steps between
+    them run on the caller's threads (``OMP_WAIT_POLICY=PASSIVE``, set before torch loads,
+    stops the spinning everywhere).
     """
     outer = getattr(_CALLER, "threads", None)
     before = torch.get_num_threads()
