@@ -253,3 +253,41 @@ print(json.dumps({{
         f"{sandbox_mode} kernel loaded the capture {width} px wide, the manifest says "
         f"{entry.default_width}: {seen}"
     )
+
+
+@pytest.mark.parametrize("sandbox_mode", ["warm", "bwrap", "rlimit"], indirect=True)
+def test_a_sandboxed_kernel_renders_on_the_compiled_rasterizer(sandbox_mode, tmp_path):
+    """The checkout's numba cache is read-only in a sandbox: the kernel must still load the
+    compiled rasterizer from a cache (built outside, once), not compile it, nor fall back."""
+    code = """
+import json, os
+from splatcourse.splat3d import backend, kernel
+ok, why = backend.compiled_available()
+ks = (kernel._row_lists, kernel._forward_band, kernel._backward_band,
+      kernel._projection_backward_block, kernel._sh_backward_block)
+print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
+                  "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
+"""
+
+    async def go():
+        km, kc = await _start(tmp_path)
+        try:
+            return await _run(kc, code, timeout=60)
+        finally:
+            await _stop(km, kc)
+
+    out, err = asyncio.run(go())
+    assert err is None, f"the {sandbox_mode} kernel raised {err}: {out}"
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert (seen["ok"], seen["backend"]) == (True, "compiled"), f"{seen['why']}; {out}"
+    assert seen["misses"] == 0, f"the {sandbox_mode} kernel compiled the rasterizer: {seen}"
+
+
+def test_the_shared_numba_cache_must_be_the_graders_own(tmp_path):
+    # its compiled code runs in the zygote: a folder others may write to is refused
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    sandbox._check_owned(mine)
+    os.chmod(mine, 0o777)
+    with pytest.raises(RuntimeError, match=r"writable only by it"):
+        sandbox._check_owned(mine)

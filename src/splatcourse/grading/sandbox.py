@@ -26,12 +26,14 @@ Used by: every exercise's autograding.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -277,18 +279,89 @@ def _mpl_cache() -> Path:
     return path
 
 
-def _base_env(mpl: Path) -> dict[str, str]:
-    """What every kernel's (and the zygote's) environment holds; nothing of the grader's."""
+#: where each kernel gets its own writable copy of the compiled rasterizer's cache
+KERNEL_NUMBA_CACHE = "numba-cache"
+
+
+def _numba_cache() -> Path:
+    """The compiled rasterizer's kernels, compiled once outside the sandbox, readable by all.
+
+    numba only uses a cache folder it can write to, and inside the sandbox the checkout's
+    ``data/cache/numba`` is read-only: the kernel would compile for seconds per submission, or
+    fall back to the PyTorch rasterizer. So a subprocess compiles (or loads) every kernel
+    into this folder, once per version of ``splat3d/kernel.py``; the zygote uses it directly
+    and every other kernel gets a writable copy (:func:`_kernel_numba_cache`). Where that
+    fails, grading goes on (the kernels fall back to the PyTorch rasterizer) with a warning.
+    """
+    from ..splat3d import kernel
+
+    path = Path(tempfile.gettempdir()) / f"splatcourse-numbacache-{os.geteuid()}"
+    done = path / f"done-{hashlib.sha256(Path(kernel.__file__).read_bytes()).hexdigest()[:16]}"
+    path.mkdir(mode=0o755, exist_ok=True)
+    _check_owned(path)
+    if not done.exists():
+        env = dict(_base_env_without_numba(), NUMBA_CACHE_DIR=str(path))
+        proc = subprocess.run(
+            [sys.executable, "-c", "from splatcourse.splat3d import kernel; kernel.warm_up()"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            warnings.warn(
+                f"sandbox: compiling the rasterizer's kernels into {path} failed, graded "
+                f"kernels will compile them or use the PyTorch rasterizer: "
+                f"{proc.stderr.strip()[-2000:]}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return path
+        for p in [path, *path.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        done.touch()
+    return path
+
+
+def _check_owned(path: Path) -> None:
+    """Compiled code from ``path`` runs in the grader's zygote: refuse a folder in the shared
+    temporary directory that someone else made (or may write to)."""
+    st = path.lstat()
+    if path.is_symlink() or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RuntimeError(
+            f"sandbox: {path} must be a folder owned by uid {os.geteuid()} and writable only "
+            f"by it (owner {st.st_uid}, mode {oct(st.st_mode & 0o777)}); remove it and retry"
+        )
+
+
+def _kernel_numba_cache(home: Path) -> Path:
+    """A writable copy of :func:`_numba_cache` in the kernel's home (about 2 MB): numba loads
+    from it and could write to it, the shared one stays as it was."""
+    copy = home / KERNEL_NUMBA_CACHE
+    shutil.copytree(_numba_cache(), copy)
+    return copy
+
+
+def _base_env_without_numba() -> dict[str, str]:
     return {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(mpl),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _base_env(mpl: Path) -> dict[str, str]:
+    """What every kernel's (and the zygote's) environment holds; nothing of the grader's.
+    ``NUMBA_CACHE_DIR`` is the shared compiled cache; a sandboxed kernel gets its own copy."""
+    return {
+        **_base_env_without_numba(),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(mpl),
+        "NUMBA_CACHE_DIR": str(_numba_cache()),
     }
 
 
@@ -333,6 +406,8 @@ class SandboxKernelManager(AsyncKernelManager):
             "SPLATCOURSE_ROOT": str(course),
             "NBGRADER_EXECUTION": "autograde",
         }
+        if mode != "warm":  # a warm kernel has the compiled kernels from its zygote already
+            env["NUMBA_CACHE_DIR"] = str(_kernel_numba_cache(home))
         for var, get in ((ENV_SHARED, shared_data_dir), (ENV_CAPTURES, captures_dir)):
             try:  # the kernel looks where the grader looks
                 env[var] = str(get().resolve())
@@ -400,4 +475,5 @@ def prepare_shared() -> str:
     """Once per grading run, before workers start: probe the sandbox and build shared caches."""
     mode = effective_mode()
     _mpl_cache()
+    _numba_cache()
     return mode

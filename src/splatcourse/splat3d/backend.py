@@ -18,9 +18,11 @@ Used by: lessons 4-7 and exercises 3-4 (every render), the trainer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -104,7 +106,24 @@ def resolve_backend(backend: str | None = None, device: torch.device | None = No
     on_gpu = device is not None and torch.device(device).type == "cuda"
     if ok and on_gpu:
         return "gsplat"
-    return "compiled" if compiled_available()[0] else "torch"
+    compiled_ok, why_not = compiled_available()
+    if not compiled_ok:
+        _warn_torch_fallback(why_not)
+        return "torch"
+    return "compiled"
+
+
+@functools.cache
+def _warn_torch_fallback(why: str) -> None:
+    """Say it, once per process, when "auto" falls back to the PyTorch rasterizer: it gives
+    the same images, but several times slower, and nobody should find out from a timer."""
+    warnings.warn(
+        f"splatcourse: rendering with the PyTorch rasterizer, several times slower than the "
+        f"compiled one, because {why}. (Pass backend='torch' or set ${BACKEND_ENV_VAR}=torch "
+        f"to choose it on purpose.)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 # gsplat arguments whose effect the PyTorch rasterizer cannot reproduce: the torch path
@@ -277,24 +296,31 @@ def rasterization(
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
     compositor = sh_colours = None
+    projector = project_gaussians
+    glue = contextlib.nullcontext()
     if engine == "compiled":
+        from .kernel import glue_on_one_torch_thread, sh_colours
+        from .kernel import project_gaussians as projector
         from .kernel import rasterize_to_pixels as compositor
-        from .kernel import sh_colours
-    renders, alphas, info = torch_rasterization(
-        *gaussians_and_cameras,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        radius_clip=radius_clip,
-        eps2d=eps2d,
-        sh_degree=sh_degree,
-        backgrounds=backgrounds,
-        render_mode=render_mode,
-        rasterize_mode=rasterize_mode,
-        covars=covars,
-        tile_size=tile_size,
-        compositor=compositor,
-        sh_colours=sh_colours,
-    )
+
+        glue = glue_on_one_torch_thread()  # the kernels keep the caller's threads
+    with glue:
+        renders, alphas, info = torch_rasterization(
+            *gaussians_and_cameras,
+            near_plane=near_plane,
+            far_plane=far_plane,
+            radius_clip=radius_clip,
+            eps2d=eps2d,
+            sh_degree=sh_degree,
+            backgrounds=backgrounds,
+            render_mode=render_mode,
+            rasterize_mode=rasterize_mode,
+            covars=covars,
+            tile_size=tile_size,
+            compositor=compositor,
+            sh_colours=sh_colours,
+            projector=projector,
+        )
     info["backend"] = engine
     return renders, alphas, info
 
@@ -490,14 +516,16 @@ def torch_rasterization(
     tile_size=16,
     compositor: Callable | None = None,
     sh_colours: Callable | None = None,
+    projector: Callable = project_gaussians,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
-    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it) and
-    ``sh_colours`` the SH evaluation (the compiled backend swaps both)."""
+    gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it),
+    ``sh_colours`` the SH evaluation and ``projector`` the projection (the compiled backend
+    swaps all three)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
-    proj = project_gaussians(
+    proj = projector(
         means,
         covars,
         viewmats,

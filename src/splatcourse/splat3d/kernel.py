@@ -20,20 +20,28 @@ pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
    geometrically (:func:`_run_start`): no ``exp`` per pixel.
 2. **Row lists, in depth order.** Count the Gaussians crossing each row, take a prefix sum,
    fill the lists Gaussian after Gaussian in depth order: every row's list is sorted for free.
-3. **One band of rows per core.** Rows are independent: the image is cut into as many bands
-   of rows as there are threads, with equal work (pixels on the runs) in each, and no core
-   ever waits for another inside the loop.
+3. **Many bands of rows, taken by whichever core is free.** Rows are independent: the image
+   is cut into several bands of rows per thread (:data:`BANDS_PER_THREAD`), with equal work
+   (pixels on the runs) in each. A small pool of Python threads calls the compiled band
+   loop, which releases the GIL (``nogil=True``); a thread that finishes a band takes the
+   next one. No core waits for another inside the loop, and a core slowed by another
+   program simply takes fewer bands.
 4. **Forward, front to back.** Walking a row's list in order and each Gaussian's run left to
    right visits every pixel's pairs front to back: the compositing loop of Eq. 3.
 5. **Backward, back to front.** The same walk in reverse. ``T_i`` is recovered by division,
    ``T_i = T_{i+1} / (1 - alpha_i)`` (as gsplat does), and the colour still to come behind a
    pair is a running sum, so nothing per pair is stored. Each Gaussian's gradient is summed
-   over its run and added once per row to its band's own gradient buffer.
+   over its run and added once per row to its thread's own gradient buffer (no two threads
+   add to the same numbers); the buffers are summed at the end.
 
 Arithmetic is float64 inside the kernel whatever the input dtype (a CPU pays about the same
 for it, and ``T`` recovered by division stays exact). Compiled code is cached on disk
 (``cache=True``, in :func:`numba_cache_dir`), so only the very first call on a machine pays
 the compile.
+
+The projection's backward (EWA splatting, :func:`project_gaussians`) and the SH colours are
+compiled here too, forward and backward; the projection's forward stays projection.py's, so
+both CPU backends see the same ellipses.
 
 Used by: every CPU render (``backend.py`` picks it by default), lesson 4 (the kernel's
 structure and the tile-waste figure).
@@ -41,10 +49,12 @@ structure and the tile-waste figure).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,11 +64,15 @@ from torch import Tensor
 
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
 
+from . import projection
+from .projection import Projection, project_gaussians_and_mask
 from .rasterize import RasterStats, camera_images
 
 __all__ = [
     "composite_camera",
+    "glue_on_one_torch_thread",
     "numba_cache_dir",
+    "project_gaussians",
     "rasterize_to_pixels",
     "sh_colours",
     "tile_waste",
@@ -92,19 +106,18 @@ def _set_cache_dir() -> None:
 
 _set_cache_dir()
 
-import numba  # noqa: E402 (after the cache folder is chosen)
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402 (after the cache folder is chosen)
 from numba.core import config as numba_config  # noqa: E402 (its fields are set at run time)
 
 # numba may have been imported before: tell it the folder directly too
 numba_config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # pyright: ignore[reportAttributeAccessIssue]
-# numba's own thread pool ("workqueue") survives fork(); GNU OpenMP, its first choice on Linux,
-# aborts a forked child, and the grading zygote forks every kernel after warming them up.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba_config.THREADING_LAYER = "workqueue"  # pyright: ignore[reportAttributeAccessIssue]
-_LAUNCH = threading.Lock()  # workqueue runs one parallel loop at a time: callers queue here
+# No numba threading layer (``parallel=True``) anywhere: every kernel is serial code that
+# releases the GIL, run on bands by the module's own threads (:func:`_in_bands`). numba's layers
+# were a poor fit: a static split per core, GNU OpenMP aborts a forked child (the grading zygote
+# forks every kernel), and their start-up wants a writable /dev/shm, which a sandbox lacks.
 
 _N_GRAD = 6  # per-Gaussian gradient slots before the colours: mx, my, A, B, C, opacity
+BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
 
 
 # ------------------------------------------------------------------------------ footprints
@@ -191,9 +204,9 @@ def _row_lists(mx, my, A, B, det, t, width, height):
 def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
     """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1].
 
-    One band per core, no queue: handing out rows one by one costs more in numba than it
-    saves, and when another program slows one core, the OS moves the late thread to the
-    core that finished first.
+    Several bands per thread (see :func:`_in_bands`): few enough that handing them out costs
+    nothing next to the work in one (a few microseconds a band), many enough that a core
+    slowed by another program leaves its share to the others.
     """
     done = np.cumsum(row_work + 1)  # [H] work up to each row (+1: an empty row costs a little)
     targets = done[-1] * np.arange(1, n_bands) / n_bands  # [n_bands - 1]
@@ -208,7 +221,7 @@ def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
 def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
                    out, T, last, stats):  # fmt: skip
     """Composite the pixels of row ``y`` front to back (Eq. 3), writing its slice of
-    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward`).
+    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward_band`).
 
     Walking the row's list in depth order and each Gaussian's run left to right visits the
     pairs of every pixel in depth order, so each pixel is composited front to back.
@@ -242,24 +255,20 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
             stats[y, 2] += 1
 
 
-@njit(cache=True, parallel=True)
-def _forward(mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, height, bands):
-    """Composite every pixel, one band of rows per core (``bands``: [n_bands + 1] edges).
+@njit(cache=True, nogil=True)
+def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                  out, T, last, stats):  # fmt: skip
+    """Composite rows ``y0 .. y1 - 1``; runs without the GIL, beside the other bands.
 
-    Inputs [G] per Gaussian (front to back), colors [G, D]. Returns ``out`` [H * W, D] (no
-    background), ``T`` [H * W] (final transmittance: alpha = 1 - T), ``last`` [H * W] (index
-    into row_gid of each pixel's last composited pair, -1: none) and ``stats`` [H, 3]
-    (candidate pairs on the runs, pairs with alpha >= 1/255, composited pairs).
+    Inputs [G] per Gaussian (front to back), colors [G, D]. Writes the band's rows of
+    ``out`` [H * W, D] (no background), ``T`` [H * W] (final transmittance: alpha = 1 - T),
+    ``last`` [H * W] (index into row_gid of each pixel's last composited pair, -1: none) and
+    ``stats`` [H, 3] (candidate pairs on the runs, pairs with alpha >= 1/255, composited
+    pairs); bands share no rows, so no two threads write the same numbers.
     """
-    out = np.zeros((height * width, colors.shape[1]))  # [P, D]
-    T = np.ones(height * width)  # [P]
-    last = np.full(height * width, -1, np.int64)  # [P]
-    stats = np.zeros((height, 3), np.int64)  # [H, 3]
-    for b in prange(len(bands) - 1):
-        for y in range(bands[b], bands[b + 1]):
-            _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                           out, T, last, stats)  # fmt: skip
-    return out, T, last, stats
+    for y in range(y0, y1):
+        _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                       out, T, last, stats)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ backward
@@ -328,21 +337,14 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             grads[g, _N_GRAD + c] += g_colour[c]
 
 
-@njit(cache=True, parallel=True)
-def _backward(mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, height, bands,
-              T_final, last, g_out, g_alpha):  # fmt: skip
-    """Gradients of every Gaussian, [G, 6 + D], one band of rows per core, back to front.
-
-    Every band owns its own gradient buffer: no two cores ever add to the same numbers, and
-    the buffers are summed at the end (the "per Gaussian, per thread" accumulation).
-    """
-    G, D = colors.shape
-    grads = np.zeros((len(bands) - 1, G, _N_GRAD + D))  # [bands, G, 6 + D]
-    for b in prange(len(bands) - 1):
-        for y in range(bands[b], bands[b + 1]):
-            _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                          T_final, last, g_out, g_alpha, grads[b])  # fmt: skip
-    return grads.sum(axis=0)
+@njit(cache=True, nogil=True)
+def _backward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                   T_final, last, g_out, g_alpha, grads):  # fmt: skip
+    """Add the share of rows ``y0 .. y1 - 1`` to ``grads`` [G, 6 + D], back to front; runs
+    without the GIL. ``grads`` is the calling thread's own buffer (see :func:`_in_bands`)."""
+    for y in range(y0, y1):
+        _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                      T_final, last, g_out, g_alpha, grads)  # fmt: skip
 
 
 # ------------------------------------------------------------------ view-dependent colour
@@ -390,76 +392,285 @@ def _sh_basis(x, y, z, Y, dY):
     dY[15, 1] = -6 * c[6] * x * y
 
 
-_SH_BLOCK = 512  # Gaussians per parallel task (each task allocates its basis buffers once)
+@njit(cache=True, nogil=True)
+def _sh_forward_block(n0, n1, n_basis, coeffs, dirs, out):
+    """Colours ``out[n0:n1]`` [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs
+    [N, K, 3], dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 used."""
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    for n in range(n0, n1):
+        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+        _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
+        for c in range(3):
+            v = 0.5
+            for k in range(n_basis):
+                v += Y[k] * coeffs[n, k, c]
+            out[n, c] = max(v, 0.0)
 
 
-@njit(cache=True, parallel=True)
-def _sh_forward(n_basis, coeffs, dirs):
-    """Colours [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs [N, K, 3],
-    dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 bands used."""
-    N = dirs.shape[0]
-    out = np.empty((N, 3), coeffs.dtype)  # [N, 3]
-    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
-        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
-            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-            _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
-            for c in range(3):
-                v = 0.5
-                for k in range(n_basis):
-                    v += Y[k] * coeffs[n, k, c]
-                out[n, c] = max(v, 0.0)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _sh_backward(n_basis, coeffs, dirs, g):
-    """Gradients of coeffs [N, K, 3] and dirs [N, 3] from g = dL/dcolours [N, 3].
+@njit(cache=True, nogil=True)
+def _sh_backward_block(n0, n1, n_basis, coeffs, dirs, g, g_coeffs, g_dirs):
+    """Gradients ``g_coeffs[n0:n1]`` [N, K, 3] and ``g_dirs[n0:n1]`` [N, 3] from g =
+    dL/dcolours [N, 3].
 
     No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
     is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
     """
-    N = dirs.shape[0]
-    g_coeffs = np.zeros(coeffs.shape, coeffs.dtype)  # [N, K, 3]
-    g_dirs = np.zeros((N, 3), dirs.dtype)  # [N, 3]
-    for b in prange((N + _SH_BLOCK - 1) // _SH_BLOCK):
-        Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-        for n in range(b * _SH_BLOCK, min(N, (b + 1) * _SH_BLOCK)):
-            norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-            ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
-            _sh_basis(ux, uy, uz, Y, dY)
-            gx = gy = gz = 0.0  # dL/du
-            for c in range(3):
-                v = 0.5
-                for k in range(n_basis):
-                    v += Y[k] * coeffs[n, k, c]
-                if v < 0.0:
-                    continue  # clamped at 0
-                for k in range(n_basis):
-                    g_coeffs[n, k, c] = Y[k] * g[n, c]
-                    gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
-                    gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
-                    gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
-            if norm > 1e-12:
-                along = ux * gx + uy * gy + uz * gz
-                g_dirs[n, 0] = (gx - ux * along) / norm
-                g_dirs[n, 1] = (gy - uy * along) / norm
-                g_dirs[n, 2] = (gz - uz * along) / norm
-    return g_coeffs, g_dirs
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    for n in range(n0, n1):
+        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
+        ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
+        _sh_basis(ux, uy, uz, Y, dY)
+        gx = gy = gz = 0.0  # dL/du
+        for c in range(3):
+            v = 0.5
+            for k in range(n_basis):
+                v += Y[k] * coeffs[n, k, c]
+            if v < 0.0:
+                continue  # clamped at 0
+            for k in range(n_basis):
+                g_coeffs[n, k, c] = Y[k] * g[n, c]
+                gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
+                gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
+                gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
+        if norm > 1e-12:
+            along = ux * gx + uy * gy + uz * gz
+            g_dirs[n, 0] = (gx - ux * along) / norm
+            g_dirs[n, 1] = (gy - uy * along) / norm
+            g_dirs[n, 2] = (gz - uz * along) / norm
+
+
+# ----------------------------------------------------------------- projection, backward
+# EWA splatting (projection.py, 3DGS Eq. 5-6) run backwards, per Gaussian: the forward is
+# projection.py's own (the same numbers on both CPU backends), its gradient is compiled here.
+# Per Gaussian: q -> R (normalised quaternion), M = R diag(s), Sigma = M M^T (Eq. 6);
+# per camera: t = W m + w (camera space), u = t_x / t_z, v = t_y / t_z, mean2d = (f_x u + c_x,
+# f_y v + c_y); J's rows, clamped like gsplat's: T_0 = (f_x / t_z) (W_0 - u_c W_2),
+# T_1 = (f_y / t_z) (W_1 - v_c W_2); cov2d = [[a, b], [b, c]] = T Sigma T^T + eps2d I (Eq. 5);
+# conic = (c, -b, a) / (a c - b^2).
+
+
+@njit(cache=True, inline="always")
+def _rotation(quat, R):
+    """R [3, 3] of the quaternion (w, x, y, z) [4], normalised; returns (w, x, y, z, length)."""
+    norm = max(math.sqrt(quat[0] ** 2 + quat[1] ** 2 + quat[2] ** 2 + quat[3] ** 2), 1e-12)
+    w, x, y, z = quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm
+    R[0, 0], R[0, 1], R[0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)
+    R[1, 0], R[1, 1], R[1, 2] = 2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)
+    R[2, 0], R[2, 1], R[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)
+    return w, x, y, z, norm
+
+
+@njit(cache=True, inline="always")
+def _quat_gradient(w, x, y, z, norm, g_R, g_quat):
+    """dL/dquat [4] from dL/dR [3, 3]: through R(w, x, y, z), then the normalisation
+    q / |q| (dL/dq = (g - q_n (q_n . g)) / |q|)."""
+    gw = 2 * (-z * g_R[0, 1] + y * g_R[0, 2] + z * g_R[1, 0] - x * g_R[1, 2] - y * g_R[2, 0]
+              + x * g_R[2, 1])  # fmt: skip
+    gx = 2 * (y * g_R[0, 1] + z * g_R[0, 2] + y * g_R[1, 0] - 2 * x * g_R[1, 1] - w * g_R[1, 2]
+              + z * g_R[2, 0] + w * g_R[2, 1] - 2 * x * g_R[2, 2])  # fmt: skip
+    gy = 2 * (-2 * y * g_R[0, 0] + x * g_R[0, 1] + w * g_R[0, 2] + x * g_R[1, 0]
+              + z * g_R[1, 2] - w * g_R[2, 0] + z * g_R[2, 1] - 2 * y * g_R[2, 2])  # fmt: skip
+    gz = 2 * (-2 * z * g_R[0, 0] - w * g_R[0, 1] + x * g_R[0, 2] + w * g_R[1, 0]
+              - 2 * z * g_R[1, 1] + y * g_R[1, 2] + x * g_R[2, 0] + y * g_R[2, 1])  # fmt: skip
+    along = w * gw + x * gx + y * gy + z * gz
+    if norm <= 1e-12:  # the length was clamped: no gradient through it
+        along = 0.0
+    g_quat[0], g_quat[1] = (gw - w * along) / norm, (gx - x * along) / norm
+    g_quat[2], g_quat[3] = (gy - y * along) / norm, (gz - z * along) / norm
+
+
+@njit(cache=True, inline="always")
+def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_conic,
+                                T0, T1, ST0, ST1, g_Sigma):  # fmt: skip
+    """Through cov2d = T Sigma T^T + eps2d I and its inverse, the conic, for one camera
+    (W [4, 4], K [3, 3]) and Gaussian (Sigma [3, 3], u, v, t_z): adds dL/dSigma to
+    ``g_Sigma`` [3, 3] and returns (dL/du, dL/dv, dL/dt_z). T0, T1, ST0, ST1 [3] are scratch.
+
+    The conic (P, Q, R) = (c, -b, a) / det, det = a c - b^2, has the derivatives
+    dP/da = -P^2, dP/db = -2PQ, dP/dc = -Q^2, dQ/da = -PQ, dQ/db = -(PR + Q^2), dQ/dc = -QR,
+    dR/da = -Q^2, dR/db = -2QR, dR/dc = -R^2.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lo_u, hi_u = -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
+    lo_v, hi_v = -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
+    uc, vc = min(max(u, lo_u), hi_u), min(max(v, lo_v), hi_v)  # 1.3x the half field of view
+    ax, ay = fx / tz, fy / tz
+    for j in range(3):  # the two rows of T = J W
+        T0[j] = ax * (W[0, j] - uc * W[2, j])
+        T1[j] = ay * (W[1, j] - vc * W[2, j])
+    for i in range(3):
+        ST0[i] = Sigma[i, 0] * T0[0] + Sigma[i, 1] * T0[1] + Sigma[i, 2] * T0[2]  # Sigma T0
+        ST1[i] = Sigma[i, 0] * T1[0] + Sigma[i, 1] * T1[1] + Sigma[i, 2] * T1[2]  # Sigma T1
+    a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d
+    b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
+    c = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+    det = a * c - b * b
+    P, Q, R = c / det, -b / det, a / det  # the conic
+    gP, gQ, gR = g_conic[0], g_conic[1], g_conic[2]
+    g_a = -(gP * P * P + gQ * P * Q + gR * Q * Q)
+    g_b = -(2.0 * gP * P * Q + gQ * (P * R + Q * Q) + 2.0 * gR * Q * R)
+    g_c = -(gP * Q * Q + gQ * Q * R + gR * R * R)
+    for i in range(3):  # a = T0 Sigma T0^T, b = T0 Sigma T1^T, c = T1 Sigma T1^T
+        for j in range(3):
+            g_Sigma[i, j] += g_a * T0[i] * T0[j] + g_b * T0[i] * T1[j] + g_c * T1[i] * T1[j]
+    g_ax = g_ay = g_uc = g_vc = 0.0
+    for j in range(3):
+        g_T0 = 2.0 * g_a * ST0[j] + g_b * ST1[j]
+        g_T1 = g_b * ST0[j] + 2.0 * g_c * ST1[j]
+        g_ax += g_T0 * (W[0, j] - uc * W[2, j])
+        g_uc -= g_T0 * ax * W[2, j]
+        g_ay += g_T1 * (W[1, j] - vc * W[2, j])
+        g_vc -= g_T1 * ay * W[2, j]
+    g_u = g_uc if lo_u < u < hi_u else 0.0  # no gradient through the clamp
+    g_v = g_vc if lo_v < v < hi_v else 0.0
+    return g_u, g_v, -(g_ax * fx + g_ay * fy) / (tz * tz)  # ax = f_x / t_z, ay = f_y / t_z
+
+
+@njit(cache=True, nogil=True)
+def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width, height, eps2d,
+                               ok, g_means2d, g_conics, g_depths, g_means, g_quats, g_scales):  # fmt: skip
+    """Gradients of Gaussians ``n0 .. n1 - 1``: ``g_means`` [N, 3], ``g_quats`` [N, 4],
+    ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3], dL/ddepths [C, N].
+
+    means [N, 3], quats [N, 4], scales [N, 3], viewmats [C, 4, 4], Ks [C, 3, 3]; ``ok``
+    [C, N] the Gaussians the projection kept (the others have zero means2d and conics: only
+    their depth has a gradient).
+    """
+    R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
+    g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
+    T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
+    t, g_t = np.empty(3), np.empty(3)  # [3] the mean in camera space, dL/dt
+    for n in range(n0, n1):
+        w, x, y, z, norm = _rotation(quats[n], R)
+        for i in range(3):
+            for j in range(3):
+                M[i, j] = R[i, j] * scales[n, j]  # M = R diag(s)
+        for i in range(3):
+            for j in range(3):
+                Sigma[i, j] = M[i, 0] * M[j, 0] + M[i, 1] * M[j, 1] + M[i, 2] * M[j, 2]
+        g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
+        g_means[n, :] = 0.0
+        for c in range(viewmats.shape[0]):
+            W = viewmats[c]  # [4, 4]
+            for i in range(3):  # t = W m + w
+                t[i] = W[i, 0] * means[n, 0] + W[i, 1] * means[n, 1] + W[i, 2] * means[n, 2]
+                t[i] += W[i, 3]
+            g_t[0], g_t[1], g_t[2] = 0.0, 0.0, g_depths[c, n]  # depth = t_z
+            if ok[c, n]:
+                u, v = t[0] / t[2], t[1] / t[2]
+                g_u, g_v, g_tz = _screen_covariance_backward(
+                    W, Sigma, u, v, t[2], Ks[c], width, height, eps2d, g_conics[c, n],
+                    T0, T1, ST0, ST1, g_Sigma,
+                )  # fmt: skip
+                g_u += Ks[c, 0, 0] * g_means2d[c, n, 0]  # mean2d = (f_x u + c_x, f_y v + c_y)
+                g_v += Ks[c, 1, 1] * g_means2d[c, n, 1]
+                g_t[0] += g_u / t[2]  # u = t_x / t_z, v = t_y / t_z
+                g_t[1] += g_v / t[2]
+                g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
+            for k in range(3):
+                g_means[n, k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+        for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
+            for j in range(3):
+                g_M[i, j] = 0.0
+                for k in range(3):
+                    g_M[i, j] += (g_Sigma[i, k] + g_Sigma[k, i]) * M[k, j]
+                g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
+        for j in range(3):
+            g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
+        _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])
 
 
 # ----------------------------------------------------------------------- torch interface
 
 
+_CALLER = threading.local()  # .threads: the caller's torch threads, while its glue runs on one
+
+
+def _n_threads() -> int:
+    """Threads for the band loops: as many as torch uses (one knob limits both), or used
+    before :func:`glue_on_one_torch_thread` set it to one."""
+    return max(1, getattr(_CALLER, "threads", None) or torch.get_num_threads())
+
+
 @contextmanager
-def _one_launch() -> Iterator[None]:
-    """Run the kernels on as many threads as torch uses (``torch.get_num_threads()``: one knob
-    limits both), one launch at a time: numba's "workqueue" pool runs one parallel loop at
-    once, so callers from several Python threads queue here."""
-    with _LAUNCH:
-        most = numba_config.NUMBA_NUM_THREADS  # pyright: ignore[reportAttributeAccessIssue]
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+def glue_on_one_torch_thread() -> Iterator[None]:
+    """Run the small torch operations around the kernels (the projection's forward, SH
+    directions, conversions) on one torch thread; the band loops keep the caller's count.
+
+    Why: after every parallel torch operation, OpenMP keeps its worker threads spinning for a
+    while, and the glue is a hundred small operations. On a busy machine those spinning
+    workers take the cores the band threads need: at a load average of 6 on 2 cores, forward
+    + backward of the bench scene took 220-560 ms (190-300 ms of CPU) with torch on two
+    threads and 80-107 ms (53 ms of CPU) with torch on one and the bands on two. Only the
+    forward and the kernels' own backward steps are covered here: the autograd steps between
+    them run on the caller's threads (``OMP_WAIT_POLICY=PASSIVE``, set before torch loads,
+    stops the spinning everywhere).
+    """
+    outer = getattr(_CALLER, "threads", None)
+    before = torch.get_num_threads()
+    _CALLER.threads = outer or before
+    torch.set_num_threads(1)
+    try:
         yield
+    finally:
+        torch.set_num_threads(before)
+        _CALLER.threads = outer
+
+
+def _glue_on_one_torch_thread(backward: Callable) -> Callable:
+    """:func:`glue_on_one_torch_thread` around an autograd backward."""
+
+    @functools.wraps(backward)
+    def wrapped(*args):
+        with glue_on_one_torch_thread():
+            return backward(*args)
+
+    return wrapped
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The helper threads, made once per process: a pool made before ``fork()`` has no
+    threads in the child (the grading zygote forks every kernel), so a child makes its own."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            workers = max(1, (os.cpu_count() or 2) - 1)
+            _POOL = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="splat-band"))
+        return _POOL[1]
+
+
+def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
+    """Edges [n_parts + 1] cutting ``range(n)`` into equal parts for ``n_workers`` threads
+    (:data:`BANDS_PER_THREAD` each; one part on one thread), and the threads to use."""
+    n_workers = max(1, min(n_workers, n))
+    n_parts = 1 if n_workers == 1 else min(BANDS_PER_THREAD * n_workers, n)
+    return np.linspace(0, n, n_parts + 1).astype(np.int64), n_workers
+
+
+def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_workers: int) -> None:
+    """Call ``work(worker, y0, y1)`` once for every band of rows ``edges`` [n_bands + 1], on
+    ``n_workers`` threads: the caller and ``n_workers - 1`` helpers each take the next band
+    left until none is (dynamic load balance). ``worker`` (0 .. n_workers - 1) names the
+    thread, so each can write to its own buffers."""
+    next_band = iter(range(len(edges) - 1))
+    lock = threading.Lock()
+
+    def take_bands(worker: int) -> None:
+        while True:
+            with lock:
+                b = next(next_band, None)
+            if b is None:
+                return
+            work(worker, int(edges[b]), int(edges[b + 1]))
+
+    helpers = [_pool().submit(take_bands, w) for w in range(1, n_workers)]
+    take_bands(0)
+    for helper in helpers:
+        helper.result()  # re-raises a helper's error here
 
 
 def _as_f64(x: Tensor) -> np.ndarray:
@@ -484,30 +695,43 @@ class _CompositeCamera(torch.autograd.Function):
         with np.errstate(divide="ignore"):
             t = np.log(o) + POWER_AT_ALPHA_MIN  # [G] alpha >= 1/255 where power <= t
         cols = _as_f64(colors[vis])  # [G, D]
-        with _one_launch():
-            row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
-            bands = _bands(row_work, numba.get_num_threads())  # [n_bands + 1] row edges
-            gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width, height, bands)
-            out, T, last, counts = _forward(*gauss)  # [P, D], [P], [P], [H, 3]
+        row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
+        even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
+        n_bands = len(even) - 1
+        bands = _bands(row_work, n_bands)  # [n_bands + 1] row edges, ...with equal work
+        gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
+        out = np.zeros((height * width, cols.shape[1]))  # [P, D]
+        T = np.ones(height * width)  # [P]
+        last = np.full(height * width, -1, np.int64)  # [P]
+        counts = np.zeros((height, 3), np.int64)  # [H, 3]
+        _in_bands(lambda _w, y0, y1: _forward_band(y0, y1, *gauss, out, T, last, counts),
+                  bands, n_workers)  # fmt: skip
         if stats is not None:
             n_candidates, n_pairs, n_composited = counts.sum(axis=0).tolist()
             stats.n_candidate_pairs += n_candidates
             stats.n_pairs += n_pairs
             stats.n_composited += n_composited
-            stats.n_bands += len(bands) - 1
-        ctx.kernel_args = (gauss, T, last, vis, means2d.shape[0])
+            stats.n_bands += n_bands
+        ctx.kernel_args = (gauss, bands, n_workers, T, last, vis, means2d.shape[0])
         ctx.dtype = dtype = means2d.dtype
         alpha = torch.from_numpy(1.0 - T).to(dtype)  # [P]
         return torch.from_numpy(out).to(dtype), alpha
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
     def backward(ctx, g_out, g_alpha):
-        gauss, T, last, vis, N = ctx.kernel_args
+        gauss, bands, n_workers, T, last, vis, N = ctx.kernel_args
         g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
-        with _one_launch():
-            grads = _backward(*gauss, T, last, g_out, g_alpha)  # pyright: ignore[reportCallIssue]
-        grads = torch.from_numpy(grads).to(ctx.dtype)  # [G, 6 + D]
+        G, D = gauss[8].shape
+        per_thread = np.zeros((n_workers, G, _N_GRAD + D))  # [threads, G, 6 + D]
+
+        def backprop(worker: int, y0: int, y1: int) -> None:  # into the thread's own buffer
+            arrays = (*gauss, T, last, g_out, g_alpha, per_thread[worker])
+            _backward_band(y0, y1, *arrays)  # pyright: ignore[reportCallIssue]
+
+        _in_bands(backprop, bands, n_workers)
+        grads = torch.from_numpy(per_thread.sum(axis=0)).to(ctx.dtype)  # [G, 6 + D]
         full = grads.new_zeros(N, grads.shape[1]).index_copy_(0, vis, grads)  # [N, 6 + D]
         return (
             full[:, 0:2],  # means2d
@@ -516,6 +740,70 @@ class _CompositeCamera(torch.autograd.Function):
             full[:, 5],  # opacities
             None, None, None, None, None,
         )  # fmt: skip
+
+
+class _ProjectGaussians(torch.autograd.Function):
+    """projection.py's EWA projection forward (the same numbers on both CPU backends), and
+    its backward compiled: gradients to means [N, 3], quats [N, 4] and scales [N, 3]."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
+        with torch.no_grad():
+            proj, ok = project_gaussians_and_mask(
+                means, None, viewmats, Ks, width, height, quats=quats, scales=scales, **options
+            )
+        ctx.inputs = (means, quats, scales, viewmats, Ks, ok)
+        ctx.camera = (width, height, options["eps2d"])
+        ctx.mark_non_differentiable(proj.radii, proj.covars2d)
+        return proj.means2d, proj.conics, proj.depths, proj.radii, proj.covars2d
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
+    def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
+        means, quats, scales, viewmats, Ks, ok = ctx.inputs
+        width, height, eps2d = ctx.camera
+        C, N = ok.shape
+
+        def f64(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
+            return np.zeros(shape) if g is None else _as_f64(g)
+
+        arrays = (
+            _as_f64(means), _as_f64(quats), _as_f64(scales),  # [N, 3], [N, 4], [N, 3]
+            _as_f64(viewmats.reshape(C, 4, 4)), _as_f64(Ks.reshape(C, 3, 3)),
+            width, height, float(eps2d), np.ascontiguousarray(ok.numpy()),  # [C, N]
+            f64(g_means2d, (C, N, 2)), f64(g_conics, (C, N, 3)), f64(g_depths, (C, N)),
+        )  # fmt: skip
+        g_means, g_quats, g_scales = np.empty((N, 3)), np.empty((N, 4)), np.empty((N, 3))
+        _in_bands(lambda _w, n0, n1: _projection_backward_block(n0, n1, *arrays, g_means, g_quats,
+                                                                g_scales),
+                  *_split(N, _n_threads()))  # fmt: skip
+        grads = (torch.from_numpy(g).to(means.dtype) for g in (g_means, g_quats, g_scales))
+        return (*grads, None, None, None, None, None)
+
+
+def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
+                      width: int, height: int, **options) -> Projection:  # fmt: skip
+    """:func:`.projection.project_gaussians` (same arguments) with the compiled backward where
+    it applies: quats and scales (not covars), no antialiasing compensation, cameras that need
+    no gradient. Elsewhere it is projection.py's own, through autograd."""
+    quats, scales = options.pop("quats", None), options.pop("scales", None)
+    if (
+        covars is not None
+        or quats is None
+        or scales is None
+        or options.get("calc_compensations", False)
+        or viewmats.requires_grad
+        or Ks.requires_grad
+    ):
+        return projection.project_gaussians(
+            means, covars, viewmats, Ks, width, height, quats=quats, scales=scales, **options
+        )
+    options.setdefault("eps2d", 0.3)
+    means2d, conics, depths, radii, covars2d = _ProjectGaussians.apply(
+        means, quats, scales, viewmats, Ks, int(width), int(height), options
+    )
+    return Projection(means2d, covars2d, conics, depths, radii, compensations=None)
 
 
 class _ShColours(torch.autograd.Function):
@@ -527,14 +815,21 @@ class _ShColours(torch.autograd.Function):
         c = coeffs.detach().to(dtype).contiguous().numpy()  # [N, K, 3]
         d = dirs.detach().to(dtype).contiguous().numpy()  # [N, 3]
         ctx.arrays, ctx.n_basis = (c, d), n_basis
-        return torch.from_numpy(_sh_forward(n_basis, c, d)).to(coeffs.dtype)
+        out = np.empty((d.shape[0], 3), c.dtype)  # [N, 3]
+        _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, c, d, out),
+                  *_split(d.shape[0], _n_threads()))  # fmt: skip
+        return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_glue_on_one_torch_thread
     def backward(ctx, g_colours):
         c, d = ctx.arrays
         g = g_colours.to(torch.from_numpy(c).dtype).contiguous().numpy()  # [N, 3]
-        g_coeffs, g_dirs = _sh_backward(ctx.n_basis, c, d, g)
+        g_coeffs, g_dirs = np.zeros_like(c), np.zeros_like(d)  # [N, K, 3], [N, 3]
+        _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, c, d, g, g_coeffs,
+                                                        g_dirs),
+                  *_split(d.shape[0], _n_threads()))  # fmt: skip
         return torch.from_numpy(g_coeffs), torch.from_numpy(g_dirs), None
 
 
@@ -542,10 +837,9 @@ def sh_colours(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
     """``max(0, eval_sh(degree, coeffs, dirs) + 0.5)`` [C, N, 3] for coeffs [C, N, K, 3] and
     dirs [C, N, 3], compiled: the colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
     n_basis = (degree + 1) ** 2
-    with _one_launch():
-        return torch.stack(
-            [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
-        )
+    return torch.stack(
+        [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
+    )
 
 
 def composite_camera(
@@ -562,7 +856,7 @@ def composite_camera(
     """Colour [H * W, D] and alpha [H * W] of one camera, differentiable in means2d [N, 2],
     conics [N, 3], colors [N, D] and opacities [N]; only Gaussians with radii > 0 are drawn.
 
-    The kernels use as many threads as torch does (see :func:`_one_launch`).
+    The kernels use as many threads as torch does (see :func:`_in_bands`).
     """
     out, alpha = _CompositeCamera.apply(
         means2d, conics, colors, opacities, depths, radii, int(width), int(height), stats
@@ -619,6 +913,12 @@ def warm_up() -> None:
         for dtype in (torch.float32, torch.float64):  # SH runs in the input's precision
             coeffs = torch.ones(1, 2, 16, 3, dtype=dtype, requires_grad=True)
             sh_colours(3, coeffs, torch.ones(1, 2, 3, dtype=dtype)).sum().backward()
+        means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], requires_grad=True)
+        quats, scales = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2), torch.full((2, 3), 0.1)
+        K = projection.intrinsics(8.0, 8.0, 4.0, 3.0)[None]  # [1, 3, 3]
+        proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
+                                 scales=scales)  # fmt: skip
+        (proj.means2d.sum() + proj.conics.sum()).backward()
 
 
 # ----------------------------------------------------------------------- the tile waste
