@@ -7,9 +7,11 @@ test here pulls a real course update (two real git repositories) over work in pr
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -135,6 +137,40 @@ def test_make_lab_goes_through_splatcourse_lab():
     recipe = re.search(r"^lab:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe, "Makefile has no lab target"
     assert recipe.group(1).strip().startswith("$(BIN)/splatcourse lab"), recipe.group(1)
+
+
+def test_openmp_idle_threads_sleep_in_the_lab_and_where_splatcourse_loads_first(monkeypatch):
+    """OMP_WAIT_POLICY=PASSIVE (see `splatcourse.quiet_openmp`): set for every kernel the lab
+    starts, and by the package when imported before torch; a user's own choice is kept, and
+    once torch has loaded, setting it would be a lie (OpenMP read it already)."""
+
+    def policy(code: str, **env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        out = subprocess.run(
+            [sys.executable, "-c", code + "; import os; print(os.environ.get('OMP_WAIT_POLICY'))"],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    assert policy("import splatcourse") == "PASSIVE"
+    assert policy("import splatcourse", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+    assert policy("import torch, splatcourse") == "None"
+
+    class Launched(Exception):
+        pass
+
+    def execv(path, args):
+        raise Launched(os.environ.get("OMP_WAIT_POLICY"))
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.chdir(ROOT)  # `lab` changes directory to the course root
+    monkeypatch.setattr(os, "execv", execv)
+    with pytest.raises(Launched) as launched:
+        cli.main(["lab", "--no-browser"])
+    assert launched.value.args == ("PASSIVE",)
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -65,12 +65,13 @@ def _cmd_grades(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    from . import student
+    from . import quiet_openmp, student
     from .paths import repo_root
 
     root = repo_root()
     command = student.lab_command(root, port=args.port, extra=args.jupyter_args)
     os.chdir(root)  # nbgrader's Validate reads the course's nbgrader_config.py from the cwd
+    quiet_openmp()  # every kernel JupyterLab starts inherits it, before its `import torch`
     os.execv(command[0], command)  # JupyterLab takes over this process (and its Ctrl-C)
 
 
