@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from splatcourse.capture import load_capture, synthetic_capture, write_colmap_text
-from splatcourse.capture.align import pose_error, umeyama
+from splatcourse.capture.align import pose_error, similarity, umeyama
 from splatcourse.capture.hull import visual_hull
 from splatcourse.capture.sfm import SfmError, capture
 from splatcourse.capture.synthetic import sdf
@@ -73,15 +73,23 @@ def test_umeyama_undoes_a_similarity():
 
 @pytest.mark.slow
 def test_fit_with_recovered_cameras_matches_fit_with_true_ones(truth, recovered, tmp_path):
-    """Same photos, same split, same recipe: only the cameras (and SfM points) differ."""
+    """Same photos, split, recipe and starting points (the SfM points, carried into the true
+    frame by the fitted similarity): only the cameras differ."""
     folder, _ = recovered
     true_folder = tmp_path / "true"
     write_colmap_text(truth, true_folder)
     shutil.rmtree(true_folder / "masks")  # photos only, like the recovered capture
+    caps = {
+        "recovered": load_capture(folder, width=128, verbose=False),
+        "true": load_capture(true_folder, width=128, verbose=False),
+    }
+    s, R, t = similarity(caps["recovered"], caps["true"])
+    sfm_points = caps["recovered"].points.double().numpy()  # [M, 3]
+    caps["true"].points = torch.from_numpy(sfm_points @ (s * R).T + t).float()
+    caps["true"].point_colors = caps["recovered"].point_colors
     cfg = TrainConfig(steps=300, sh_degree=0, max_gaussians=5000, reset_every=0)
     scores = {}
-    for name, path in (("true", true_folder), ("recovered", folder)):
-        cap = load_capture(path, width=128, verbose=False)
+    for name, cap in caps.items():
         result = fit(cap, cfg, progress=False)
         assert result.eval is not None
         scores[name] = result.eval.ssim

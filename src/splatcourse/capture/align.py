@@ -46,8 +46,9 @@ class PoseError:
         return self.rms_centre_error / self.scene_radius
 
 
-def pose_error(recovered: Capture, reference: Capture) -> PoseError:
-    """Compare the views the two captures share (matched by photo name without extension)."""
+def _shared_views(recovered: Capture, reference: Capture) -> tuple[list[int], list[int]]:
+    """(indices in recovered, indices in reference) of the photos both hold, by name without
+    extension; ValueError when fewer than 3 (no similarity can be fitted)."""
     ref_index = {Path(n).stem: i for i, n in enumerate(reference.image_names)}
     pairs = [
         (i, ref_index[Path(n).stem])
@@ -59,10 +60,25 @@ def pose_error(recovered: Capture, reference: Capture) -> PoseError:
             f"{recovered.name} and {reference.name} share {len(pairs)} photo names; "
             "at least 3 are needed to align them"
         )
-    rec_idx, ref_idx = (list(x) for x in zip(*pairs))
+    rec_idx, ref_idx = zip(*pairs)
+    return list(rec_idx), list(ref_idx)
+
+
+def similarity(recovered: Capture, reference: Capture) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R [3, 3], t [3]) taking the recovered frame to the reference one, fitted on the
+    camera centres of the photos both hold."""
+    rec_idx, ref_idx = _shared_views(recovered, reference)
     src = recovered.camera_centers().double().numpy()[rec_idx]  # [P, 3]
     dst = reference.camera_centers().double().numpy()[ref_idx]  # [P, 3]
-    s, R, t = umeyama(src, dst)
+    return umeyama(src, dst)
+
+
+def pose_error(recovered: Capture, reference: Capture) -> PoseError:
+    """Compare the views the two captures share (matched by photo name without extension)."""
+    rec_idx, ref_idx = _shared_views(recovered, reference)
+    s, R, t = similarity(recovered, reference)
+    src = recovered.camera_centers().double().numpy()[rec_idx]  # [P, 3]
+    dst = reference.camera_centers().double().numpy()[ref_idx]  # [P, 3]
     aligned = src @ (s * R).T + t
     radius = float(np.linalg.norm(dst - dst.mean(0), axis=1).max())
     # camera-to-world rotations: reference ~ R @ recovered once aligned
@@ -71,7 +87,7 @@ def pose_error(recovered: Capture, reference: Capture) -> PoseError:
     diff = R_ref.transpose(0, 2, 1) @ (R @ R_rec)  # [P, 3, 3] identity when they agree
     cos = np.clip((np.trace(diff, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
     return PoseError(
-        n_common=len(pairs),
+        n_common=len(rec_idx),
         scene_radius=radius,
         rms_centre_error=float(np.sqrt(((aligned - dst) ** 2).sum(1).mean())),
         max_rotation_error_deg=float(np.degrees(np.arccos(cos)).max()),

@@ -118,8 +118,9 @@ def _surface(occupied: np.ndarray) -> np.ndarray:
 
 def _outward_normals(occupied: np.ndarray) -> np.ndarray:
     """[X, Y, Z, 3] unit vectors down the occupancy's gradient (pointing out of the object)."""
-    grad = np.stack(np.gradient(np.pad(occupied.astype(np.float64), 1)), -1)[1:-1, 1:-1, 1:-1]
-    out = -grad
+    padded = np.pad(occupied.astype(np.float64), 1)
+    grad = np.stack([np.gradient(padded, axis=k) for k in range(3)], -1)[1:-1, 1:-1, 1:-1]
+    out = -grad  # [X, Y, Z, 3]
     return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-9)
 
 
