@@ -93,20 +93,31 @@ def test_fit_with_recovered_cameras_matches_fit_with_true_ones(truth, recovered,
         result = fit(cap, cfg, progress=False)
         assert result.eval is not None
         scores[name] = result.eval.ssim
-    # measured: true 0.000, recovered 0.000
+    # measured (full-frame SSIM, no masks): true cameras 0.842, recovered 0.858, so the bar
+    # leaves 0.047 of margin; the true cameras start from points carried over by a similarity
+    # fitted on camera centres, which is why they do not come out ahead. Started instead from
+    # the synthetic object's 2,000 exact surface points, the true cameras scored 0.905.
     assert scores["recovered"] > scores["true"] - 0.03, scores
 
 
 def test_known_poses_triangulate_points_on_the_surface(truth, recovered, tmp_path):
+    """Some photos at another size (a second phone, a resized copy): each camera's K is
+    scaled to its photo, for triangulation and for loading."""
+    from PIL import Image
+
     folder, _ = recovered
     photos = tmp_path / "photos"
     photos.mkdir()
     for png in folder.glob("*.png"):
         shutil.copy(png, photos)
+    for png in sorted(photos.glob("*.png"))[1::4]:
+        Image.open(png).resize((192, 144), Image.Resampling.LANCZOS).save(png)
     report = capture(photos, poses=truth, progress=False)
     assert report.method == "triangulation" and report.n_points > 200
     cap = load_capture(photos, verbose=False)
+    assert any("resampled" in note for note in cap.notes)
     assert torch.allclose(cap.viewmats, truth.viewmats, atol=1e-5)
+    assert torch.allclose(cap.Ks, truth.Ks, atol=1e-4)
     # in the true frame, so on the object: measured median |sdf| 0.000
     assert sdf(cap.points).abs().median() < 0.02
 
