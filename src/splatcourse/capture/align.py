@@ -35,7 +35,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.nda
 class PoseError:
     """Recovered cameras against reference ones after the best similarity alignment."""
 
-    n_common: int  # views matched by name
+    n_common: int  # views matched by name (and measured: see pose_error's inlier_fraction)
     scene_radius: float  # the reference cameras' largest distance from their centroid
     rms_centre_error: float  # in reference units
     max_rotation_error_deg: float
@@ -64,22 +64,33 @@ def _shared_views(recovered: Capture, reference: Capture) -> tuple[list[int], li
     return list(rec_idx), list(ref_idx)
 
 
-def similarity(recovered: Capture, reference: Capture) -> tuple[float, np.ndarray, np.ndarray]:
+def similarity(
+    recovered: Capture, reference: Capture, inlier_fraction: float = 1.0
+) -> tuple[float, np.ndarray, np.ndarray]:
     """(s, R [3, 3], t [3]) taking the recovered frame to the reference one, fitted on the
-    camera centres of the photos both hold."""
+    camera centres of the photos both hold. With inlier_fraction < 1 it is fitted again, three
+    times, on the cameras it fits best, so a few misplaced cameras do not pull the rest."""
     rec_idx, ref_idx = _shared_views(recovered, reference)
     src = recovered.camera_centers().double().numpy()[rec_idx]  # [P, 3]
     dst = reference.camera_centers().double().numpy()[ref_idx]  # [P, 3]
-    return umeyama(src, dst)
+    s, R, t = umeyama(src, dst)
+    for _ in range(3 if inlier_fraction < 1 else 0):
+        err = np.linalg.norm(src @ (s * R).T + t - dst, axis=1)  # [P]
+        best = err <= np.quantile(err, inlier_fraction)
+        s, R, t = umeyama(src[best], dst[best])
+    return s, R, t
 
 
-def pose_error(recovered: Capture, reference: Capture) -> PoseError:
-    """Compare the views the two captures share (matched by photo name without extension)."""
+def pose_error(recovered: Capture, reference: Capture, inlier_fraction: float = 1.0) -> PoseError:
+    """Compare the views the two captures share (matched by photo name without extension).
+    inlier_fraction < 1 measures only the cameras the similarity fits best (see `similarity`):
+    how good the cameras SfM placed right are, whatever a few misplaced ones do."""
     rec_idx, ref_idx = _shared_views(recovered, reference)
-    s, R, t = similarity(recovered, reference)
+    s, R, t = similarity(recovered, reference, inlier_fraction)
     src = recovered.camera_centers().double().numpy()[rec_idx]  # [P, 3]
     dst = reference.camera_centers().double().numpy()[ref_idx]  # [P, 3]
-    aligned = src @ (s * R).T + t
+    err = np.linalg.norm(src @ (s * R).T + t - dst, axis=1)  # [P]
+    best = err <= np.quantile(err, inlier_fraction)
     radius = float(np.linalg.norm(dst - dst.mean(0), axis=1).max())
     # camera-to-world rotations: reference ~ R @ recovered once aligned
     R_rec = recovered.viewmats[rec_idx, :3, :3].double().numpy().transpose(0, 2, 1)
@@ -87,8 +98,8 @@ def pose_error(recovered: Capture, reference: Capture) -> PoseError:
     diff = R_ref.transpose(0, 2, 1) @ (R @ R_rec)  # [P, 3, 3] identity when they agree
     cos = np.clip((np.trace(diff, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
     return PoseError(
-        n_common=len(rec_idx),
+        n_common=int(best.sum()),
         scene_radius=radius,
-        rms_centre_error=float(np.sqrt(((aligned - dst) ** 2).sum(1).mean())),
-        max_rotation_error_deg=float(np.degrees(np.arccos(cos)).max()),
+        rms_centre_error=float(np.sqrt((err[best] ** 2).mean())),
+        max_rotation_error_deg=float(np.degrees(np.arccos(cos[best])).max()),
     )

@@ -54,7 +54,8 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 CAMERA_MODEL = "SIMPLE_PINHOLE"
 #: Matches a pair of photos needs to count as overlapping (pycolmap's own verification bar).
 MIN_INLIERS = 15
-#: pycolmap's random seed for mapping, so the same photos give the same cameras.
+#: pycolmap's random seed for verification and mapping, so the same photos give the same
+#: cameras (up to the order threads finish in).
 SEED = 0
 
 Mapper = Literal["global", "incremental"]
@@ -234,9 +235,13 @@ def _extract_and_match(
             device=pycolmap.Device.cpu,
         ),
     )
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = SEED
     stages.run(
         "matching",
-        lambda: pycolmap.match_exhaustive(db_path, device=pycolmap.Device.cpu),
+        lambda: pycolmap.match_exhaustive(
+            db_path, verification_options=verification, device=pycolmap.Device.cpu
+        ),
     )
     isolated = _photos_without_partner(db_path)
     if len(isolated) == len(names):
