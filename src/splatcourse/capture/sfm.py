@@ -114,7 +114,8 @@ def capture(
     """Make `photos_dir` a capture: write `photos_dir/sparse/0` (COLMAP text) and return a report.
 
     masks: a folder of object masks; they are copied to `photos_dir/masks` (where the loader
-        looks) unless they are already there. With `poses` they give a visual hull.
+        looks) unless they are already there. With `poses`, the visual hull is carved from
+        the known capture's own masks when it has them (else features are triangulated).
     poses: known cameras, as a `Capture` or a capture folder/file the course loads
         (PhotoScan XML, transforms.json, COLMAP); photos are matched to its views by name
         without extension. None: solve for them (structure from motion).
@@ -138,7 +139,7 @@ def capture(
     model_dir = root / "sparse" / "0"
     if model_dir.exists() and not overwrite:
         raise FileExistsError(f"{model_dir} already exists: pass overwrite=True (--overwrite)")
-    masks_dir = _place_masks(root, images, masks)
+    masks_dir = _place_masks(root, masks)
     with _quiet_pycolmap(verbose), tempfile.TemporaryDirectory(prefix="splatcourse_sfm_") as tmp:
         if poses is None:
             feature_masks = _feature_masks(names, masks_dir, Path(tmp)) if mask_features else None
@@ -154,7 +155,7 @@ def capture(
     return report
 
 
-def _place_masks(root: Path, images: Path, masks: str | Path | None) -> Path | None:
+def _place_masks(root: Path, masks: str | Path | None) -> Path | None:
     """The masks folder the loader will use (`root/masks`), filled from `masks` if given."""
     target = root / "masks"
     if masks is not None and Path(masks).resolve() != target.resolve():
