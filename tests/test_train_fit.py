@@ -36,7 +36,7 @@ def test_init_from_points_and_random(tiny):
     # without SfM points: random Gaussians inside the object's box
     bare = tiny.subset(list(range(len(tiny))))
     bare.points, bare.point_colors = torch.zeros(0, 3), torch.zeros(0, 3)
-    r = init_gaussians(bare, TrainConfig(init_random_points=500))
+    r = init_gaussians(bare, TrainConfig(init_points="random", init_random_points=500))
     lo, hi = bare.object_bbox()
     assert r["means"].shape == (500, 3)
     assert ((r["means"] >= lo) & (r["means"] <= hi)).all()

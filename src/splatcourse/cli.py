@@ -155,6 +155,53 @@ def _add_merge_gradebooks(sub) -> None:
     p.set_defaults(func=_cmd_merge_gradebooks)
 
 
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from .capture.sfm import capture
+
+    capture(
+        args.photos_dir,
+        masks=args.masks,
+        poses=args.poses,
+        mapper=args.mapper,
+        mask_features=args.mask_features,
+        overwrite=args.overwrite,
+        verbose=args.verbose,
+    )
+    print(f"load it with load_capture({str(args.photos_dir)!r}), or train it with")
+    print(f"  python bench/capture_fit.py --capture {args.photos_dir}")
+    return 0
+
+
+def _add_capture(sub) -> None:
+    p = sub.add_parser(
+        "capture",
+        help="structure from motion: make a folder of photos a capture the course loads "
+        "(writes PHOTOS_DIR/sparse/0)",
+    )
+    p.add_argument("photos_dir", type=Path, help="the photos (or a folder holding images/)")
+    p.add_argument("--masks", type=Path, default=None, help="a folder of object masks")
+    p.add_argument(
+        "--poses",
+        type=Path,
+        default=None,
+        help="known cameras (PhotoScan XML folder, transforms.json, COLMAP): only make points",
+    )
+    p.add_argument(
+        "--mapper",
+        choices=("global", "incremental"),
+        default="global",
+        help="SfM tried first (the other is the fallback); default global (GLOMAP)",
+    )
+    p.add_argument(
+        "--mask-features",
+        action="store_true",
+        help="features on the object only (when it moved against its surroundings)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sparse/0")
+    p.add_argument("--verbose", action="store_true", help="show pycolmap's own log")
+    p.set_defaults(func=_cmd_capture)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every sub-command; `download` hands its own arguments to the capture downloader."""
     parser = argparse.ArgumentParser(prog="splatcourse", description=__doc__)
@@ -239,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_renderer_model(sub)
     _add_merge_gradebooks(sub)
     _add_view(sub)
+    _add_capture(sub)
     return parser
 
 

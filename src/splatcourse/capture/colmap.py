@@ -22,6 +22,7 @@ import numpy as np
 
 from .dataset import Capture
 from .frames import Frame, assemble, find_mask, masks_folder_in
+from .pycolmap_import import import_pycolmap
 
 #: Models whose leading parameters are pinhole intrinsics: name -> (fx, fy, cx, cy) indices.
 _PINHOLE_PARAMS = {
@@ -203,7 +204,7 @@ def read_points3d_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_binary_with_pycolmap(model_dir: Path) -> ColmapModel:
     try:
-        import pycolmap  # pyright: ignore[reportMissingImports]  (optional; absent from the dev venv)
+        pycolmap = import_pycolmap()
     except ImportError:
         raise ImportError(
             f"{model_dir} holds a binary COLMAP model: " + BINARY_HELP.format(d=model_dir)
@@ -257,7 +258,7 @@ def _model_root(path: Path, model_dir: Path) -> Path:
     return path.parent.parent if path.parent.name == "sparse" else path.parent
 
 
-def _frames(model: ColmapModel, images_dir: Path) -> list[Frame]:
+def _frames(model: ColmapModel, images_dir: Path, masks_dir: Path | None) -> list[Frame]:
     """One frame per registered image, ordered by image name."""
     ims = sorted(model.images.values(), key=lambda im: im.name)
     missing = [im.name for im in ims if not (images_dir / im.name).is_file()]
@@ -265,7 +266,6 @@ def _frames(model: ColmapModel, images_dir: Path) -> list[Frame]:
         raise FileNotFoundError(
             f"{images_dir}: {len(missing)} registered images missing, e.g. {missing[0]}"
         )
-    masks_dir = masks_folder_in(images_dir.parent)
     frames = []
     for im in ims:
         cam = model.cameras[im.camera_id]
@@ -282,6 +282,12 @@ def _frames(model: ColmapModel, images_dir: Path) -> list[Frame]:
     return frames
 
 
+def _photos_folder(root: Path) -> Path:
+    """ROOT/images, or ROOT itself when the photos sit beside `sparse/` (what
+    `splatcourse capture PHOTOS_DIR` makes of a plain folder of photos)."""
+    return root / "images" if (root / "images").is_dir() else root
+
+
 def load_colmap(
     path: str | Path,
     images_dir: str | Path | None = None,
@@ -290,7 +296,8 @@ def load_colmap(
     name: str | None = None,
     attribution: str = "",
 ) -> Capture:
-    """Load a COLMAP reconstruction. Masks are used when `masks/` sits next to `images/`;
+    """Load a COLMAP reconstruction. The photos are in `images/` (or beside `sparse/` when
+    there is no `images/`); masks are used when `masks/` sits next to `images/` (or the photos);
     mask names and photos of different sizes follow `splatcourse.capture.frames`.
     Images are ordered by name."""
     path = Path(path)
@@ -301,7 +308,7 @@ def load_colmap(
             f"{path}, {path}/sparse/0 and {path}/sparse)"
         )
     root = _model_root(path, model_dir)
-    images_dir = Path(images_dir) if images_dir is not None else root / "images"
+    images_dir = Path(images_dir) if images_dir is not None else _photos_folder(root)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"images folder not found: {images_dir} (pass images_dir=...)")
     model = read_colmap_model(model_dir)
@@ -311,7 +318,9 @@ def load_colmap(
     if any(model.cameras[im.camera_id].has_distortion for im in model.images.values()):
         notes.append("COLMAP lens distortion ignored (pinhole model); undistort first for accuracy")
     return assemble(
-        _frames(model, images_dir),
+        _frames(
+            model, images_dir, masks_folder_in(root if images_dir == root else images_dir.parent)
+        ),
         name=name or root.name,
         source=str(model_dir),
         width=width,

@@ -44,7 +44,10 @@ class TrainConfig:
     # --- initialisation -------------------------------------------------------------------
     init_opacity: float = 0.1
     init_scale: float = 1.0  # x the RMS distance to the 3 nearest neighbours
-    init_random_points: int = 5000  # used when the capture has no SfM points
+    # without SfM points: "auto" makes them (visual hull with masks, else triangulation;
+    # see model.initial_points), "random" scatters init_random_points in the object's box
+    init_points: str = "auto"
+    init_random_points: int = 5000  # used by init_points="random" (or when "auto" fails)
     max_init_points: int | None = None  # subsample SfM points (None keeps all)
 
     # --- appearance -----------------------------------------------------------------------
@@ -89,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.steps must be positive, got {self.steps}")
         if not 0 <= self.sh_degree <= 3:
             raise ValueError(f"TrainConfig.sh_degree must be in 0..3, got {self.sh_degree}")
+        if self.init_points not in ("auto", "random"):
+            raise ValueError(
+                f"TrainConfig.init_points must be 'auto' or 'random', got {self.init_points!r}"
+            )
         if not 0.0 <= self.ssim_lambda <= 1.0:
             raise ValueError(f"TrainConfig.ssim_lambda must be in [0, 1], got {self.ssim_lambda}")
 

@@ -38,7 +38,8 @@ from .model import (
     PARAM_NAMES,
     Backend,
     Gaussians,
-    init_gaussians,
+    gaussians_at,
+    initial_points,
     make_optimizers,
     render,
     set_learning_rates,
@@ -83,6 +84,8 @@ class FitResult:
             "fit_seconds": round(self.seconds, 2),
             "gaussians": self.n_gaussians,
         }
+        if "init_points" in self.extra:  # what the Gaussians started from
+            out["init_points"] = self.extra["init_points"]
         if self.eval is not None:
             out["ssim_heldout"] = round(self.eval.ssim, 4)
             out["psnr_heldout"] = round(self.eval.psnr, 2)
@@ -129,7 +132,9 @@ class Trainer:
         self.bg = capture.background_tensor()
 
         torch.manual_seed(self.cfg.seed)
-        self.params = init_gaussians(capture, self.cfg).to(self.device)
+        init = initial_points(capture, self.cfg)
+        self.init_source = init.source  # what the Gaussians started from (the fit reports it)
+        self.params = gaussians_at(init, self.cfg).to(self.device)
         self.optimizers = make_optimizers(self.params, self.cfg, self.scene_scale)
         strategy_kwargs = {
             "prune_opa": self.cfg.prune_opa,
@@ -381,6 +386,7 @@ class Trainer:
             seconds=self.elapsed,
             eval=ev,
             capture_name=self.capture.name,
+            extra={"init_points": self.init_source},
         )
 
 
