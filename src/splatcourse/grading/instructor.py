@@ -13,6 +13,7 @@ import csv
 import hashlib
 import html
 import json
+import math
 import os
 import queue
 import select
@@ -547,6 +548,8 @@ def _grade_one(
     dest.mkdir(parents=True)
     for name, data in seen.files.items():
         (dest / name).write_bytes(data)
+    if seen.timestamp is not None:
+        (dest / submissions.TIMESTAMP_FILE).write_text(seen.timestamp + "\n")
     ok, error = worker.grade(assignment, student, timeout)
     if ok:
         status, message = "graded", ""
@@ -693,8 +696,15 @@ def _notes_html(notes: list[str]) -> str:
     )
 
 
+def _seconds_late(submission) -> int:
+    """Whole seconds past the due date (with the student's extension, if any), as nbgrader
+    counts them from the time `nbgrader collect` recorded; 0 when on time or no due date is
+    set. The course marks late work and deducts nothing: the instructor decides (README)."""
+    return math.ceil(submission.total_seconds_late)
+
+
 def grade_table(course: Course | None = None) -> list[dict[str, object]]:
-    """One row per student and assignment, straight from the gradebook."""
+    """One row per student and assignment, straight from the gradebook; `late` is in seconds."""
     from nbgrader.api import Gradebook, MissingEntry
 
     course = course or default_course()
@@ -715,9 +725,14 @@ def grade_table(course: Course | None = None) -> list[dict[str, object]]:
                         "assignment": assignment.name,
                         "score": round(sub.score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
                         "max_score": round(sub.max_score, 3),  # pyright: ignore[reportCallIssue, reportArgumentType]
+                        "late": _seconds_late(sub),
                     }
                 )
     return rows
+
+
+#: the columns of grades.csv, one row per student and assignment
+GRADE_COLUMNS = ["student", "assignment", "score", "max_score", "late"]
 
 
 def export_grades(course: Course | None = None, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -737,7 +752,7 @@ def export_grades(course: Course | None = None, out_dir: Path | None = None) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "grades.csv"
     with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "assignment", "score", "max_score"])
+        writer = csv.DictWriter(f, fieldnames=GRADE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     by_assignment: dict[str, list[float]] = {}

@@ -20,6 +20,10 @@ from .guard import tamper_notes
 
 #: a notebook bigger than this is not a reasonable submission (outputs are cleared anyway)
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
+#: the file in which `nbgrader collect` records when a submission came in; nbgrader's autograde
+#: reads it to mark a submission late, so it travels with the notebooks
+TIMESTAMP_FILE = "timestamp.txt"
+MAX_TIMESTAMP_BYTES = 100
 
 
 @dataclass
@@ -30,15 +34,20 @@ class Inspection:
     assignment: str
     files: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: when it was submitted, as `nbgrader collect` wrote it (None: no record, never late)
+    timestamp: str | None = None
 
     @property
     def gradable(self) -> bool:
         return bool(self.files)
 
     def content_hash(self, salt: bytes = b"") -> str:
+        """Changes with the notebooks and with the submission time (which decides lateness)."""
         h = hashlib.sha256(salt)
         for name in sorted(self.files):
             h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        if self.timestamp is not None:
+            h.update(b"\0timestamp\0" + self.timestamp.encode())
         return h.hexdigest()
 
 
@@ -60,6 +69,16 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
         first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         return None, f"{path.name} is not a readable notebook ({first})"
     return data, None
+
+
+def read_timestamp(folder: Path) -> tuple[str | None, str | None]:
+    """The submission time `nbgrader collect` recorded in FOLDER, or why it is ignored."""
+    path = Path(folder) / TIMESTAMP_FILE
+    if not path.exists() and not path.is_symlink():
+        return None, None
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_TIMESTAMP_BYTES:
+        return None, f"{TIMESTAMP_FILE} is not a small regular file: the submission time is ignored"
+    return path.read_text(errors="replace").strip() or None, None
 
 
 def linked_folder(folder: Path, student: str, assignment: str) -> str | None:
@@ -117,6 +136,9 @@ def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> I
     candidates = (
         sorted(p for p in here.iterdir() if not p.name.startswith(".")) if here.is_dir() else []
     )
+    out.timestamp, problem = read_timestamp(here)
+    if problem:
+        out.notes.append(problem)
     readable: dict[str, bytes] = {}
     for path in candidates:
         if path.suffix != ".ipynb" and path.name not in expected:

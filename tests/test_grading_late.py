@@ -1,0 +1,85 @@
+"""Late work: the time `nbgrader collect` records travels with a submission into grading, and
+`splatcourse grades` exports how late each one was (the course marks late work, deducts nothing).
+
+The gradebook here is written through nbgrader's own API (no notebook is graded), so this runs
+in a second; tests/browser/test_browser_hub.py walks the same path through a real JupyterHub."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from splatcourse.grading import instructor, submissions
+
+A = "ex01_toy_splats"
+DUE = datetime(2026, 12, 5, 23, 0, 0)
+
+
+def _gradebook_with(course: instructor.Course, timestamps: dict[str, datetime]) -> None:
+    course.autograde.mkdir(parents=True)
+    with Gradebook(f"sqlite:///{course.gradebook}", "splat-course") as gb:
+        gb.add_assignment(A, duedate=DUE)
+        for student, when in timestamps.items():
+            gb.add_student(student)
+            gb.add_submission(A, student, timestamp=when)
+
+
+def test_grades_csv_says_how_late_each_submission_was(tmp_path, monkeypatch):
+    # a new gradebook runs `alembic`, which lives beside this interpreter
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    course = instructor.Course(tmp_path / "course")
+    _gradebook_with(
+        course,
+        {
+            "early": DUE - timedelta(hours=1),
+            "on_the_dot": DUE,
+            "late": DUE + timedelta(minutes=90, seconds=0.5),
+        },
+    )
+    csv_path, _ = instructor.export_grades(course, tmp_path / "grades")
+    with csv_path.open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == instructor.GRADE_COLUMNS
+        late = {row["student"]: row["late"] for row in reader}
+    assert late == {"early": "0", "on_the_dot": "0", "late": str(90 * 60 + 1)}
+
+
+def _submission(folder, timestamp: str | None, notebook: str = "") -> Path:
+    """FOLDER/ada/<A>/ as `nbgrader collect` leaves it: the notebook and timestamp.txt."""
+    here = folder / "ada" / A
+    here.mkdir(parents=True)
+    if notebook:
+        (here / f"{A}.ipynb").write_text(notebook)
+    if timestamp is not None:
+        (here / submissions.TIMESTAMP_FILE).write_text(timestamp + "\n")
+    return here
+
+
+def test_the_collected_time_is_kept_and_changes_the_hash(tmp_path):
+    """The same notebook handed in again later is graded again: its lateness may differ."""
+    notebook = nbformat.writes(nbformat.v4.new_notebook())
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / f"{A}.ipynb").write_text(notebook)
+    hashes = set()
+    for i, when in enumerate(["2026-12-05 22:00:00.000000 UTC", "2026-12-05 23:30:00 UTC", None]):
+        folder = tmp_path / f"subs{i}"
+        _submission(folder, when, notebook)
+        inspection = submissions.inspect(folder, "ada", A, release)
+        assert inspection.timestamp == when and not inspection.notes
+        hashes.add(inspection.content_hash())
+    assert len(hashes) == 3
+
+
+def test_a_timestamp_that_is_not_a_small_file_is_ignored_with_a_note(tmp_path):
+    here = _submission(tmp_path / "subs", None)
+    (here / submissions.TIMESTAMP_FILE).mkdir()
+    timestamp, problem = submissions.read_timestamp(here)
+    assert timestamp is None
+    assert problem and submissions.TIMESTAMP_FILE in problem
