@@ -51,11 +51,12 @@ def test_grades_csv_says_how_late_each_submission_was(tmp_path, monkeypatch):
 
 
 def _submission(folder, timestamp: str | None, notebook: str = "") -> Path:
-    """FOLDER/ada/<A>/ as `nbgrader collect` leaves it: the notebook and timestamp.txt."""
+    """FOLDER/ada/<A>/ as `nbgrader collect` leaves it: the notebook and nbgrader's receipts."""
     here = folder / "ada" / A
     here.mkdir(parents=True)
     if notebook:
         (here / f"{A}.ipynb").write_text(notebook)
+    (here / submissions.SECRET_FILE).write_text("0123abcd")
     if timestamp is not None:
         (here / submissions.TIMESTAMP_FILE).write_text(timestamp + "\n")
     return here
@@ -73,13 +74,14 @@ def test_the_collected_time_is_kept_and_changes_the_hash(tmp_path):
         _submission(folder, when, notebook)
         inspection = submissions.inspect(folder, "ada", A, release)
         assert inspection.timestamp == when and not inspection.notes
+        assert inspection.receipts[submissions.SECRET_FILE] == "0123abcd"
         hashes.add(inspection.content_hash())
     assert len(hashes) == 3
 
 
-def test_a_timestamp_that_is_not_a_small_file_is_ignored_with_a_note(tmp_path):
+def test_a_receipt_that_is_not_a_small_file_is_ignored_with_a_note(tmp_path):
     here = _submission(tmp_path / "subs", None)
     (here / submissions.TIMESTAMP_FILE).mkdir()
-    timestamp, problem = submissions.read_timestamp(here)
-    assert timestamp is None
-    assert problem and submissions.TIMESTAMP_FILE in problem
+    receipts, notes = submissions.read_receipts(here)
+    assert receipts == {submissions.SECRET_FILE: "0123abcd"}
+    assert len(notes) == 1 and submissions.TIMESTAMP_FILE in notes[0]

@@ -548,8 +548,8 @@ def _grade_one(
     dest.mkdir(parents=True)
     for name, data in seen.files.items():
         (dest / name).write_bytes(data)
-    if seen.timestamp is not None:
-        (dest / submissions.TIMESTAMP_FILE).write_text(seen.timestamp + "\n")
+    for name, text in seen.receipts.items():
+        (dest / name).write_text(text)
     ok, error = worker.grade(assignment, student, timeout)
     if ok:
         status, message = "graded", ""

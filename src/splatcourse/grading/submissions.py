@@ -20,10 +20,14 @@ from .guard import tamper_notes
 
 #: a notebook bigger than this is not a reasonable submission (outputs are cleared anyway)
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
-#: the file in which `nbgrader collect` records when a submission came in; nbgrader's autograde
-#: reads it to mark a submission late, so it travels with the notebooks
+#: when a submission came in, as `nbgrader collect` recorded it: autograde marks late work by it
 TIMESTAMP_FILE = "timestamp.txt"
-MAX_TIMESTAMP_BYTES = 100
+#: the secret nbgrader's Submit wrote: feedback returned through the exchange is filed under a
+#: hash of it, so only the student who submitted can fetch their page
+SECRET_FILE = "submission_secret.txt"
+#: the small files of nbgrader's exchange that travel with the notebooks into grading
+RECEIPT_FILES = (TIMESTAMP_FILE, SECRET_FILE)
+MAX_RECEIPT_BYTES = 1000
 
 
 @dataclass
@@ -34,20 +38,26 @@ class Inspection:
     assignment: str
     files: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: when it was submitted, as `nbgrader collect` wrote it (None: no record, never late)
-    timestamp: str | None = None
+    #: nbgrader's receipts found beside the notebooks (file name -> text), see RECEIPT_FILES
+    receipts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> str | None:
+        """When it was submitted, as `nbgrader collect` wrote it (None: no record, never late)."""
+        return self.receipts.get(TIMESTAMP_FILE)
 
     @property
     def gradable(self) -> bool:
         return bool(self.files)
 
     def content_hash(self, salt: bytes = b"") -> str:
-        """Changes with the notebooks and with the submission time (which decides lateness)."""
+        """Changes with the notebooks and with the receipts (the time decides lateness, the
+        secret where the feedback goes)."""
         h = hashlib.sha256(salt)
         for name in sorted(self.files):
             h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
-        if self.timestamp is not None:
-            h.update(b"\0timestamp\0" + self.timestamp.encode())
+        for name in sorted(self.receipts):
+            h.update(b"\0receipt\0" + name.encode() + b"\0" + self.receipts[name].encode())
         return h.hexdigest()
 
 
@@ -71,14 +81,20 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
     return data, None
 
 
-def read_timestamp(folder: Path) -> tuple[str | None, str | None]:
-    """The submission time `nbgrader collect` recorded in FOLDER, or why it is ignored."""
-    path = Path(folder) / TIMESTAMP_FILE
-    if not path.exists() and not path.is_symlink():
-        return None, None
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_TIMESTAMP_BYTES:
-        return None, f"{TIMESTAMP_FILE} is not a small regular file: the submission time is ignored"
-    return path.read_text(errors="replace").strip() or None, None
+def read_receipts(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """nbgrader's receipts in FOLDER (see RECEIPT_FILES), and a note for each one ignored."""
+    receipts, notes = {}, []
+    for name in RECEIPT_FILES:
+        path = Path(folder) / name
+        if not path.exists() and not path.is_symlink():
+            continue
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RECEIPT_BYTES:
+            notes.append(f"{name} is not a small regular file: it is ignored")
+            continue
+        text = path.read_text(errors="replace").strip()
+        if text:
+            receipts[name] = text
+    return receipts, notes
 
 
 def linked_folder(folder: Path, student: str, assignment: str) -> str | None:
@@ -136,9 +152,8 @@ def inspect(folder: Path, student: str, assignment: str, release_dir: Path) -> I
     candidates = (
         sorted(p for p in here.iterdir() if not p.name.startswith(".")) if here.is_dir() else []
     )
-    out.timestamp, problem = read_timestamp(here)
-    if problem:
-        out.notes.append(problem)
+    out.receipts, notes = read_receipts(here)
+    out.notes += notes
     readable: dict[str, bytes] = {}
     for path in candidates:
         if path.suffix != ".ipynb" and path.name not in expected:
