@@ -2,20 +2,26 @@
 
     python tests/browser/readme_images.py          # writes docs/img/*.png
     python tests/browser/readme_images.py viewer   # only the 3D viewer's picture
+    python tests/browser/readme_images.py hub      # only the JupyterHub class's pictures
 
 Runs lesson 1 in JupyterLab under headless Chromium (the same set-up as the browser tests),
 photographs the top of the lesson, the splat explorer and the fit scrubber, and stores them
 as small PNGs (each must stay under MAX_BYTES, so the repository stays light). The 3D viewer's
 picture is the trained axe of `splatcourse renderer-model` (built if missing; it needs the
-real capture) in the live viser viewer, with the capture's cameras.
+real capture) in the live viser viewer, with the capture's cameras. The JupyterHub pictures (a
+student's Assignment List, a feedback page a student fetched) are two of the photographs the
+hub test (test_browser_hub.py) takes; `hub` runs it (a few minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -135,9 +141,43 @@ def lesson_pngs(playwright, executable: str) -> list[tuple[str, bytes, int]]:
     ]
 
 
+#: README picture <- the hub test's photograph (in its artifacts folder)
+HUB_PICTURES = {
+    "hub_assignment_list.png": "hub-assignment-list.png",
+    "hub_feedback.png": "hub-feedback.png",
+}
+
+
+def hub_pngs() -> list[tuple[str, bytes, int]]:
+    """(name, png, width) of the hub test's two README pictures: it runs with its own
+    artifacts folder."""
+    artifacts = Path(tempfile.mkdtemp(prefix="splatcourse-hub-images-"))
+    test = Path(__file__).parent / "test_browser_hub.py"
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:xdist",
+                "-q",
+                "-m",
+                "browser",
+                f"{test}::test_one_exercise_through_a_real_hub",
+            ],
+            env={**os.environ, "SPLATCOURSE_ARTIFACTS": str(artifacts), "OMP_NUM_THREADS": "1"},
+            check=True,
+        )
+        shots = artifacts / "screenshots"
+        return [(name, (shots / shot).read_bytes(), 900) for name, shot in HUB_PICTURES.items()]
+    finally:
+        shutil.rmtree(artifacts, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("only", nargs="?", choices=["lesson", "viewer"], help="one set only")
+    parser.add_argument("only", nargs="?", choices=["lesson", "viewer", "hub"], help="one set only")
     parser.add_argument("--out", type=Path, default=repo_root() / "docs" / "img")
     args = parser.parse_args()
     executable = chromium_path()
@@ -152,6 +192,8 @@ def main() -> None:
             images += lesson_pngs(playwright, executable)
         if args.only in (None, "viewer"):
             images.append(("splat_viewer.png", viewer_png(playwright, executable), 900))
+    if args.only in (None, "hub"):
+        images += hub_pngs()
     for name, png, width in images:
         size = small_png(png, args.out / name, width)
         print(f"{args.out / name}: {size / 1000:.0f} kB")
