@@ -264,6 +264,17 @@ class Hub:
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def _stop_leftovers(self) -> None:
+        """Single-user servers run in sessions of their own: any the hub left behind (it was
+        killed, say) is found by this hub's folder on its command line."""
+        marker = str(self.root).encode()
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), 15)
+            except (OSError, ValueError):
+                continue
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()  # the hub stops the users' servers and its proxy
@@ -274,6 +285,7 @@ class Hub:
                 self._proc.wait(timeout=10)
         if self._proc is not None:
             self._log.close()
+        self._stop_leftovers()
         for name in self._users:
             subprocess.run(["userdel", name], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
