@@ -61,7 +61,7 @@ WRONG = mutants_for(EXERCISE)[0]  # a plausible mistake in one answer cell
 
 
 @pytest.fixture(scope="module")
-def hub(browser_ready, tmp_path_factory):
+def hub(browser_ready):
     refused = unix_users_refused()
     print(f"students are {'the test user' if refused else 'separate Unix users'}: {refused or ''}")
     tag = secrets.token_hex(2)  # unique account names: a crashed run leaves no clash behind
