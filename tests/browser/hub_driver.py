@@ -96,25 +96,29 @@ def readme_student_config(readme: Path | None = None) -> str:
     raise AssertionError(f"README.md {README_SECTION!r}: no ```python block sets c.Exchange.root")
 
 
-def _world_readable_path(path: Path) -> bool:
-    """Every folder above `path` lets others in, and `path` itself lets others read."""
-    path = path.resolve()
-    if not os.stat(path).st_mode & 0o004:
-        return False
-    return all(os.stat(p).st_mode & 0o001 for p in path.parents)
+#: what every user's server imports: an account that cannot import these cannot take part
+PROBE = "import jupyterhub, nbgrader, jupyter_server_proxy, splatcourse"
 
 
 def unix_users_refused() -> str | None:
-    """Why users cannot be separate Unix accounts here (None: they can)."""
+    """Why users cannot be separate Unix accounts here (None: they can).
+
+    Root can add accounts; they can take part only if they can run this environment, which a
+    checkout or Python under a private home (root's, say) forbids: `nobody` tries it first."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "the tests do not run as root, so they cannot add Unix users"
-    if shutil.which("useradd") is None or shutil.which("userdel") is None:
-        return "useradd/userdel are missing"
-    import splatcourse
-
-    for path in (Path(sys.executable), Path(splatcourse.__file__)):
-        if not _world_readable_path(path):
-            return f"{path} is not readable by other users (a checkout under a private home?)"
+    if not all(shutil.which(tool) for tool in ("useradd", "userdel", "runuser")):
+        return "useradd, userdel or runuser is missing"
+    probe = subprocess.run(
+        ["runuser", "-u", "nobody", "--", sys.executable, "-c", PROBE],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"another user cannot run {sys.executable} with the course: {why}"
     return None
 
 
