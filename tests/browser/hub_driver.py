@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -270,12 +271,14 @@ class Hub:
 
     def _stop_leftovers(self) -> None:
         """Single-user servers run in sessions of their own: any the hub left behind (it was
-        killed, say) is found by this hub's folder on its command line."""
+        killed, say) is found by this hub's folder on its command line, as are its kernels
+        (their connection files are there), and killed: a server cut off from its hub does
+        not always stop on SIGTERM."""
         marker = str(self.root).encode()
         for proc in Path("/proc").glob("[0-9]*"):
             try:
                 if marker in (proc / "cmdline").read_bytes():
-                    os.kill(int(proc.name), 15)
+                    os.kill(int(proc.name), signal.SIGKILL)
             except (OSError, ValueError):
                 continue
 
@@ -285,7 +288,7 @@ class Hub:
             try:
                 self._proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, 9)
+                os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(timeout=10)
         if self._proc is not None:
             self._log.close()
