@@ -85,3 +85,30 @@ def test_a_receipt_that_is_not_a_small_file_is_ignored_with_a_note(tmp_path):
     receipts, notes = submissions.read_receipts(here)
     assert receipts == {submissions.SECRET_FILE: "0123abcd"}
     assert len(notes) == 1 and submissions.TIMESTAMP_FILE in notes[0]
+
+
+class _NoGrader:
+    """A worker stand-in: grading itself is not what this test is about."""
+
+    def grade(self, assignment: str, student: str, timeout: float) -> tuple[bool, str | None]:
+        return False, "not graded in this test"
+
+
+def test_grading_the_collected_folder_in_place_keeps_what_the_student_handed_in(
+    tmp_path, monkeypatch
+):
+    """`splatcourse autograde autograde/submitted` (the README's recipe) grades the folder
+    `nbgrader collect` filled: the copy into autograde/submitted is then the folder itself, and
+    must not delete the student's other files (a .ply, a picture) or nbgrader's receipts."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    course = instructor.Course(tmp_path / "course")
+    _gradebook_with(course, {"ada": DUE})
+    (course.autograde / "nbgrader_config.py").write_text("c = get_config()\n")
+    notebook = nbformat.writes(nbformat.v4.new_notebook())
+    (course.exercises / A).mkdir(parents=True)
+    (course.exercises / A / f"{A}.ipynb").write_text(notebook)
+    here = _submission(course.submitted, "2026-12-05 22:00:00 UTC", notebook)
+    (here / "my_axe.ply").write_bytes(b"ply\n")
+    before = {p.name: p.read_bytes() for p in here.iterdir()}
+    instructor._grade_one(course, course.submitted, "ada", A, _NoGrader(), True, 1.0)  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in here.iterdir()} == before

@@ -63,7 +63,9 @@ WRONG = mutants_for(EXERCISE)[0]  # a plausible mistake in one answer cell
 @pytest.fixture(scope="module")
 def hub(browser_ready):
     refused = unix_users_refused()
-    print(f"students are {'the test user' if refused else 'separate Unix users'}: {refused or ''}")
+    print(
+        f"students are the test user: {refused}" if refused else "students are separate Unix users"
+    )
     tag = secrets.token_hex(2)  # unique account names: a crashed run leaves no clash behind
     server = Hub(
         instructor=f"sc{tag}-teacher",

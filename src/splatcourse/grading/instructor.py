@@ -536,7 +536,11 @@ def _grade_one(
         if score is not None:
             return GradeResult(student, assignment, "cached", "", *score, seen.notes)
     dest = course.submitted / student / assignment
-    shutil.rmtree(dest, ignore_errors=True)
+    # Grading the folder `nbgrader collect` filled (autograde/submitted) reads and writes the
+    # same place: keep everything the student handed in there, only add what is picked.
+    in_place = (Path(folder) / student / assignment).resolve() == dest.resolve()
+    if not in_place:
+        shutil.rmtree(dest, ignore_errors=True)
     if not seen.gradable:
         _record_zero(course, student, assignment)
         score = _score(course, student, assignment) or (0.0, None)
@@ -545,11 +549,12 @@ def _grade_one(
         )
         _write_state(course, result, content_hash)
         return result
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=in_place)
     for name, data in seen.files.items():
         (dest / name).write_bytes(data)
     for name, text in seen.receipts.items():
-        (dest / name).write_text(text)
+        if not in_place:  # in place, nbgrader's own receipts are already there
+            (dest / name).write_text(text)
     ok, error = worker.grade(assignment, student, timeout)
     if ok:
         status, message = "graded", ""
