@@ -131,3 +131,29 @@ def test_three_shards_merge_into_the_gradebook_of_one_run(tmp_path):
     with pytest.raises(ValueError, match="shards must not overlap"):
         merge_gradebooks(tmp_path / "again.db", [shards[0], shards[0]])
     assert not (tmp_path / "again.db").exists(), "refused before anything was written"
+
+
+def test_every_student_is_in_the_gradebook_before_any_worker_grades(
+    released_course, tmp_path, monkeypatch
+):
+    """Two workers grading two exercises of one student at once both made nbgrader add the
+    student, and the second failed on SQLite's unique key: an honest submission lost. Students
+    are now added before grading starts; grading itself is replaced by that check here."""
+    course = copy_course(tmp_path / "course", released_course.root, with_gradebook=True)
+    assignments = ["ex01_toy_splats", A]
+    for student in ["ada", "bo"]:
+        for a in assignments:
+            write_submission(tmp_path / "subs", student, a, notebooks(course.exercises / a))
+    known_when_graded = []
+
+    def grade_one(course, folder, student, assignment, worker, force, timeout):
+        def find(gb):
+            return gb.find_student(student).id
+
+        known_when_graded.append(instructor._with_gradebook(course, find))
+        return instructor.GradeResult(student, assignment, "graded", "", 0.0, 1.0)
+
+    monkeypatch.setattr(instructor, "_grade_one", grade_one)
+    report = instructor.autograde(tmp_path / "subs", course, assignments, workers=2, progress=False)
+    assert not report.failures, report.summary()
+    assert sorted(known_when_graded) == ["ada", "ada", "bo", "bo"]

@@ -355,6 +355,22 @@ def _score(course: Course, student: str, assignment: str) -> tuple[float, float]
     return _with_gradebook(course, get)
 
 
+def _add_students(course: Course, students: list[str]) -> None:
+    """Put every student in the gradebook once, before any worker starts.
+
+    Why: nbgrader's autograde adds its student itself, so two workers grading two exercises of
+    one student at the same moment both add it, and the second fails on SQLite's unique key
+    ("UNIQUE constraint failed: student.id"): an honest submission recorded as failed
+    (bench/autograde.py met it in 1 or 2 of 32 submissions with two workers).
+    """
+
+    def add(gb):
+        for student in students:
+            gb.update_or_create_student(student)
+
+    _with_gradebook(course, add)
+
+
 def _record_zero(course: Course, student: str, assignment: str) -> None:
     """A submission that could not be graded holds an explicit 0, never a stale grade."""
 
@@ -621,6 +637,7 @@ def autograde(
         raise ValueError(f"workers={workers}: need at least one")
     extra = [f"--Execute.timeout={int(cell_timeout)}"] if cell_timeout else []
     sandbox.prepare_shared()  # fail early, and build shared caches once, before workers start
+    _add_students(course, sorted({s for s, _ in pairs}))
     idle: queue.Queue[_Worker] = queue.Queue()
     pool_workers = [_Worker(course, i, extra) for i in range(workers)]
     for w in pool_workers:
