@@ -75,6 +75,19 @@ async def _stop(km, kc) -> None:
     await km.shutdown_kernel(now=True)
 
 
+def _one_cell(folder: Path, code: str, timeout: float = 60) -> tuple[str, str | None]:
+    """(stdout, error name) of `code` run as the only cell of a fresh sandboxed kernel."""
+
+    async def go():
+        km, kc = await _start(folder)
+        try:
+            return await _run(kc, code, timeout=timeout)
+        finally:
+            await _stop(km, kc)
+
+    return asyncio.run(go())
+
+
 def _facts(folder: Path) -> dict:
     """What a kernel in folder reports about its world."""
     code = f"""
@@ -96,16 +109,9 @@ print(json.dumps({{
 }}))
 """
 
-    async def go():
-        km, kc = await _start(folder)
-        try:
-            out, err = await _run(kc, code)
-            assert err is None, out
-            return json.loads(out)
-        finally:
-            await _stop(km, kc)
-
-    return asyncio.run(go())
+    out, err = _one_cell(folder, code)
+    assert err is None, out
+    return json.loads(out)
 
 
 def test_a_forked_kernel_lives_in_its_own_sandbox(tmp_path):
@@ -233,14 +239,7 @@ print(json.dumps({{
 }}))
 """
 
-    async def go():
-        km, kc = await _start(tmp_path)
-        try:
-            return await _run(kc, code, timeout=60)
-        finally:
-            await _stop(km, kc)
-
-    out, err = asyncio.run(go())
+    out, err = _one_cell(tmp_path, code)
     assert err is None, f"the {sandbox_mode} kernel raised {err}: {out}"
     seen = json.loads(out)
     assert seen["repo_root"] == seen["root_env"], "the kernel must use the sandbox's course root"
@@ -269,14 +268,7 @@ print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
                   "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
 """
 
-    async def go():
-        km, kc = await _start(tmp_path)
-        try:
-            return await _run(kc, code, timeout=60)
-        finally:
-            await _stop(km, kc)
-
-    out, err = asyncio.run(go())
+    out, err = _one_cell(tmp_path, code)
     assert err is None, f"the {sandbox_mode} kernel raised {err}: {out}"
     seen = json.loads(out.strip().splitlines()[-1])
     assert (seen["ok"], seen["backend"]) == (True, "compiled"), f"{seen['why']}; {out}"

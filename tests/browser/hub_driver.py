@@ -24,13 +24,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_driver import LAB_SETTINGS, free_port
+from lab_driver import LAB_SETTINGS, free_port, wait_until_answering
 
 from splatcourse.paths import repo_root
 
@@ -233,19 +230,18 @@ class Hub:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its proxy and the users' servers stop with it
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"JupyterHub exited early:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/hub/api/", timeout=5) as reply:
-                    if reply.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"JupyterHub did not answer in time:\n{self.log_tail()}")
+        try:
+            wait_until_answering(
+                self._proc,
+                f"{self.url}/hub/api/",
+                self.startup_timeout,
+                "JupyterHub",
+                self.log_tail,
+            )
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def _as(self, name: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
         prefix = ["runuser", "-u", name, "--"] if self.separate_users else []

@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_answering(
+    proc: subprocess.Popen, url: str, timeout: float, what: str, log_tail: Callable[[], str]
+) -> None:
+    """Return once `url` answers 200; RuntimeError if `proc` (the server, named `what`) exits
+    first, TimeoutError after `timeout` seconds (the caller stops what it started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with code {proc.returncode} before answering:\n{log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} did not answer within {timeout:.0f} s:\n{log_tail()}")
 
 
 @dataclass
@@ -195,24 +217,14 @@ class LabServer:
             command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         self._log = log
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"JupyterLab exited with code {self._proc.returncode} "
-                    f"before answering:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(self.api("status"), timeout=5) as reply:
-                    if reply.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(
-            f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
-        )
+        try:
+            wait_until_answering(
+                self._proc, self.api("status"), self.startup_timeout, "JupyterLab", self.log_tail
+            )
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def home_url(self) -> str:
         """The server's front page, which sends the browser on to its default URL."""
