@@ -15,7 +15,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 
-def quiet_openmp(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
+def quiet_openmp() -> None:
     """Let OpenMP's idle worker threads sleep at once instead of spinning (unless the user
     chose a policy).
 
@@ -28,7 +28,7 @@ def quiet_openmp(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
     so it must be set before ``import torch``: here when the package is imported first, and
     by ``splatcourse lab`` for every kernel JupyterLab starts.
     """
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 if "torch" not in sys.modules:

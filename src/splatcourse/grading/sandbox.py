@@ -283,6 +283,7 @@ def _mpl_cache() -> Path:
 KERNEL_NUMBA_CACHE = "numba-cache"
 
 
+@functools.cache  # every kernel start asks; a failed build must not be retried each time
 def _numba_cache() -> Path:
     """The compiled rasterizer's kernels, compiled once outside the sandbox, readable by all.
 
