@@ -262,8 +262,7 @@ def test_a_sandboxed_kernel_renders_on_the_compiled_rasterizer(sandbox_mode, tmp
 import json, os
 from splatcourse.splat3d import backend, kernel
 ok, why = backend.compiled_available()
-ks = (kernel._row_lists, kernel._forward_band, kernel._backward_band,
-      kernel._projection_backward_block, kernel._sh_backward_block)
+ks = [k for k in vars(kernel).values() if hasattr(k, "signatures")]  # every compiled kernel
 print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
                   "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
 """

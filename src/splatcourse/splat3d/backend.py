@@ -398,9 +398,14 @@ def _colours_per_camera(colors: Tensor, N: int, C: int) -> Tensor:
     )
 
 
-def _torch_sh_colours(sh_degree: int, shs: Tensor, dirs: Tensor) -> Tensor:
-    """Colours [C, N, 3] of SH [C, N, K, 3] along dirs [C, N, 3]: the SH sum + 0.5, clamped
-    at 0, as in gsplat and 3DGS."""
+def _torch_sh_colours(sh_degree: int, shs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """Colours [C, N, 3] of SH [N, K, 3] or [C, N, K, 3] seen from camera centres campos
+    [C, 3] at means [N, 3]: the SH sum along mean - centre, + 0.5, clamped at 0, as in
+    gsplat and 3DGS."""
+    C = campos.shape[0]
+    if shs.dim() == 3:
+        shs = shs[None].expand(C, *shs.shape)  # [C, N, K, 3]
+    dirs = means[None] - campos[:, None]  # [C, N, 3]
     return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)
 
 
@@ -414,12 +419,13 @@ def _sh_colours_per_camera(
     sh_colours: Callable = _torch_sh_colours,
 ) -> Tensor:
     """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera,
-    by ``sh_colours(sh_degree, shs [C, N, K, 3], dirs [C, N, 3])``."""
+    by ``sh_colours(sh_degree, shs, means [N, 3], camera centres [C, 3])``."""
     if not 0 <= sh_degree <= 3:
         raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
-    if shs.dim() == 3 and shs.shape[0] == N and shs.shape[-1] == 3:
-        shs = shs[None].expand(C, *shs.shape)  # [C, N, K, 3]
-    elif not (shs.dim() == 4 and shs.shape[:2] == (C, N) and shs.shape[-1] == 3):
+    if not (
+        (shs.dim() == 3 and shs.shape[0] == N and shs.shape[-1] == 3)
+        or (shs.dim() == 4 and shs.shape[:2] == (C, N) and shs.shape[-1] == 3)
+    ):
         raise ValueError(
             f"rasterization: colors must be [N, K, 3] or [C, N, K, 3] SH coefficients "
             f"(N={N}, C={C}) when sh_degree is set, got {tuple(shs.shape)}"
@@ -430,8 +436,7 @@ def _sh_colours_per_camera(
             f"coefficients per channel, colors has {shs.shape[-2]}"
         )
     campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
-    dirs = means[None] - campos[:, None]  # [C, N, 3]
-    return sh_colours(sh_degree, shs, dirs)  # [C, N, 3]
+    return sh_colours(sh_degree, shs, means, campos)  # [C, N, 3]
 
 
 def _channels_for_mode(

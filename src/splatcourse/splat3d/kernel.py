@@ -65,7 +65,7 @@ from torch import Tensor
 from splatcourse.constants import ALPHA_MAX, ALPHA_MIN, POWER_AT_ALPHA_MIN, T_MIN
 
 from . import projection
-from .projection import Projection, project_gaussians_and_mask
+from .projection import SIGMA_EXTENT, Projection, batched_cameras, check_gaussians
 from .rasterize import RasterStats, camera_images
 
 __all__ = [
@@ -167,42 +167,66 @@ def _alpha(power, e, o):
     return alpha
 
 
-@njit(cache=True)
-def _row_lists(mx, my, A, B, det, t, width, height):
-    """The Gaussians crossing each pixel row, front to back, and the work on each row.
-
-    Returns ``row_start`` [H + 1], ``row_gid`` [R] (row y's list is
-    ``row_gid[row_start[y]:row_start[y + 1]]``) and ``row_work`` [H] (pixels on the row's
-    runs). Count per row, prefix sum, then fill Gaussian after Gaussian: the Gaussians come
-    sorted by depth, so every list is too. The ellipse's half height is ``sqrt(2 t A / det)``.
-    """
-    G = my.shape[0]
-    ylo = np.empty(G, np.int64)  # [G] first row (none: ylo > yhi)
-    yhi = np.empty(G, np.int64)  # [G] last row
-    counts = np.zeros(height + 1, np.int64)  # [H + 1] Gaussians per row, then list starts
-    for g in range(G):
+@njit(cache=True, nogil=True)
+def _row_spans(g0, g1, my, A, det, t, height, ylo, yhi, counts):
+    """First and last pixel row, ``ylo`` and ``yhi`` [G], of Gaussians ``g0 .. g1 - 1``
+    (none: ylo > yhi), each counted on its rows in ``counts`` [H]. The ellipse
+    ``power <= t`` reaches ``sqrt(2 t A / det)`` above and below the mean."""
+    for g in range(g0, g1):
         half_h = math.sqrt(max(2.0 * t[g] * A[g] / det[g], 0.0)) if t[g] > 0.0 else -1.0
         ylo[g] = max(math.ceil(my[g] - half_h - 0.5 - _MARGIN), 0)
         yhi[g] = min(math.floor(my[g] + half_h - 0.5 + _MARGIN), height - 1)
         if half_h < 0.0:
             yhi[g] = ylo[g] - 1
         for y in range(ylo[g], yhi[g] + 1):
-            counts[y + 1] += 1
-    row_start = np.cumsum(counts)  # [H + 1]
-    cursor = row_start[:-1].copy()  # [H] next free slot of each row
-    row_gid = np.empty(row_start[-1], np.int32)  # [R]
-    row_work = np.zeros(height, np.int64)  # [H]
-    for g in range(G):
+            counts[y] += 1
+
+
+@njit(cache=True, nogil=True)
+def _fill_rows(g0, g1, mx, my, A, B, det, t, width, ylo, yhi, cursor, row_gid, row_work):
+    """Put Gaussians ``g0 .. g1 - 1``, in order, on their rows' lists: row y's next free
+    slot in ``row_gid`` [R] is ``cursor[y]`` [H]; ``row_work`` [H] counts the pixels on
+    their runs."""
+    for g in range(g0, g1):
         for y in range(ylo[g], yhi[g] + 1):
             row_gid[cursor[y]] = g
             cursor[y] += 1
             x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
             row_work[y] += max(x1 - x0 + 1, 0)
-    return row_start, row_gid, row_work
+
+
+def _row_lists(mx, my, A, B, det, t, width: int, height: int):
+    """The Gaussians crossing each pixel row, front to back, and the work on each row.
+
+    Returns ``row_start`` [H + 1], ``row_gid`` [R] (row y's list is
+    ``row_gid[row_start[y]:row_start[y + 1]]``), ``row_work`` [H] (pixels on the row's
+    runs) and each Gaussian's first and last row, ``ylo`` and ``yhi`` [G] (none: ylo > yhi).
+    Count per row, prefix sum, then fill Gaussian after Gaussian: the Gaussians come sorted
+    by depth, so every list is too. Both steps run on blocks of Gaussians, in parallel; a
+    block's Gaussians go after those of the blocks before it on every row, so the lists
+    stay in depth order.
+    """
+    G = len(my)
+    edges, n_workers = _split(G, _n_threads())  # [blocks + 1]
+    block = {int(g0): b for b, g0 in enumerate(edges[:-1])}  # a block's index by its start
+    ylo, yhi = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
+    counts = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
+    _in_bands(lambda _w, g0, g1: _row_spans(g0, g1, my, A, det, t, height, ylo, yhi,
+                                            counts[block[g0]]),
+              edges, n_workers)  # fmt: skip
+    row_start = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])  # [H + 1]
+    cursor = row_start[:-1] + np.cumsum(counts, axis=0) - counts  # [blocks, H] first slots
+    row_gid = np.empty(int(row_start[-1]), np.int32)  # [R]
+    work = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
+    _in_bands(lambda _w, g0, g1: _fill_rows(g0, g1, mx, my, A, B, det, t, width, ylo, yhi,
+                                            cursor[block[g0]], row_gid, work[block[g0]]),
+              edges, n_workers)  # fmt: skip
+    return row_start, row_gid, work.sum(axis=0), ylo, yhi
 
 
 def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
-    """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1].
+    """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1]
+    (fewer where two cuts fall on the same row: a band is never empty).
 
     Several bands per thread (see :func:`_in_bands`): few enough that handing them out costs
     nothing next to the work in one (a few microseconds a band), many enough that a core
@@ -211,7 +235,104 @@ def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
     done = np.cumsum(row_work + 1)  # [H] work up to each row (+1: an empty row costs a little)
     targets = done[-1] * np.arange(1, n_bands) / n_bands  # [n_bands - 1]
     inner = np.abs(done[None, :] - targets[:, None]).argmin(axis=1) + 1  # the nearest cuts
-    return np.concatenate([[0], inner, [len(row_work)]]).astype(np.int64)
+    return np.unique(np.concatenate([[0], inner, [len(row_work)]]).astype(np.int64))  # no empty
+
+
+@njit(cache=True)
+def _stable_order(values):
+    """Indices [G] that sort ``values`` [G] ascending, equal values in index order (what a
+    stable sort gives): an LSD radix sort on the bits of the float64 values, one byte per
+    pass, skipping the bytes all values share (depths in a narrow range share most)."""
+    G = values.shape[0]
+    as_float = np.empty(G, np.float64)  # [G]
+    for i in range(G):
+        as_float[i] = values[i] + 0.0  # -0.0 becomes 0.0: they are equal
+    bits = as_float.view(np.uint64)  # [G]
+    keys = np.empty(G, np.uint64)  # [G] unsigned keys in the order of the floats
+    for i in range(G):
+        flip = np.uint64(0xFFFFFFFFFFFFFFFF) if bits[i] >> np.uint64(63) else np.uint64(1 << 63)
+        keys[i] = bits[i] ^ flip
+    counts = np.zeros((8, 257), np.int64)  # [byte, value + 1]
+    for i in range(G):
+        for p in range(8):
+            counts[p, ((keys[i] >> np.uint64(8 * p)) & np.uint64(255)) + 1] += 1
+    order, spare = np.arange(G), np.empty(G, np.int64)  # [G] each
+    for p in range(8):
+        if counts[p].max() == G:
+            continue  # every key has the same byte here
+        starts = np.cumsum(counts[p])  # [257] where each byte value's run begins
+        for i in order:  # in the current order: equal bytes keep it (stable)
+            byte = (keys[i] >> np.uint64(8 * p)) & np.uint64(255)
+            spare[starts[byte]] = i
+            starts[byte] += 1
+        order, spare = spare, order
+    return order
+
+
+@njit(cache=True)
+def _visible_front_to_back(means2d, conics, colors, opacities, depths, radii):
+    """The Gaussians one camera draws (radii > 0), front to back, as the kernels read them.
+
+    Inputs [N, ...] of one camera: means2d [N, 2], conics [N, 3], colors [N, D], opacities
+    [N], depths [N], radii [N, 2]. Returns ``vis`` [G] (their indices, sorted by depth; a
+    stable sort, so ties keep index order as in rasterize.py) and float64 arrays [G]: mx, my,
+    A, B, C (the conic), det = AC - B^2, o, t = log(255 o) (alpha >= 1/255 where
+    power <= t), then colors [G, D].
+    """
+    N = depths.shape[0]
+    drawn = np.empty(N, np.int64)  # [N] indices of the drawn ones, first G used
+    G = 0
+    for n in range(N):
+        if radii[n, 0] > 0 and radii[n, 1] > 0:
+            drawn[G] = n
+            G += 1
+    vis = drawn[:G][_stable_order(depths[drawn[:G]])]  # [G] front to back
+    mx, my, A, B, C = np.empty(G), np.empty(G), np.empty(G), np.empty(G), np.empty(G)
+    det, o, t = np.empty(G), np.empty(G), np.empty(G)  # [G] each
+    cols = np.empty((G, colors.shape[1]))  # [G, D]
+    for i in range(G):
+        n = vis[i]
+        mx[i], my[i] = means2d[n, 0], means2d[n, 1]
+        A[i], B[i], C[i] = conics[n, 0], conics[n, 1], conics[n, 2]
+        det[i] = max(A[i] * C[i] - B[i] * B[i], 1e-30)
+        o[i] = opacities[n]
+        t[i] = np.log(o[i]) + POWER_AT_ALPHA_MIN  # -inf for o = 0: never drawn
+        for d in range(colors.shape[1]):
+            cols[i, d] = colors[n, d]
+    return vis, mx, my, A, B, C, det, o, t, cols
+
+
+@njit(cache=True)
+def _sum_bands(bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
+               g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
+    """Add up each Gaussian's gradient over the bands it meets, in band order, and write it
+    to the drawn Gaussians ``vis`` [G] of one camera: g_means2d [N, 2], g_conics [N, 3],
+    g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller).
+
+    Band ``b``'s slots are ``slots[row_start[bands[b]]:][:n_slots[b]]`` [S, 6 + D] for
+    Gaussians ``slot_gid`` (see :func:`_backward_band`); ``band_of_row`` [H] gives each
+    row's band and ``ylo``, ``yhi`` [G] each Gaussian's rows, so its first and last band.
+    Summing in band order, not in the order the threads finished, makes the gradients the
+    same on every run.
+    """
+    first_slot = np.empty(vis.shape[0], np.int64)  # [G] a Gaussian's slot in its first band
+    for b in range(len(bands) - 1):
+        start = row_start[bands[b]]
+        for s in range(start, start + n_slots[b]):
+            i = slot_gid[s]
+            if band_of_row[ylo[i]] == b:  # its first band: the sum starts in this slot
+                first_slot[i] = s
+            else:
+                for k in range(slots.shape[1]):
+                    slots[first_slot[i], k] += slots[s, k]
+            if band_of_row[yhi[i]] == b:  # its last band: the sum is complete
+                f, n = first_slot[i], vis[i]
+                g_means2d[n, 0], g_means2d[n, 1] = slots[f, 0], slots[f, 1]
+                for k in range(3):
+                    g_conics[n, k] = slots[f, 2 + k]
+                g_opacities[n] = slots[f, 5]
+                for d in range(g_colors.shape[1]):
+                    g_colors[n, d] = slots[f, _N_GRAD + d]
 
 
 # ------------------------------------------------------------------------------- forward
@@ -276,8 +397,13 @@ def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid
 
 @njit(cache=True)
 def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, T_final,
-                  last, g_out, g_alpha, grads):  # fmt: skip
-    """Add row ``y``'s share to ``grads`` [G, 6 + D] (mx, my, A, B, C, opacity, colours...).
+                  last, g_out, g_alpha, y0, ylo, slot_of, n_slots, slots, slot_gid):  # fmt: skip
+    """Add row ``y``'s share to its band's gradient ``slots`` [S, 6 + D] (mx, my, A, B, C,
+    opacity, colours...), one slot per Gaussian the band meets, in the order it meets them:
+    on a Gaussian's first row in the band (``y0`` the band's first row, ``ylo`` [G] each
+    Gaussian's first row) it takes slot ``n_slots`` (``slot_of`` [G], ``slot_gid`` [S] map
+    both ways); later rows add to it. Returns the slots used. A band's slots are few and
+    side by side in memory, and need no zeroing.
 
     Per pixel, back to front, with ``g = dL/dout`` and ``S`` the colour still to come,
     ``S_i = sum_{j>i} alpha_j T_j (c_j . g)``:
@@ -327,24 +453,38 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             g_B += dL_dpower * dx_pix * dy  # d power / d B
             g_C += dL_dpower * 0.5 * dy * dy  # d power / d C
             g_o += dL_dalpha * alpha / o[g]  # d alpha / d o = exp(-power)
-        grads[g, 0] += g_mx
-        grads[g, 1] += g_my
-        grads[g, 2] += g_A
-        grads[g, 3] += g_B
-        grads[g, 4] += g_C
-        grads[g, 5] += g_o
+        if y == y0 or y == ylo[g]:  # the Gaussian's first row in this band: a new slot
+            slot_of[g], slot_gid[n_slots] = n_slots, g
+            slots[n_slots, :] = 0.0
+            n_slots += 1
+        grad = slots[slot_of[g]]  # [6 + D]
+        grad[0] += g_mx
+        grad[1] += g_my
+        grad[2] += g_A
+        grad[3] += g_B
+        grad[4] += g_C
+        grad[5] += g_o
         for c in range(D):
-            grads[g, _N_GRAD + c] += g_colour[c]
+            grad[_N_GRAD + c] += g_colour[c]
+    return n_slots
 
 
 @njit(cache=True, nogil=True)
-def _backward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                   T_final, last, g_out, g_alpha, grads):  # fmt: skip
-    """Add the share of rows ``y0 .. y1 - 1`` to ``grads`` [G, 6 + D], back to front; runs
-    without the GIL. ``grads`` is the calling thread's own buffer (see :func:`_in_bands`)."""
+def _backward_band(b, y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                   T_final, last, g_out, g_alpha, ylo, slots, slot_gid, n_slots):  # fmt: skip
+    """The gradients of band ``b`` (rows ``y0 .. y1 - 1``), back to front, into its own
+    slots: ``slots`` [R, 6 + D] and ``slot_gid`` [R] from entry ``row_start[y0]`` on (the
+    band has at most as many Gaussians as row-list entries), their count into
+    ``n_slots[b]``. Runs without the GIL; :func:`_sum_bands` adds the bands up."""
+    first = row_start[y0]
+    band_slots, band_gid = slots[first : row_start[y1]], slot_gid[first : row_start[y1]]
+    slot_of = np.empty(mx.shape[0], np.int64)  # [G] a Gaussian's slot in this band
+    n = 0
     for y in range(y0, y1):
-        _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                      T_final, last, g_out, g_alpha, grads)  # fmt: skip
+        n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                          T_final, last, g_out, g_alpha, y0, ylo, slot_of, n, band_slots,
+                          band_gid)  # fmt: skip
+    n_slots[b] = n
 
 
 # ------------------------------------------------------------------ view-dependent colour
@@ -392,51 +532,83 @@ def _sh_basis(x, y, z, Y, dY):
     dY[15, 1] = -6 * c[6] * x * y
 
 
+@njit(cache=True, inline="always")
+def _view_direction(mean, campos):
+    """The unit direction (x, y, z) from a camera centre campos [3] to a mean [3], and the
+    distance (at least 1e-12)."""
+    dx, dy, dz = mean[0] - campos[0], mean[1] - campos[1], mean[2] - campos[2]
+    norm = max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+    return dx / norm, dy / norm, dz / norm, norm
+
+
 @njit(cache=True, nogil=True)
-def _sh_forward_block(n0, n1, n_basis, coeffs, dirs, out):
-    """Colours ``out[n0:n1]`` [N, 3]: max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[:, k]); coeffs
-    [N, K, 3], dirs [N, 3] (any length), only the first ``n_basis`` = (degree + 1)^2 used."""
+def _sh_forward_block(n0, n1, n_basis, coeffs, means, campos, out):
+    """Colours ``out[:, n0:n1]`` [C, N, 3] = max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[., n, k]),
+    d = mean - camera centre: coeffs [1 or C, N, K, 3] (shared by the cameras, or one set per
+    camera), means [N, 3], campos [C, 3]; only the first ``n_basis`` = (degree + 1)^2 used."""
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    shared = coeffs.shape[0] == 1
     for n in range(n0, n1):
-        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-        _sh_basis(dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm, Y, dY)
-        for c in range(3):
-            v = 0.5
+        for c in range(campos.shape[0]):
+            ux, uy, uz, _ = _view_direction(means[n], campos[c])
+            _sh_basis(ux, uy, uz, Y, dY)
+            k_set = coeffs[0 if shared else c, n]  # [K, 3]
+            r, g, b = 0.5, 0.5, 0.5
             for k in range(n_basis):
-                v += Y[k] * coeffs[n, k, c]
-            out[n, c] = max(v, 0.0)
+                r += Y[k] * k_set[k, 0]
+                g += Y[k] * k_set[k, 1]
+                b += Y[k] * k_set[k, 2]
+            out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
 
 
 @njit(cache=True, nogil=True)
-def _sh_backward_block(n0, n1, n_basis, coeffs, dirs, g, g_coeffs, g_dirs):
-    """Gradients ``g_coeffs[n0:n1]`` [N, K, 3] and ``g_dirs[n0:n1]`` [N, 3] from g =
-    dL/dcolours [N, 3].
+def _sh_backward_block(n0, n1, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs):
+    """Gradients ``g_coeffs[:, n0:n1]`` [1 or C, N, K, 3] (summed over the cameras when they
+    share the coefficients) and ``g_dirs[:, n0:n1]`` [C, N, 3] (dL/dd per camera) from
+    g = dL/dcolours [C, N, 3]; arguments as :func:`_sh_forward_block`.
 
     No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
     is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
     """
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
+    shared = coeffs.shape[0] == 1
     for n in range(n0, n1):
-        norm = max(math.sqrt(dirs[n, 0] ** 2 + dirs[n, 1] ** 2 + dirs[n, 2] ** 2), 1e-12)
-        ux, uy, uz = dirs[n, 0] / norm, dirs[n, 1] / norm, dirs[n, 2] / norm
-        _sh_basis(ux, uy, uz, Y, dY)
-        gx = gy = gz = 0.0  # dL/du
-        for c in range(3):
-            v = 0.5
+        for c in range(campos.shape[0]):
+            ux, uy, uz, norm = _view_direction(means[n], campos[c])
+            _sh_basis(ux, uy, uz, Y, dY)
+            k_set, g_set = coeffs[0 if shared else c, n], g_coeffs[0 if shared else c, n]
+            r, gg, b = 0.5, 0.5, 0.5
             for k in range(n_basis):
-                v += Y[k] * coeffs[n, k, c]
-            if v < 0.0:
-                continue  # clamped at 0
-            for k in range(n_basis):
-                g_coeffs[n, k, c] = Y[k] * g[n, c]
-                gx += dY[k, 0] * coeffs[n, k, c] * g[n, c]
-                gy += dY[k, 1] * coeffs[n, k, c] * g[n, c]
-                gz += dY[k, 2] * coeffs[n, k, c] * g[n, c]
-        if norm > 1e-12:
-            along = ux * gx + uy * gy + uz * gz
-            g_dirs[n, 0] = (gx - ux * along) / norm
-            g_dirs[n, 1] = (gy - uy * along) / norm
-            g_dirs[n, 2] = (gz - uz * along) / norm
+                r += Y[k] * k_set[k, 0]
+                gg += Y[k] * k_set[k, 1]
+                b += Y[k] * k_set[k, 2]
+            g_r = g[c, n, 0] if r >= 0.0 else 0.0  # clamped at 0: no gradient
+            g_g = g[c, n, 1] if gg >= 0.0 else 0.0
+            g_b = g[c, n, 2] if b >= 0.0 else 0.0
+            first = c == 0 or not shared  # write the coefficients' gradient, or add to it
+            gx = gy = gz = 0.0  # dL/du
+            for k in range(g_set.shape[0]):
+                if k >= n_basis:
+                    if first:
+                        g_set[k, 0] = g_set[k, 1] = g_set[k, 2] = 0.0
+                    continue
+                if first:
+                    g_set[k, 0], g_set[k, 1], g_set[k, 2] = Y[k] * g_r, Y[k] * g_g, Y[k] * g_b
+                else:
+                    g_set[k, 0] += Y[k] * g_r
+                    g_set[k, 1] += Y[k] * g_g
+                    g_set[k, 2] += Y[k] * g_b
+                along_k = k_set[k, 0] * g_r + k_set[k, 1] * g_g + k_set[k, 2] * g_b
+                gx += dY[k, 0] * along_k
+                gy += dY[k, 1] * along_k
+                gz += dY[k, 2] * along_k
+            if norm > 1e-12:
+                along = ux * gx + uy * gy + uz * gz
+                g_dirs[c, n, 0] = (gx - ux * along) / norm
+                g_dirs[c, n, 1] = (gy - uy * along) / norm
+                g_dirs[c, n, 2] = (gz - uz * along) / norm
+            else:
+                g_dirs[c, n, 0] = g_dirs[c, n, 1] = g_dirs[c, n, 2] = 0.0
 
 
 # ----------------------------------------------------------------- projection, backward
@@ -480,6 +652,41 @@ def _quat_gradient(w, x, y, z, norm, g_R, g_quat):
 
 
 @njit(cache=True, inline="always")
+def _screen_rows(W, Sigma, u, v, tz, K, width, height, T0, T1, ST0, ST1):
+    """The two rows of T = J W into ``T0``, ``T1`` [3] and Sigma T^T into ``ST0``, ``ST1``
+    [3] for one camera (W [4, 4], K [3, 3]) and Gaussian (Sigma [3, 3], u = t_x / t_z,
+    v = t_y / t_z, t_z); J's u and v clamped to 1.3x the half field of view, as gsplat and
+    projection.py do. Returns (uc, vc, ax, ay, u_inside, v_inside): the clamped u, v, the
+    focal lengths over depth, and whether u, v were inside the clamp (else no gradient)."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lo_u, hi_u = -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
+    lo_v, hi_v = -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
+    uc, vc = min(max(u, lo_u), hi_u), min(max(v, lo_v), hi_v)
+    ax, ay = fx / tz, fy / tz
+    for j in range(3):  # J = [[ax, 0, -ax uc], [0, ay, -ay vc]]
+        T0[j] = ax * (W[0, j] - uc * W[2, j])
+        T1[j] = ay * (W[1, j] - vc * W[2, j])
+    for i in range(3):
+        ST0[i] = Sigma[i, 0] * T0[0] + Sigma[i, 1] * T0[1] + Sigma[i, 2] * T0[2]  # Sigma T0
+        ST1[i] = Sigma[i, 0] * T1[0] + Sigma[i, 1] * T1[1] + Sigma[i, 2] * T1[2]  # Sigma T1
+    return uc, vc, ax, ay, lo_u < u < hi_u, lo_v < v < hi_v
+
+
+@njit(cache=True, inline="always")
+def _world_covariance(quat, scale, R, M, Sigma):
+    """Sigma = M M^T, M = R diag(s) (Eq. 6) into ``Sigma`` [3, 3] (R, M [3, 3] too) from a
+    quaternion [4] and scales [3]; returns ``_rotation``'s (w, x, y, z, length)."""
+    w, x, y, z, norm = _rotation(quat, R)
+    for i in range(3):
+        for j in range(3):
+            M[i, j] = R[i, j] * scale[j]
+    for i in range(3):
+        for j in range(3):
+            Sigma[i, j] = M[i, 0] * M[j, 0] + M[i, 1] * M[j, 1] + M[i, 2] * M[j, 2]
+    return w, x, y, z, norm
+
+
+@njit(cache=True, inline="always")
 def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_conic,
                                 T0, T1, ST0, ST1, g_Sigma):  # fmt: skip
     """Through cov2d = T Sigma T^T + eps2d I and its inverse, the conic, for one camera
@@ -490,17 +697,9 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
     dP/da = -P^2, dP/db = -2PQ, dP/dc = -Q^2, dQ/da = -PQ, dQ/db = -(PR + Q^2), dQ/dc = -QR,
     dR/da = -Q^2, dR/db = -2QR, dR/dc = -R^2.
     """
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    lo_u, hi_u = -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
-    lo_v, hi_v = -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
-    uc, vc = min(max(u, lo_u), hi_u), min(max(v, lo_v), hi_v)  # 1.3x the half field of view
-    ax, ay = fx / tz, fy / tz
-    for j in range(3):  # the two rows of T = J W
-        T0[j] = ax * (W[0, j] - uc * W[2, j])
-        T1[j] = ay * (W[1, j] - vc * W[2, j])
-    for i in range(3):
-        ST0[i] = Sigma[i, 0] * T0[0] + Sigma[i, 1] * T0[1] + Sigma[i, 2] * T0[2]  # Sigma T0
-        ST1[i] = Sigma[i, 0] * T1[0] + Sigma[i, 1] * T1[1] + Sigma[i, 2] * T1[2]  # Sigma T1
+    fx, fy = K[0, 0], K[1, 1]
+    uc, vc, ax, ay, u_in, v_in = _screen_rows(W, Sigma, u, v, tz, K, width, height, T0, T1,
+                                              ST0, ST1)  # fmt: skip
     a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d
     b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
     c = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
@@ -521,9 +720,63 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
         g_uc -= g_T0 * ax * W[2, j]
         g_ay += g_T1 * (W[1, j] - vc * W[2, j])
         g_vc -= g_T1 * ay * W[2, j]
-    g_u = g_uc if lo_u < u < hi_u else 0.0  # no gradient through the clamp
-    g_v = g_vc if lo_v < v < hi_v else 0.0
+    g_u = g_uc if u_in else 0.0  # no gradient through the clamp
+    g_v = g_vc if v_in else 0.0
     return g_u, g_v, -(g_ax * fx + g_ay * fy) / (tz * tz)  # ax = f_x / t_z, ay = f_y / t_z
+
+
+@njit(cache=True, nogil=True)
+def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats, Ks, width,
+                              height, near, far, eps2d, radius_clip, means2d, covars2d, conics,
+                              depths, radii, ok):  # fmt: skip
+    """projection.py's EWA projection (gsplat's semantics) of Gaussians ``n0 .. n1 - 1``
+    into every camera, written per Gaussian.
+
+    means [N, 3], quats [N, 4], scales [N, 3], opacities [N] (or [0]: no opacity-aware
+    box), viewmats [C, 4, 4], Ks [C, 3, 3]. Writes means2d [C, N, 2], covars2d [C, N, 2, 2],
+    conics [C, N, 3], depths [C, N], radii [C, N, 2] and ok [C, N] (kept); a culled
+    Gaussian has zero means2d, conics and radii, as in projection.py.
+    """
+    R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
+    T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
+    for n in range(n0, n1):
+        _world_covariance(quats[n], scales[n], R, M, Sigma)
+        extend, faint = SIGMA_EXTENT, False  # the screen box: 3.33 std, or where o e^-p >= 1/255
+        if opacities.shape[0] > 0:
+            op = opacities[n]
+            faint = not op >= ALPHA_MIN
+            extend = min(extend, math.sqrt(2.0 * math.log(max(op, ALPHA_MIN) * (1.0 / ALPHA_MIN))))
+        for c in range(viewmats.shape[0]):
+            W, K = viewmats[c], Ks[c]  # [4, 4], [3, 3]
+            tx = W[0, 0] * means[n, 0] + W[0, 1] * means[n, 1] + W[0, 2] * means[n, 2] + W[0, 3]
+            ty = W[1, 0] * means[n, 0] + W[1, 1] * means[n, 1] + W[1, 2] * means[n, 2] + W[1, 3]
+            tz = W[2, 0] * means[n, 0] + W[2, 1] * means[n, 1] + W[2, 2] * means[n, 2] + W[2, 3]
+            depths[c, n] = tz
+            in_depth = near <= tz <= far
+            z = tz if in_depth else 1.0  # a safe depth for the culled
+            u, v = tx / z, ty / z
+            px, py = K[0, 0] * u + K[0, 2], K[1, 1] * v + K[1, 2]  # the 2D mean
+            _screen_rows(W, Sigma, u, v, z, K, width, height, T0, T1, ST0, ST1)
+            a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d  # cov2d (Eq. 5)
+            b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
+            d = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+            covars2d[c, n, 0, 0], covars2d[c, n, 0, 1] = a, b
+            covars2d[c, n, 1, 0], covars2d[c, n, 1, 1] = b, d
+            det = a * d - b * b
+            rx = math.ceil(extend * math.sqrt(max(a, 0.0)))
+            ry = math.ceil(extend * math.sqrt(max(d, 0.0)))
+            keep = (in_depth and det > 0.0 and not faint
+                    and not (rx <= radius_clip and ry <= radius_clip)
+                    and px + rx > 0 and px - rx < width and py + ry > 0 and py - ry < height)  # fmt: skip
+            ok[c, n] = keep
+            if keep:
+                means2d[c, n, 0], means2d[c, n, 1] = px, py
+                conics[c, n, 0], conics[c, n, 1], conics[c, n, 2] = d / det, -b / det, a / det
+                radii[c, n, 0], radii[c, n, 1] = rx, ry
+            else:
+                means2d[c, n, :] = 0.0
+                conics[c, n, :] = 0.0
+                radii[c, n, :] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -541,13 +794,7 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
     t, g_t = np.empty(3), np.empty(3)  # [3] the mean in camera space, dL/dt
     for n in range(n0, n1):
-        w, x, y, z, norm = _rotation(quats[n], R)
-        for i in range(3):
-            for j in range(3):
-                M[i, j] = R[i, j] * scales[n, j]  # M = R diag(s)
-        for i in range(3):
-            for j in range(3):
-                Sigma[i, j] = M[i, 0] * M[j, 0] + M[i, 1] * M[j, 1] + M[i, 2] * M[j, 2]
+        w, x, y, z, norm = _world_covariance(quats[n], scales[n], R, M, Sigma)
         g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
         g_means[n, :] = 0.0
         for c in range(viewmats.shape[0]):
@@ -673,119 +920,156 @@ def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_worker
         helper.result()  # re-raises a helper's error here
 
 
+_SCRATCH = threading.local()  # .buffer: this thread's float64 scratch, kept between calls
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float64 array of ``shape``, from a buffer the calling thread keeps.
+
+    Training asks for the same large buffer every step (the bands' gradients, megabytes);
+    fresh memory costs a page fault per 4 KiB on first touch, reused memory does not. The
+    buffer only grows, and lives as long as the thread.
+    """
+    size = math.prod(shape)
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH.buffer = np.empty(size)
+    return buffer[:size].reshape(shape)
+
+
 def _as_f64(x: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to(torch.float64).numpy())
 
 
-class _CompositeCamera(torch.autograd.Function):
-    """One camera's pixels from its projected Gaussians, through the compiled kernels.
+class _Composite(torch.autograd.Function):
+    """Every camera's pixels from its projected Gaussians, through the compiled kernels.
 
-    Inputs [N, ...] like :func:`.rasterize.rasterize_to_pixels` without the camera axis;
-    outputs colour [H * W, D] (no background) and alpha [H * W].
+    Inputs [C, N, ...] like :func:`.rasterize.rasterize_to_pixels`; outputs colour
+    [C, H * W, D] (no background) and alpha [C, H * W].
     """
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height, stats):
-        vis = torch.nonzero((radii > 0).all(-1)).squeeze(-1)  # [G]
-        vis = vis[torch.sort(depths.detach()[vis], stable=True).indices]  # front to back
-        mx, my = _as_f64(means2d[vis, 0]), _as_f64(means2d[vis, 1])  # [G] each
-        A, B, C = (_as_f64(conics[vis, k]) for k in range(3))  # [G] each
-        det = np.maximum(A * C - B * B, 1e-30)  # [G]
-        o = _as_f64(opacities[vis])  # [G]
-        with np.errstate(divide="ignore"):
-            t = np.log(o) + POWER_AT_ALPHA_MIN  # [G] alpha >= 1/255 where power <= t
-        cols = _as_f64(colors[vis])  # [G, D]
-        row_start, row_gid, row_work = _row_lists(mx, my, A, B, det, t, width, height)
-        even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
-        n_bands = len(even) - 1
-        bands = _bands(row_work, n_bands)  # [n_bands + 1] row edges, ...with equal work
-        gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
-        out = np.zeros((height * width, cols.shape[1]))  # [P, D]
-        T = np.ones(height * width)  # [P]
-        last = np.full(height * width, -1, np.int64)  # [P]
+        dtype = torch.float64 if torch.float64 in (means2d.dtype, conics.dtype, colors.dtype,
+                                                   opacities.dtype) else torch.float32  # fmt: skip
+        per_camera = [x.detach().to(dtype).contiguous().numpy()
+                      for x in (means2d, conics, colors, opacities, depths)]  # fmt: skip
+        per_camera.append(radii.contiguous().numpy())  # [C, N, 2]
+        n_cams, N, D = colors.shape
+        out = np.zeros((n_cams, height * width, D))  # [C, P, D]
+        T = np.ones((n_cams, height * width))  # [C, P]
+        last = np.full((n_cams, height * width), -1, np.int64)  # [C, P]
         counts = np.zeros((height, 3), np.int64)  # [H, 3]
-        _in_bands(lambda _w, y0, y1: _forward_band(y0, y1, *gauss, out, T, last, counts),
-                  bands, n_workers)  # fmt: skip
+        cameras = []
+        for c in range(n_cams):
+            vis, mx, my, A, B, C, det, o, t, cols = _visible_front_to_back(
+                *(x[c] for x in per_camera)
+            )  # [G] each, cols [G, D]
+            row_start, row_gid, row_work, ylo, yhi = _row_lists(mx, my, A, B, det, t, width,
+                                                                height)  # fmt: skip
+            even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
+            bands = _bands(row_work, len(even) - 1)  # [n_bands + 1] ...with equal work
+            gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
+            image = (out[c], T[c], last[c], counts)
+            _in_bands(lambda _w, y0, y1: _forward_band(y0, y1, *gauss, *image),  # noqa: B023 (runs now)
+                      bands, n_workers)  # fmt: skip
+            cameras.append((gauss, bands, n_workers, vis, ylo, yhi))
+            if stats is not None:
+                stats.n_bands += len(bands) - 1
         if stats is not None:
             n_candidates, n_pairs, n_composited = counts.sum(axis=0).tolist()
             stats.n_candidate_pairs += n_candidates
             stats.n_pairs += n_pairs
             stats.n_composited += n_composited
-            stats.n_bands += n_bands
-        ctx.kernel_args = (gauss, bands, n_workers, T, last, vis, means2d.shape[0])
-        ctx.dtype = dtype = means2d.dtype
-        alpha = torch.from_numpy(1.0 - T).to(dtype)  # [P]
-        return torch.from_numpy(out).to(dtype), alpha
+        ctx.cameras, ctx.T, ctx.last, ctx.N = cameras, T, last, N
+        ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
+        dtype = means2d.dtype
+        return torch.from_numpy(out).to(dtype), torch.from_numpy(1.0 - T).to(dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_glue_on_one_torch_thread
     def backward(ctx, g_out, g_alpha):
-        gauss, bands, n_workers, T, last, vis, N = ctx.kernel_args
-        g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [P, D], [P]
-        G, D = gauss[8].shape
-        per_thread = np.zeros((n_workers, G, _N_GRAD + D))  # [threads, G, 6 + D]
+        g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [C, P, D], [C, P]
+        C, N, D = len(ctx.cameras), ctx.N, g_out.shape[2]
+        host = [np.float64 if d == torch.float64 else np.float32 for d in ctx.dtypes]
+        grads = (np.zeros((C, N, 2), host[0]), np.zeros((C, N, 3), host[1]),
+                 np.zeros((C, N, D), host[2]), np.zeros((C, N), host[3]))  # fmt: skip
+        for c, (gauss, bands, n_workers, vis, ylo, yhi) in enumerate(ctx.cameras):
+            row_start, n_bands = gauss[9], len(bands) - 1
+            slots = _scratch((int(row_start[-1]), _N_GRAD + D))  # [R, 6 + D] bands' slots
+            slot_gid = np.empty(int(row_start[-1]), np.int64)  # [R]
+            n_slots = np.zeros(n_bands, np.int64)  # [bands]
+            band_of_row = np.repeat(np.arange(n_bands), np.diff(bands))  # [H]
+            arrays = (*gauss, ctx.T[c], ctx.last[c], g_out[c], g_alpha[c], ylo, slots, slot_gid,
+                      n_slots)  # fmt: skip
 
-        def backprop(worker: int, y0: int, y1: int) -> None:  # into the thread's own buffer
-            arrays = (*gauss, T, last, g_out, g_alpha, per_thread[worker])
-            _backward_band(y0, y1, *arrays)  # pyright: ignore[reportCallIssue]
+            def backprop(_worker: int, y0: int, y1: int) -> None:  # into the band's own slots
+                _backward_band(band_of_row[y0], y0, y1, *arrays)  # pyright: ignore[reportCallIssue]  # noqa: B023
 
-        _in_bands(backprop, bands, n_workers)
-        grads = torch.from_numpy(per_thread.sum(axis=0)).to(ctx.dtype)  # [G, 6 + D]
-        full = grads.new_zeros(N, grads.shape[1]).index_copy_(0, vis, grads)  # [N, 6 + D]
-        return (
-            full[:, 0:2],  # means2d
-            full[:, 2:5],  # conics
-            full[:, _N_GRAD:],  # colours
-            full[:, 5],  # opacities
-            None, None, None, None, None,
-        )  # fmt: skip
+            _in_bands(backprop, bands, n_workers)
+            _sum_bands(bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
+                       *(g[c] for g in grads))  # fmt: skip
+        g_means2d, g_conics, g_colors, g_opacities = (
+            torch.from_numpy(g).to(dtype) for g, dtype in zip(grads, ctx.dtypes)
+        )
+        return g_means2d, g_conics, g_colors, g_opacities, None, None, None, None, None
 
 
 class _ProjectGaussians(torch.autograd.Function):
-    """projection.py's EWA projection forward (the same numbers on both CPU backends), and
-    its backward compiled: gradients to means [N, 3], quats [N, 4] and scales [N, 3]."""
+    """projection.py's EWA projection, compiled forward and backward: gradients to means
+    [N, 3], quats [N, 4] and scales [N, 3]."""
 
     @staticmethod
     def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
-        with torch.no_grad():
-            proj, ok = project_gaussians_and_mask(
-                means, None, viewmats, Ks, width, height, quats=quats, scales=scales, **options
-            )
-        ctx.inputs = (means, quats, scales, viewmats, Ks, ok)
-        ctx.camera = (width, height, options["eps2d"])
-        ctx.mark_non_differentiable(proj.radii, proj.covars2d)
-        return proj.means2d, proj.conics, proj.depths, proj.radii, proj.covars2d
+        C, N = viewmats.shape[0], means.shape[0]
+        opacities = options.get("opacities")
+        arrays = (
+            _as_f64(means), _as_f64(quats), _as_f64(scales),  # [N, 3], [N, 4], [N, 3]
+            np.empty(0) if opacities is None else _as_f64(opacities),  # [N] or none
+            _as_f64(viewmats), _as_f64(Ks),  # [C, 4, 4], [C, 3, 3]
+        )  # fmt: skip
+        camera = (width, height, float(options.get("near_plane", 0.01)),
+                  float(options.get("far_plane", 1e10)), float(options["eps2d"]),
+                  float(options.get("radius_clip", 0.0)))  # fmt: skip
+        out = (np.empty((C, N, 2)), np.empty((C, N, 2, 2)), np.empty((C, N, 3)),
+               np.empty((C, N)), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
+        _in_bands(lambda _w, n0, n1: _projection_forward_block(n0, n1, *arrays, *camera, *out),
+                  *_split(N, _n_threads()))  # fmt: skip
+        means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
+        ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
+        ctx.dtype = means.dtype
+        radii = torch.from_numpy(out[4])
+        ctx.mark_non_differentiable(radii, covars2d)
+        return means2d, conics, depths, radii, covars2d
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_glue_on_one_torch_thread
     def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
-        means, quats, scales, viewmats, Ks, ok = ctx.inputs
-        width, height, eps2d = ctx.camera
+        ok = ctx.ok
         C, N = ok.shape
 
         def f64(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
             return np.zeros(shape) if g is None else _as_f64(g)
 
-        arrays = (
-            _as_f64(means), _as_f64(quats), _as_f64(scales),  # [N, 3], [N, 4], [N, 3]
-            _as_f64(viewmats.reshape(C, 4, 4)), _as_f64(Ks.reshape(C, 3, 3)),
-            width, height, float(eps2d), np.ascontiguousarray(ok.numpy()),  # [C, N]
-            f64(g_means2d, (C, N, 2)), f64(g_conics, (C, N, 3)), f64(g_depths, (C, N)),
-        )  # fmt: skip
+        arrays = (*ctx.arrays, ok, f64(g_means2d, (C, N, 2)), f64(g_conics, (C, N, 3)),
+                  f64(g_depths, (C, N)))  # fmt: skip
         g_means, g_quats, g_scales = np.empty((N, 3)), np.empty((N, 4)), np.empty((N, 3))
-        _in_bands(lambda _w, n0, n1: _projection_backward_block(n0, n1, *arrays, g_means, g_quats,
-                                                                g_scales),
-                  *_split(N, _n_threads()))  # fmt: skip
-        grads = (torch.from_numpy(g).to(means.dtype) for g in (g_means, g_quats, g_scales))
+
+        def backprop(_worker: int, n0: int, n1: int) -> None:
+            outputs = (g_means, g_quats, g_scales)
+            _projection_backward_block(n0, n1, *arrays, *outputs)  # pyright: ignore[reportCallIssue]
+
+        _in_bands(backprop, *_split(N, _n_threads()))
+        grads = (torch.from_numpy(g).to(ctx.dtype) for g in (g_means, g_quats, g_scales))
         return (*grads, None, None, None, None, None)
 
 
 def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
                       width: int, height: int, **options) -> Projection:  # fmt: skip
-    """:func:`.projection.project_gaussians` (same arguments) with the compiled backward where
-    it applies: quats and scales (not covars), no antialiasing compensation, cameras that need
+    """:func:`.projection.project_gaussians` (same arguments and results), compiled where it
+    applies: quats and scales (not covars), no antialiasing compensation, cameras that need
     no gradient. Elsewhere it is projection.py's own, through autograd."""
     quats, scales = options.pop("quats", None), options.pop("scales", None)
     if (
@@ -799,6 +1083,8 @@ def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks
         return projection.project_gaussians(
             means, covars, viewmats, Ks, width, height, quats=quats, scales=scales, **options
         )
+    check_gaussians(means, None, quats, scales)
+    viewmats, Ks = batched_cameras(viewmats, Ks, means.dtype)
     options.setdefault("eps2d", 0.3)
     means2d, conics, depths, radii, covars2d = _ProjectGaussians.apply(
         means, quats, scales, viewmats, Ks, int(width), int(height), options
@@ -807,39 +1093,45 @@ def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks
 
 
 class _ShColours(torch.autograd.Function):
-    """Colours [N, 3] of SH coefficients [N, K, 3] seen along dirs [N, 3], compiled."""
+    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3], seen from camera
+    centres campos [C, 3] at means [N, 3], compiled."""
 
     @staticmethod
-    def forward(ctx, coeffs, dirs, n_basis):
+    def forward(ctx, coeffs, means, campos, n_basis):
         dtype = torch.float64 if coeffs.dtype == torch.float64 else torch.float32
-        c = coeffs.detach().to(dtype).contiguous().numpy()  # [N, K, 3]
-        d = dirs.detach().to(dtype).contiguous().numpy()  # [N, 3]
-        ctx.arrays, ctx.n_basis = (c, d), n_basis
-        out = np.empty((d.shape[0], 3), c.dtype)  # [N, 3]
-        _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, c, d, out),
-                  *_split(d.shape[0], _n_threads()))  # fmt: skip
+        k = coeffs.detach().to(dtype)
+        k = (k[None] if k.dim() == 3 else k).contiguous().numpy()  # [1 or C, N, K, 3]
+        m, cams = _as_f64(means), _as_f64(campos)  # [N, 3], [C, 3]
+        ctx.arrays, ctx.n_basis, ctx.shape = (k, m, cams), n_basis, coeffs.shape
+        ctx.dtypes = (means.dtype, campos.dtype)
+        out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
+        _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, k, m, cams, out),
+                  *_split(m.shape[0], _n_threads()))  # fmt: skip
         return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_glue_on_one_torch_thread
     def backward(ctx, g_colours):
-        c, d = ctx.arrays
-        g = g_colours.to(torch.from_numpy(c).dtype).contiguous().numpy()  # [N, 3]
-        g_coeffs, g_dirs = np.zeros_like(c), np.zeros_like(d)  # [N, K, 3], [N, 3]
-        _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, c, d, g, g_coeffs,
-                                                        g_dirs),
-                  *_split(d.shape[0], _n_threads()))  # fmt: skip
-        return torch.from_numpy(g_coeffs), torch.from_numpy(g_dirs), None
+        k, m, cams = ctx.arrays
+        g = g_colours.to(torch.from_numpy(k).dtype).contiguous().numpy()  # [C, N, 3]
+        g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
+        _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, k, m, cams, g,
+                                                        g_coeffs, g_dirs),
+                  *_split(m.shape[0], _n_threads()))  # fmt: skip
+        g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape)  # [N, K, 3] or [C, N, K, 3]
+        g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[0])  # [N, 3]: d = m - campos
+        g_campos = None
+        if ctx.needs_input_grad[2]:  # cameras being optimised
+            g_campos = torch.from_numpy(-g_dirs.sum(axis=1)).to(ctx.dtypes[1])  # [C, 3]
+        return g_k, g_means, g_campos, None
 
 
-def sh_colours(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
-    """``max(0, eval_sh(degree, coeffs, dirs) + 0.5)`` [C, N, 3] for coeffs [C, N, K, 3] and
-    dirs [C, N, 3], compiled: the colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
-    n_basis = (degree + 1) ** 2
-    return torch.stack(
-        [_ShColours.apply(coeffs[c], dirs[c], n_basis) for c in range(dirs.shape[0])]
-    )
+def sh_colours(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """``max(0, eval_sh(degree, coeffs, means - campos) + 0.5)`` [C, N, 3], compiled, for
+    coeffs [N, K, 3] (or [C, N, K, 3]), means [N, 3] and camera centres campos [C, 3]: the
+    colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
+    return _ShColours.apply(coeffs, means, campos, (degree + 1) ** 2)
 
 
 def composite_camera(
@@ -858,10 +1150,11 @@ def composite_camera(
 
     The kernels use as many threads as torch does (see :func:`_in_bands`).
     """
-    out, alpha = _CompositeCamera.apply(
-        means2d, conics, colors, opacities, depths, radii, int(width), int(height), stats
-    )
-    return out, alpha
+    out, alpha = _Composite.apply(
+        means2d[None], conics[None], colors[None], opacities[None], depths[None], radii[None],
+        int(width), int(height), stats,
+    )  # fmt: skip
+    return out[0], alpha[0]
 
 
 def rasterize_to_pixels(
@@ -878,41 +1171,33 @@ def rasterize_to_pixels(
 ) -> tuple[Tensor, Tensor]:
     """:func:`.rasterize.rasterize_to_pixels` on the compiled kernels: colours [C, H, W, D]
     and alphas [C, H, W, 1] from inputs [C, N, ...], background [C, D] behind."""
-    cameras = [
-        composite_camera(
-            means2d[c],
-            conics[c],
-            colors[c],
-            opacities[c],
-            depths[c],
-            radii[c],
-            width,
-            height,
-            stats,
-        )
-        for c in range(means2d.shape[0])
-    ]  # C x ([H * W, D], [H * W])
-    colours, alphas = [out for out, _ in cameras], [a for _, a in cameras]
-    return camera_images(colours, alphas, width, height, backgrounds)
+    out, alpha = _Composite.apply(
+        means2d, conics, colors, opacities, depths, radii, int(width), int(height), stats
+    )  # [C, H * W, D], [C, H * W]
+    return camera_images(out, alpha, width, height, backgrounds)
 
 
 def warm_up() -> None:
-    """Compile (or load from the disk cache) every kernel now, on a two-Gaussian scene.
+    """Compile (or load from the disk cache) every kernel now, on a two-Gaussian scene, in
+    float32 (training) and float64 (tests, gradchecks): the kernels that read their inputs
+    as they come are compiled once per dtype.
 
     The grading zygote calls this before forking, so no graded kernel ever compiles.
     """
-    means2d = torch.tensor([[3.0, 2.0], [4.0, 3.0]], dtype=torch.float64, requires_grad=True)
-    conics = torch.tensor([[0.5, 0.1, 0.4], [0.3, 0.0, 0.3]], dtype=torch.float64)
-    colors = torch.ones(2, 3, dtype=torch.float64)
-    opacities = torch.tensor([0.9, 0.5], dtype=torch.float64)
-    depths = torch.tensor([1.0, 2.0], dtype=torch.float64)
-    radii = torch.full((2, 2), 3, dtype=torch.int32)
     with torch.enable_grad():  # the first render may well come inside torch.no_grad()
-        out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
-        (out.sum() + alpha.sum()).backward()
-        for dtype in (torch.float32, torch.float64):  # SH runs in the input's precision
-            coeffs = torch.ones(1, 2, 16, 3, dtype=dtype, requires_grad=True)
-            sh_colours(3, coeffs, torch.ones(1, 2, 3, dtype=dtype)).sum().backward()
+        for dtype in (torch.float32, torch.float64):
+            means2d = torch.tensor([[3.0, 2.0], [4.0, 3.0]], dtype=dtype, requires_grad=True)
+            conics = torch.tensor([[0.5, 0.1, 0.4], [0.3, 0.0, 0.3]], dtype=dtype)
+            colors = torch.ones(2, 3, dtype=dtype)
+            opacities = torch.tensor([0.9, 0.5], dtype=dtype)
+            depths = torch.tensor([1.0, 2.0], dtype=dtype)
+            radii = torch.full((2, 2), 3, dtype=torch.int32)
+            out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
+            (out.sum() + alpha.sum()).backward()
+            coeffs = torch.ones(2, 16, 3, dtype=dtype, requires_grad=True)
+            for shs in (coeffs, coeffs[None]):  # shared by the cameras, or one set per camera
+                means = torch.ones(2, 3, dtype=dtype)
+                sh_colours(3, shs, means, torch.zeros(1, 3, dtype=dtype)).sum().backward()
         means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], requires_grad=True)
         quats, scales = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2), torch.full((2, 3), 0.1)
         K = projection.intrinsics(8.0, 8.0, 4.0, 3.0)[None]  # [1, 3, 3]

@@ -79,7 +79,7 @@ def intrinsics_from_fov(fov_x_deg: float, width: int, height: int, dtype=torch.f
     return intrinsics(f, f, width / 2, height / 2, dtype=dtype)
 
 
-_SIGMA_EXTENT = 3.33  # gsplat's screen box: 3.33 standard deviations either side of the mean
+SIGMA_EXTENT = 3.33  # gsplat's screen box: 3.33 standard deviations either side of the mean
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -189,13 +189,20 @@ def _upper_entries(covars: Tensor) -> tuple[Tensor, ...]:
 
 def _world_covariance_entries(means, covars, quats, scales) -> tuple[Tensor, ...]:
     """The six distinct entries of each world covariance, [N] each, after checking shapes."""
+    check_gaussians(means, covars, quats, scales)
+    return _upper_entries(covars) if covars is not None else covariance_entries(quats, scales)
+
+
+def check_gaussians(means, covars, quats, scales) -> None:
+    """Raise a clear error unless means [N, 3] come with covars [N, 3, 3], or with quats
+    [N, 4] and scales [N, 3] (shared by both CPU backends' projections)."""
     N = means.shape[0]
     if means.shape != (N, 3):
         raise ValueError(f"means must be [N, 3], got {tuple(means.shape)}")
     if covars is not None:
         if covars.shape != (N, 3, 3):
             raise ValueError(f"covars must be [N, 3, 3] with N={N}, got {tuple(covars.shape)}")
-        return _upper_entries(covars)
+        return
     if quats is None or scales is None:
         raise ValueError("project_gaussians: pass covars, or quats and scales")
     if quats.shape != (N, 4) or scales.shape != (N, 3):
@@ -203,10 +210,9 @@ def _world_covariance_entries(means, covars, quats, scales) -> tuple[Tensor, ...
             f"quats must be [N, 4] and scales [N, 3] with N={N}, got "
             f"{tuple(quats.shape)} and {tuple(scales.shape)}"
         )
-    return covariance_entries(quats, scales)
 
 
-def _batched_cameras(viewmats: Tensor, Ks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def batched_cameras(viewmats: Tensor, Ks: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """viewmats [C, 4, 4] and Ks [C, 3, 3] in ``dtype``; a single camera may come unbatched."""
     if viewmats.dim() == 2:
         viewmats = viewmats[None]
@@ -270,7 +276,7 @@ def _screen_radii(means2d, covars2d, ok, opacities, comp, width, height, radius_
     makes ``opacity * exp(-power)`` fall below 1/255 sooner (gsplat's opacity-aware
     bound); Gaussians too faint, too small for ``radius_clip`` or off-screen are culled.
     """
-    extend = torch.full_like(ok, _SIGMA_EXTENT, dtype=means2d.dtype)  # [C, N]
+    extend = torch.full_like(ok, SIGMA_EXTENT, dtype=means2d.dtype)  # [C, N]
     if opacities is not None:
         op = opacities.detach().to(extend.dtype)[None].expand_as(extend)  # [C, N]
         if comp is not None:
@@ -342,7 +348,7 @@ def project_gaussians_and_mask(
     """:func:`project_gaussians`, and which Gaussians it kept, bool [C, N] (the compiled
     backward needs exactly that set: ``radii`` alone cannot say it for every ``radius_clip``)."""
     cov = _world_covariance_entries(means, covars, quats, scales)  # 6 x [N]
-    viewmats, Ks = _batched_cameras(viewmats, Ks, means.dtype)
+    viewmats, Ks = batched_cameras(viewmats, Ks, means.dtype)
     tx, ty, z = _points_to_camera(means, viewmats)  # [C, N] each
     in_depth = (z >= near_plane) & (z <= far_plane)
     # A safe depth for culled Gaussians keeps NaN/inf out of the graph (they get no gradient).

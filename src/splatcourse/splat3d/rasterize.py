@@ -444,19 +444,21 @@ def rasterize_to_pixels(
 
 
 def camera_images(
-    colours: list[Tensor],
-    alphas: list[Tensor],
+    colours: list[Tensor] | Tensor,
+    alphas: list[Tensor] | Tensor,
     width: int,
     height: int,
     backgrounds: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Colours [C, H, W, D] and alphas [C, H, W, 1] from each camera's composited pixels
-    (colour [H * W, D] or [H, W, D], alpha [H * W] or [H, W, 1]), with ``backgrounds`` [C, D]
-    showing through the transmittance left: the last step of every compositor (this one, the
-    compiled kernel's and the dense reference's)."""
+    (colour [H * W, D] or [H, W, D], alpha [H * W] or [H, W, 1], a list or stacked), with
+    ``backgrounds`` [C, D] showing through the transmittance left: the last step of every
+    compositor (this one, the compiled kernel's and the dense reference's)."""
     C, D = len(colours), colours[0].shape[-1]
-    render = torch.stack(colours).reshape(C, height, width, D)
-    alpha = torch.stack(alphas).reshape(C, height, width, 1)
+    render = torch.stack(list(colours)).reshape(C, height, width, D) if isinstance(
+        colours, list) else colours.reshape(C, height, width, D)  # fmt: skip
+    alpha = torch.stack(list(alphas)).reshape(C, height, width, 1) if isinstance(
+        alphas, list) else alphas.reshape(C, height, width, 1)  # fmt: skip
     if backgrounds is not None:
         render = render + (1.0 - alpha) * backgrounds[:, None, None, :]
     return render, alpha
