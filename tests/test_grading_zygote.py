@@ -260,9 +260,9 @@ def test_a_sandboxed_kernel_renders_on_the_compiled_rasterizer(sandbox_mode, tmp
     compiled rasterizer from a cache (built outside, once), not compile it, nor fall back."""
     code = """
 import json, os
-from splatcourse.splat3d import backend, kernel
+from splatcourse.splat3d import backend, fused_ssim, kernel
 ok, why = backend.compiled_available()
-ks = [k for k in vars(kernel).values() if hasattr(k, "signatures")]  # every compiled kernel
+ks = [k for m in (kernel, fused_ssim) for k in vars(m).values() if hasattr(k, "signatures")]
 print(json.dumps({"ok": ok, "why": why, "backend": backend.resolve_backend(),
                   "misses": sum(sum(k.stats.cache_misses.values()) for k in ks)}))
 """
@@ -282,3 +282,29 @@ def test_the_shared_numba_cache_must_be_the_graders_own(tmp_path):
     os.chmod(mine, 0o777)
     with pytest.raises(RuntimeError, match=r"writable only by it"):
         sandbox._check_owned(mine)
+
+
+def test_a_new_version_of_the_kernels_replaces_the_old_cache(tmp_path, monkeypatch):
+    # every sandboxed kernel copies the shared cache: an old version's files must not pile up
+    import subprocess
+
+    monkeypatch.setattr(sandbox.tempfile, "gettempdir", lambda: str(tmp_path))
+    shared = tmp_path / f"splatcourse-numbacache-{os.geteuid()}"
+    (shared / "splat3d_old").mkdir(parents=True, mode=0o755)
+    (shared / "splat3d_old" / "kernel._row_lists-171.py311.nbi").write_text("stale")
+    (shared / "done-0123456789abcdef").touch()
+    built = []
+
+    def fake_build(cmd, env, **_kw):  # instead of compiling for seconds: one new file
+        built.append(env["NUMBA_CACHE_DIR"])
+        (Path(env["NUMBA_CACHE_DIR"]) / "splat3d_new").mkdir()
+        (Path(env["NUMBA_CACHE_DIR"]) / "splat3d_new" / "kernel.nbi").write_text("new")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(sandbox.subprocess, "run", fake_build)
+    assert sandbox._numba_cache.__wrapped__() == shared
+    assert built == [str(shared)]
+    left = sorted(p.name for p in shared.iterdir())
+    assert left[1:] == ["splat3d_new"] and left[0].startswith("done-")
+    assert left[0] != "done-0123456789abcdef"
+    assert sandbox._numba_cache.__wrapped__() == shared and len(built) == 1  # built once

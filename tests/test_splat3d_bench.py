@@ -26,3 +26,6 @@ def test_rasterizer_bench_quick_runs():
     assert figures["ms_fwd_bwd_2k_128x96"] > 0
     assert figures["dense_ms_fwd_bwd_2k_128x96"] > 0
     assert "ms_fwd_bwd_20k_256x192" in figures and "speedup_vs_dense_20k_256x192" in figures
+    # what a second core can give here at best, next to what the kernels get from it
+    assert 0.5 < figures["machine_thread_scaling_2_vs_1"] < 2.5
+    assert figures["thread_scaling_2_vs_1"] > 0

@@ -139,7 +139,8 @@ def test_a_fresh_process_loads_every_kernel_from_the_disk_cache():
     assert backend.compiled_available() == (True, "ok")  # compiled (or loaded) here first
     code = """
 import json, torch
-from splatcourse.splat3d import kernel, rasterization
+from splatcourse.splat3d import fused_ssim, kernel, rasterization
+from splatcourse.train import l1_ssim_loss
 from test_splat3d_rasterizer import cameras, scene
 kernel.warm_up()
 for dtype in (torch.float32, torch.float64):  # renders a course makes, after the warm-up
@@ -148,7 +149,9 @@ for dtype in (torch.float32, torch.float64):  # renders a course makes, after th
     r, a, _ = rasterization(*params[:4], sh, *cameras(2, dtype=dtype), 32, 24, sh_degree=3,
                             backend="compiled")
     (r.sum() + a.sum()).backward()
-ks = [k for k in vars(kernel).values() if hasattr(k, "signatures") and k.signatures]
+    l1_ssim_loss(r, torch.rand_like(r)).backward()  # the training loss
+ks = [k for m in (kernel, fused_ssim) for k in vars(m).values()
+      if hasattr(k, "signatures") and k.signatures]
 print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()),
                    sum(k.stats.cache_misses.values())] for k in ks]))
 """
@@ -158,7 +161,7 @@ print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()),
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(loaded) >= 10, loaded  # every kernel called from Python (the rest are inlined)
+    assert len(loaded) >= 13, loaded  # every kernel called from Python (the rest are inlined)
     for name, hits, misses in loaded:
         assert hits >= 1 and misses == 0, f"{name}: {hits} cache hits, {misses} misses"
 

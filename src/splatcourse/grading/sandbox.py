@@ -290,17 +290,24 @@ def _numba_cache() -> Path:
     numba only uses a cache folder it can write to, and inside the sandbox the checkout's
     ``data/cache/numba`` is read-only: the kernel would compile for seconds per submission, or
     fall back to the PyTorch rasterizer. So a subprocess compiles (or loads) every kernel
-    into this folder, once per version of ``splat3d/kernel.py``; the zygote uses it directly
+    into this folder, once per version of ``splat3d/kernel.py`` and ``splat3d/fused_ssim.py``
+    (the training loss's SSIM); the zygote uses it directly
     and every other kernel gets a writable copy (:func:`_kernel_numba_cache`). Where that
     fails, grading goes on (the kernels fall back to the PyTorch rasterizer) with a warning.
     """
-    from ..splat3d import kernel
+    from ..splat3d import fused_ssim, kernel
 
     path = Path(tempfile.gettempdir()) / f"splatcourse-numbacache-{os.geteuid()}"
-    done = path / f"done-{hashlib.sha256(Path(kernel.__file__).read_bytes()).hexdigest()[:16]}"
+    sources = b"".join(Path(str(m.__file__)).read_bytes() for m in (kernel, fused_ssim))
+    done = path / f"done-{hashlib.sha256(sources).hexdigest()[:16]}"
     path.mkdir(mode=0o755, exist_ok=True)
     _check_owned(path)
     if not done.exists():
+        for old in path.iterdir():  # an earlier version's kernels: every kernel would copy them
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
         env = dict(_base_env_without_numba(), NUMBA_CACHE_DIR=str(path))
         proc = subprocess.run(
             [sys.executable, "-c", "from splatcourse.splat3d import kernel; kernel.warm_up()"],

@@ -31,17 +31,20 @@ pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
 5. **Backward, back to front.** The same walk in reverse. ``T_i`` is recovered by division,
    ``T_i = T_{i+1} / (1 - alpha_i)`` (as gsplat does), and the colour still to come behind a
    pair is a running sum, so nothing per pair is stored. Each Gaussian's gradient is summed
-   over its run and added once per row to its thread's own gradient buffer (no two threads
-   add to the same numbers); the buffers are summed at the end.
+   over its run and added once per row to its band's own slot for it (no two threads add to
+   the same numbers, no atomics); the bands' slots are then added up in band order, so the
+   gradients come out the same on every run, whichever thread took which band (gsplat's
+   ``atomicAdd`` gives no such promise).
 
 Arithmetic is float64 inside the kernel whatever the input dtype (a CPU pays about the same
 for it, and ``T`` recovered by division stays exact). Compiled code is cached on disk
 (``cache=True``, in :func:`numba_cache_dir`), so only the very first call on a machine pays
 the compile.
 
-The projection's backward (EWA splatting, :func:`project_gaussians`) and the SH colours are
-compiled here too, forward and backward; the projection's forward stays projection.py's, so
-both CPU backends see the same ellipses.
+The projection (EWA splatting, :func:`project_gaussians`: projection.py's maths, per
+Gaussian) and the SH colours are compiled here too, forward and backward. The glue between
+them is a handful of torch calls for all cameras at once: on two cores, a hundred small
+torch operations cost as much as the pixels.
 
 Used by: every CPU render (``backend.py`` picks it by default), lesson 4 (the kernel's
 structure and the tile-waste figure).
@@ -1180,7 +1183,7 @@ def rasterize_to_pixels(
 def warm_up() -> None:
     """Compile (or load from the disk cache) every kernel now, on a two-Gaussian scene, in
     float32 (training) and float64 (tests, gradchecks): the kernels that read their inputs
-    as they come are compiled once per dtype.
+    as they come are compiled once per dtype. The training loss's fused SSIM too.
 
     The grading zygote calls this before forking, so no graded kernel ever compiles.
     """
@@ -1204,6 +1207,9 @@ def warm_up() -> None:
         proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
                                  scales=scales)  # fmt: skip
         (proj.means2d.sum() + proj.conics.sum()).backward()
+    from . import fused_ssim  # (imports this module: not at the top)
+
+    fused_ssim.warm_up()  # the training loss's SSIM
 
 
 # ----------------------------------------------------------------------- the tile waste

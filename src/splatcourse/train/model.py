@@ -155,11 +155,15 @@ def gaussians_at(init: InitialPoints, cfg: TrainConfig) -> Gaussians:
 def make_optimizers(
     params: Gaussians, cfg: TrainConfig, scene_scale: float
 ) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per parameter (what ``DefaultStrategy`` expects), with the paper's rates."""
+    """One Adam per parameter (what ``DefaultStrategy`` expects), with the paper's rates.
+
+    ``fused=True``: torch's one-kernel Adam, on the CPU as on a GPU (the same update; the
+    step-by-step one is about ten operations per parameter, 4 ms a step on the axe).
+    """
     opts = {}
     for name in PARAM_NAMES:
         opts[name] = torch.optim.Adam(
-            [{"params": [params[name]], "lr": 0.0, "name": name}], eps=1e-15
+            [{"params": [params[name]], "lr": 0.0, "name": name}], eps=1e-15, fused=True
         )
     set_learning_rates(opts, cfg, scene_scale, step=0)
     return opts
