@@ -273,27 +273,28 @@ def _stable_order(values):
 
 
 @njit(cache=True)
-def _visible_front_to_back(means2d, conics, colors, opacities, depths, radii):
-    """The Gaussians one camera draws (radii > 0), front to back, as the kernels read them.
-
-    Inputs [N, ...] of one camera: means2d [N, 2], conics [N, 3], colors [N, D], opacities
-    [N], depths [N], radii [N, 2]. Returns ``vis`` [G] (their indices, sorted by depth; a
-    stable sort, so ties keep index order as in rasterize.py) and float64 arrays [G]: mx, my,
-    A, B, C (the conic), det = AC - B^2, o, t = log(255 o) (alpha >= 1/255 where
-    power <= t), then colors [G, D].
-    """
-    N = depths.shape[0]
-    drawn = np.empty(N, np.int64)  # [N] indices of the drawn ones, first G used
+def _drawn_front_to_back(depths, radii):
+    """The Gaussians one camera draws (radii [N, 2] > 0), front to back: their indices
+    ``vis`` [G], sorted by depths [N] (stably, so ties keep index order as in
+    rasterize.py)."""
+    drawn = np.empty(depths.shape[0], np.int64)  # [N] indices of the drawn ones, first G used
     G = 0
-    for n in range(N):
+    for n in range(depths.shape[0]):
         if radii[n, 0] > 0 and radii[n, 1] > 0:
             drawn[G] = n
             G += 1
-    vis = drawn[:G][_stable_order(depths[drawn[:G]])]  # [G] front to back
-    mx, my, A, B, C = np.empty(G), np.empty(G), np.empty(G), np.empty(G), np.empty(G)
-    det, o, t = np.empty(G), np.empty(G), np.empty(G)  # [G] each
-    cols = np.empty((G, colors.shape[1]))  # [G, D]
-    for i in range(G):
+    return drawn[:G][_stable_order(depths[drawn[:G]])]  # [G]
+
+
+@njit(cache=True, nogil=True)
+def _gather(i0, i1, vis, means2d, conics, colors, opacities, mx, my, A, B, C, det, o, t, cols):
+    """The drawn Gaussians ``vis[i0:i1]`` as the kernels read them, float64, front to back.
+
+    From one camera's means2d [N, 2], conics [N, 3], colors [N, D], opacities [N] into
+    mx, my, A, B, C (the conic), det = AC - B^2, o and t = log(255 o) (alpha >= 1/255
+    where power <= t), all [G], and cols [G, D].
+    """
+    for i in range(i0, i1):
         n = vis[i]
         mx[i], my[i] = means2d[n, 0], means2d[n, 1]
         A[i], B[i], C[i] = conics[n, 0], conics[n, 1], conics[n, 2]
@@ -302,15 +303,15 @@ def _visible_front_to_back(means2d, conics, colors, opacities, depths, radii):
         t[i] = np.log(o[i]) + POWER_AT_ALPHA_MIN  # -inf for o = 0: never drawn
         for d in range(colors.shape[1]):
             cols[i, d] = colors[n, d]
-    return vis, mx, my, A, B, C, det, o, t, cols
 
 
-@njit(cache=True)
-def _sum_bands(bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
-               g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
-    """Add up each Gaussian's gradient over the bands it meets, in band order, and write it
-    to the drawn Gaussians ``vis`` [G] of one camera: g_means2d [N, 2], g_conics [N, 3],
-    g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller).
+@njit(cache=True, nogil=True)
+def _sum_bands(i0, i1, bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
+               first_slot, g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
+    """Add up the gradient of drawn Gaussians ``i0 .. i1 - 1`` over the bands they meet, in
+    band order, and write it to ``vis`` [G] (their indices) of one camera: g_means2d
+    [N, 2], g_conics [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by
+    the caller); ``first_slot`` [G] is scratch.
 
     Band ``b``'s slots are ``slots[row_start[bands[b]]:][:n_slots[b]]`` [S, 6 + D] for
     Gaussians ``slot_gid`` (see :func:`_backward_band`); ``band_of_row`` [H] gives each
@@ -318,11 +319,12 @@ def _sum_bands(bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi
     Summing in band order, not in the order the threads finished, makes the gradients the
     same on every run.
     """
-    first_slot = np.empty(vis.shape[0], np.int64)  # [G] a Gaussian's slot in its first band
     for b in range(len(bands) - 1):
         start = row_start[bands[b]]
         for s in range(start, start + n_slots[b]):
             i = slot_gid[s]
+            if i < i0 or i >= i1:
+                continue  # another thread's Gaussian
             if band_of_row[ylo[i]] == b:  # its first band: the sum starts in this slot
                 first_slot[i] = s
             else:
@@ -352,10 +354,11 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
     """
     D = colors.shape[1]
     done = np.zeros(width, np.bool_)  # [W] pixels past the early termination
+    n_candidates = n_pairs = n_composited = 0  # the row's counts (locals: kept in registers)
     for k in range(row_start[y], row_start[y + 1]):
         g = row_gid[k]
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
-        stats[y, 0] += max(x1 - x0 + 1, 0)
+        n_candidates += max(x1 - x0 + 1, 0)
         _, _, power, step, e, ratio, ratio_step = _run_start(mx[g], my[g], A[g], B[g], C[g], x0, y)
         for x in range(x0, x1 + 1):
             alpha = _alpha(power, e, o[g])  # Eq. 4
@@ -363,7 +366,7 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
             e, ratio = e * ratio, ratio * ratio_step
             if alpha == 0.0:
                 continue  # fainter than 1/255 at this pixel
-            stats[y, 1] += 1
+            n_pairs += 1
             if done[x]:
                 continue
             p = y * width + x
@@ -376,7 +379,10 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
                 out[p, c] += w * colors[g, c]  # C += c_i alpha_i T_i (Eq. 3)
             T[p] = T_next
             last[p] = k
-            stats[y, 2] += 1
+            n_composited += 1
+    stats[y, 0] += n_candidates  # (+=: the cameras of one call share the counts)
+    stats[y, 1] += n_pairs
+    stats[y, 2] += n_composited
 
 
 @njit(cache=True, nogil=True)
@@ -432,7 +438,7 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
         )
         for x in range(x0, x1 + 1):
             p = y * width + x
-            alpha, dx_pix = _alpha(power, e, o[g]), dx  # the forward's walk: the same alphas
+            alpha, dx_pix, e_pix = _alpha(power, e, o[g]), dx, e  # the forward's walk
             dx, power, step = dx - 1.0, power + step, step + A[g]  # on to the next pixel
             e, ratio = e * ratio, ratio * ratio_step
             if alpha == 0.0 or k > last[p]:
@@ -455,7 +461,7 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             g_A += dL_dpower * 0.5 * dx_pix * dx_pix  # d power / d A
             g_B += dL_dpower * dx_pix * dy  # d power / d B
             g_C += dL_dpower * 0.5 * dy * dy  # d power / d C
-            g_o += dL_dalpha * alpha / o[g]  # d alpha / d o = exp(-power)
+            g_o += dL_dalpha * e_pix  # d alpha / d o = exp(-power)
         if y == y0 or y == ylo[g]:  # the Gaussian's first row in this band: a new slot
             slot_of[g], slot_gid[n_slots] = n_slots, g
             slots[n_slots, :] = 0.0
@@ -898,7 +904,7 @@ def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
     (:data:`BANDS_PER_THREAD` each; one part on one thread), and the threads to use."""
     n_workers = max(1, min(n_workers, n))
     n_parts = 1 if n_workers == 1 else min(BANDS_PER_THREAD * n_workers, n)
-    return np.linspace(0, n, n_parts + 1).astype(np.int64), n_workers
+    return np.arange(n_parts + 1, dtype=np.int64) * n // n_parts, n_workers
 
 
 def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_workers: int) -> None:
@@ -965,9 +971,14 @@ class _Composite(torch.autograd.Function):
         counts = np.zeros((height, 3), np.int64)  # [H, 3]
         cameras = []
         for c in range(n_cams):
-            vis, mx, my, A, B, C, det, o, t, cols = _visible_front_to_back(
-                *(x[c] for x in per_camera)
-            )  # [G] each, cols [G, D]
+            m2d, con, col, opa, dep, rad = (x[c] for x in per_camera)  # this camera's [N, ...]
+            vis = _drawn_front_to_back(dep, rad)  # [G]
+            G = len(vis)
+            mx, my, A, B, C, det, o, t = (np.empty(G) for _ in range(8))  # [G] each
+            cols = np.empty((G, D))  # [G, D]
+            gathered = (vis, m2d, con, col, opa, mx, my, A, B, C, det, o, t, cols)
+            _in_bands(lambda _w, i0, i1: _gather(i0, i1, *gathered),  # noqa: B023 (runs now)
+                      *_split(G, _n_threads()))  # fmt: skip
             row_start, row_gid, row_work, ylo, yhi = _row_lists(mx, my, A, B, det, t, width,
                                                                 height)  # fmt: skip
             even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
@@ -1011,8 +1022,11 @@ class _Composite(torch.autograd.Function):
                 _backward_band(band_of_row[y0], y0, y1, *arrays)  # pyright: ignore[reportCallIssue]  # noqa: B023
 
             _in_bands(backprop, bands, n_workers)
-            _sum_bands(bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
-                       *(g[c] for g in grads))  # fmt: skip
+            first_slot = np.empty(len(vis), np.int64)  # [G] each one's slot in its first band
+            sums = (bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
+                    first_slot, *(g[c] for g in grads))  # fmt: skip
+            _in_bands(lambda _w, i0, i1: _sum_bands(i0, i1, *sums),  # noqa: B023 (runs now)
+                      *_split(len(vis), n_workers))  # fmt: skip
         g_means2d, g_conics, g_colors, g_opacities = (
             torch.from_numpy(g).to(dtype) for g, dtype in zip(grads, ctx.dtypes)
         )
