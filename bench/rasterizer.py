@@ -21,13 +21,15 @@ The dense reference runs where N x pixels <= 1e9. "compiled" is the default CPU 
 On the bench scene (20k Gaussians, 256x192) it also measures:
 
 * ``ms_fwd_bwd_20k_256x192_contended``: the same, while a busy process spins on core 0;
-* ``thread_scaling_2_vs_1``: time on 1 thread / time on 2 threads, next to
+* ``thread_scaling_2_vs_1``: time on 1 thread / time on 2 threads, measured call by call in
+  turns in one process (so a machine that slows down for a while slows both), next to
   ``machine_thread_scaling_2_vs_1``, the same ratio for a compiled loop with nothing serial
   and no memory traffic (the most a second core gives on this machine);
 * ``first_call_ms``: the first forward + backward in a fresh process (kernels loaded from
   numba's disk cache), and ``first_call_cold_ms`` with an empty cache (the one-off compile);
 * ``ms_train_step_axe_256``: one full training step on the socketed axe at 256 px (render,
-  loss, backward, Adam, densification strategy), median over steps, for both backends;
+  loss, backward, Adam, densification strategy), median over steps, for both backends,
+  their trainers taking turns step by step in one process;
 * ``tile_waste_20k_256x192``: (tile, pixel) candidates that 16x16 tiles would test, per
   real pair (``splat3d.kernel.tile_waste``).
 
@@ -89,6 +91,8 @@ def run_child(cfg: dict) -> dict:
         return train_step_child(cfg)
     if cfg.get("what") == "machine_scaling":
         return machine_scaling_child()
+    if cfg.get("what") == "thread_scaling":
+        return thread_scaling_child(cfg)
     from splatcourse.splat3d import dense_rasterization, rasterization
 
     device = "cuda" if cfg["impl"] == "gsplat" else "cpu"
@@ -158,7 +162,9 @@ def _since(t0: float) -> float:
 
 
 def train_step_child(cfg: dict) -> dict:
-    """Median time of one full training step on the axe at 256 px (after a warm-up)."""
+    """Median time of one full training step on the axe at 256 px (after a warm-up), for
+    each backend in ``cfg["impls"]``: their trainers take turns, step by step, so a machine
+    that slows down for a while slows them all alike."""
     import torch
 
     from splatcourse.capture import load_capture
@@ -166,19 +172,49 @@ def train_step_child(cfg: dict) -> dict:
     from splatcourse.train.recipes import AXE_RECIPE
 
     cap = load_capture("socketed_axe_arreton", width=256, verbose=False)
-    trainer = Trainer(cap, TrainConfig(**AXE_RECIPE), backend=cfg["impl"], progress=False)
-    times = []
+    trainers = {
+        impl: Trainer(cap, TrainConfig(**AXE_RECIPE), backend=impl, progress=False)
+        for impl in cfg["impls"]
+    }
+    times: dict[str, list[float]] = {impl: [] for impl in trainers}
     for i in range(cfg["warmup"] + cfg["steps"]):
-        t0 = time.perf_counter()
-        trainer.train_step()
-        if i >= cfg["warmup"]:
-            times.append(_since(t0))
+        for impl, trainer in trainers.items():
+            t0 = time.perf_counter()
+            trainer.train_step()
+            if i >= cfg["warmup"]:
+                times[impl].append(_since(t0))
+    first = next(iter(trainers.values()))
     return {
-        "ms_train_step": statistics.median(times),
-        "gaussians": trainer.n_gaussians,
-        "size": f"{trainer.train_cap.width}x{trainer.train_cap.height}",
+        **{f"ms_train_step_{impl}": statistics.median(t) for impl, t in times.items()},
+        "gaussians": first.n_gaussians,
+        "size": f"{first.train_cap.width}x{first.train_cap.height}",
         "threads": torch.get_num_threads(),
     }
+
+
+def thread_scaling_child(cfg: dict) -> dict:
+    """Forward + backward of the bench scene on 2 threads and on 1, taking turns call by
+    call (the kernels follow torch's thread count): medians of each, and their ratio."""
+    import torch
+
+    from splatcourse.splat3d import rasterization
+
+    params = [p.requires_grad_() for p in make_scene(cfg["n"])]
+    viewmats, Ks = camera(cfg["w"], cfg["h"])
+    times: dict[int, list[float]] = {2: [], 1: []}
+    for i in range(1 + cfg["reps"]):
+        for threads in times:
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            r, a, _ = rasterization(*params[:4], params[4], viewmats, Ks, cfg["w"], cfg["h"],
+                                    sh_degree=3, backend="compiled")  # fmt: skip
+            (r.sum() + a.sum()).backward()
+            if i > 0:  # the first round warms up
+                times[threads].append(_since(t0))
+            for p in params:
+                p.grad = None
+    two, one = statistics.median(times[2]), statistics.median(times[1])
+    return {"ms_2_threads": two, "ms_1_thread": one, "thread_scaling": one / two}
 
 
 def machine_scaling_child(reps: int = 15) -> dict:
@@ -370,7 +406,7 @@ def bench_scene_figures(scene: dict, reps: int, quick: bool) -> dict:
     with busy_core(0):
         contended = measure(cfg)
         contended_torch = measure({**cfg, "impl": "torch"})
-    one_thread = measure({**cfg, "threads": 1})
+    scaling = measure({**cfg, "what": "thread_scaling", "reps": 3 * reps})
     machine = measure({"what": "machine_scaling"})
     first = measure({**cfg, "what": "first_call"})
     cold = {"first_call_ms": None}
@@ -378,31 +414,29 @@ def bench_scene_figures(scene: dict, reps: int, quick: bool) -> dict:
         with tempfile.TemporaryDirectory() as empty:
             cold = measure({**cfg, "what": "first_call"}, {**os.environ, "NUMBA_CACHE_DIR": empty})
     steps = {"warmup": 3, "steps": 5} if quick else {"warmup": 10, "steps": 40}
-    train = {
-        impl: measure({"what": "train_step", "impl": impl, **steps})
-        for impl in ("compiled", "torch")
-    }
+    train = measure({"what": "train_step", "impls": ["compiled", "torch"], **steps})
     figures = {
         f"ms_fwd_bwd_{key}_quiet": quiet.get("ms_fwd_bwd"),
         f"ms_fwd_bwd_{key}_contended": contended.get("ms_fwd_bwd"),
         f"torch_ms_fwd_bwd_{key}_contended": contended_torch.get("ms_fwd_bwd"),
-        f"ms_fwd_bwd_{key}_1_thread": one_thread.get("ms_fwd_bwd"),
+        f"ms_fwd_bwd_{key}_1_thread": scaling.get("ms_1_thread"),
+        f"ms_fwd_bwd_{key}_2_threads_beside_1": scaling.get("ms_2_threads"),
         "first_call_ms": first.get("first_call_ms"),
         "first_call_cpu_ms": first.get("first_call_cpu_ms"),
         "first_call_process_ms": first.get("process_to_first_result_ms"),
         "first_call_cold_ms": cold.get("first_call_ms"),
         "first_call_cold_cpu_ms": cold.get("first_call_cpu_ms"),
-        "ms_train_step_axe_256": train["compiled"].get("ms_train_step"),
-        "torch_ms_train_step_axe_256": train["torch"].get("ms_train_step"),
-        "train_step_axe_gaussians": train["compiled"].get("gaussians"),
+        "ms_train_step_axe_256": train.get("ms_train_step_compiled"),
+        "torch_ms_train_step_axe_256": train.get("ms_train_step_torch"),
+        "train_step_axe_gaussians": train.get("gaussians"),
         f"tile_waste_{key}": tile_waste_figure(scene),
         "machine_thread_scaling_2_vs_1": machine.get("machine_thread_scaling"),
     }
     if quiet.get("ms_fwd_bwd") and contended.get("ms_fwd_bwd"):
         figures[f"contended_over_quiet_{key}"] = contended["ms_fwd_bwd"] / quiet["ms_fwd_bwd"]
-    if quiet.get("ms_fwd_bwd") and one_thread.get("ms_fwd_bwd"):
-        figures["thread_scaling_2_vs_1"] = one_thread["ms_fwd_bwd"] / quiet["ms_fwd_bwd"]
-    for name, m in (("train_step", train["compiled"]), ("first_call", first), ("cold", cold)):
+    figures["thread_scaling_2_vs_1"] = scaling.get("thread_scaling")
+    for name, m in (("train_step", train), ("first_call", first), ("cold", cold),
+                    ("thread_scaling", scaling), ("machine_scaling", machine)):  # fmt: skip
         if "error" in m:
             print(f"{name}: FAILED ({m['error']})")
     return figures

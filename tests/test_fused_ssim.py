@@ -13,6 +13,13 @@ from splatcourse.splat3d.fused_ssim import fused_ssim
 from splatcourse.train import l1_ssim_loss, ssim
 
 
+@pytest.fixture(autouse=True)
+def threads_on_tiny_images(monkeypatch):
+    """Tiny images would stay on one thread: let them use two, to test the bands."""
+    monkeypatch.setattr(kernel_mod, "MIN_PIXELS_PER_THREAD", 1)
+    monkeypatch.setattr(fused_mod, "MIN_PIXELS_PER_THREAD", 1)
+
+
 def _pair(shape, seed, dtype=torch.float64, noise=0.1):
     g = torch.Generator().manual_seed(seed)
     a = torch.rand(shape, generator=g, dtype=dtype)

@@ -23,6 +23,14 @@ from splatcourse.splat3d import kernel as kernel_mod
 W, H = 48, 36
 
 
+@pytest.fixture(autouse=True)
+def threads_on_tiny_work(monkeypatch):
+    """The scenes here are tiny: let them use the second thread all the same, so the band
+    machinery is exercised (real renders below the thresholds stay on one thread)."""
+    monkeypatch.setattr(kernel_mod, "MIN_GAUSSIANS_PER_THREAD", 1)
+    monkeypatch.setattr(kernel_mod, "MIN_PIXELS_PER_THREAD", 1)
+
+
 def _render_with_grads(backend_name, params, views, Ks, **kw):
     inputs = [t.clone().requires_grad_() for t in params]
     r, a, info = rasterization(*inputs, views, Ks, W, H, backend=backend_name, **kw)
@@ -107,6 +115,18 @@ def test_gradients_repeat_exactly_whichever_thread_takes_a_band(monkeypatch):
     for run in runs[1:]:
         for mine, first in zip(run, runs[0]):
             assert torch.equal(mine, first)
+
+
+def test_small_work_stays_on_one_thread(monkeypatch):
+    # a second thread costs more than it saves on small work (measured: MIN_*_PER_THREAD)
+    monkeypatch.undo()  # the module's own thresholds
+    monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 2)
+    assert kernel_mod._threads_for(kernel_mod.MIN_PIXELS_PER_THREAD - 1,
+                                   kernel_mod.MIN_PIXELS_PER_THREAD) == 1  # fmt: skip
+    assert kernel_mod._threads_for(10**7, kernel_mod.MIN_PIXELS_PER_THREAD) == 2
+    params, (views, Ks) = scene(60, seed=2), cameras(w=W, h=H)  # a few thousand pixels
+    info = rasterization(*params, views, Ks, W, H, backend="compiled")[2]
+    assert info["raster_stats"].n_bands == 1
 
 
 def test_bands_share_the_work_equally():

@@ -35,7 +35,14 @@ from numba import njit
 from torch import Tensor
 
 # (kernel sets numba's cache folder on import, before the kernels below are defined)
-from .kernel import _as_f64, _glue_on_one_torch_thread, _in_bands, _n_threads, _split
+from .kernel import (
+    MIN_PIXELS_PER_THREAD,
+    _as_f64,
+    _glue_on_one_torch_thread,
+    _in_bands,
+    _split,
+    _threads_for,
+)
 
 __all__ = ["WINDOW", "fused_ssim", "warm_up"]
 
@@ -153,12 +160,12 @@ class _FusedSsim(torch.autograd.Function):
         C, _, H, W = X.shape
         Ho, Wo = H - WINDOW + 1, W - WINDOW + 1
         g = _window()
+        threads = _threads_for(C * H * W, MIN_PIXELS_PER_THREAD)
         h = np.empty((C, 3, 5, H, Wo))  # [C, 3, 5, H, W']
-        _in_bands(lambda _w, y0, y1: _filter_rows(y0, y1, g, X, Y, h), *_split(H, _n_threads()))
+        _in_bands(lambda _w, y0, y1: _filter_rows(y0, y1, g, X, Y, h), *_split(H, threads))
         row_sums, d = np.empty((C, Ho)), np.empty((C, 3, 3, Ho, Wo))
-        _in_bands(lambda _w, y0, y1: _ssim_rows(y0, y1, g, h, row_sums, d),
-                  *_split(Ho, _n_threads()))  # fmt: skip
-        ctx.arrays, ctx.dtype = (g, X, Y, d), render.dtype
+        _in_bands(lambda _w, y0, y1: _ssim_rows(y0, y1, g, h, row_sums, d), *_split(Ho, threads))
+        ctx.arrays, ctx.dtype, ctx.threads = (g, X, Y, d), render.dtype, threads
         return torch.from_numpy(row_sums.sum(axis=1) / (Ho * Wo * 3)).to(render.dtype)
 
     @staticmethod
@@ -169,7 +176,7 @@ class _FusedSsim(torch.autograd.Function):
         scale = _as_f64(g_ssim) / (d.shape[3] * d.shape[4] * 3)  # [C]
         g_X = np.empty_like(X)  # [C, 3, H, W]
         _in_bands(lambda _w, y0, y1: _backward_rows(y0, y1, g, X, Y, d, scale, g_X),
-                  *_split(X.shape[2], _n_threads()))  # fmt: skip
+                  *_split(X.shape[2], ctx.threads))  # fmt: skip
         return torch.from_numpy(g_X).permute(0, 2, 3, 1).to(ctx.dtype), None
 
 

@@ -210,7 +210,7 @@ def _row_lists(mx, my, A, B, det, t, width: int, height: int):
     stay in depth order.
     """
     G = len(my)
-    edges, n_workers = _split(G, _n_threads())  # [blocks + 1]
+    edges, n_workers = _split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD))  # [blocks + 1]
     block = {int(g0): b for b, g0 in enumerate(edges[:-1])}  # a block's index by its start
     ylo, yhi = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
     counts = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
@@ -899,6 +899,20 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL[1]
 
 
+#: below these amounts of work a second thread costs more (waking it, handing out parts)
+#: than it saves, measured on the bench scene's kind of Gaussians: one thread does it all.
+#: (250 Gaussians at 96x72: 2.1 ms on one thread, 4.5 ms on two; 5,000 at 128x96, 87k pairs:
+#: two threads start to win.)
+MIN_GAUSSIANS_PER_THREAD = 2_000  # the per-Gaussian loops: projection, SH, gathering
+MIN_PIXELS_PER_THREAD = 40_000  # compositing (pixels on the runs) and the SSIM (pixels)
+
+
+def _threads_for(amount: int, per_thread: int) -> int:
+    """Threads worth using on ``amount`` of work: the caller's count (:func:`_n_threads`),
+    but one per ``per_thread`` at most."""
+    return max(1, min(_n_threads(), amount // max(per_thread, 1)))
+
+
 def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
     """Edges [n_parts + 1] cutting ``range(n)`` into equal parts for ``n_workers`` threads
     (:data:`BANDS_PER_THREAD` each; one part on one thread), and the threads to use."""
@@ -978,10 +992,11 @@ class _Composite(torch.autograd.Function):
             cols = np.empty((G, D))  # [G, D]
             gathered = (vis, m2d, con, col, opa, mx, my, A, B, C, det, o, t, cols)
             _in_bands(lambda _w, i0, i1: _gather(i0, i1, *gathered),  # noqa: B023 (runs now)
-                      *_split(G, _n_threads()))  # fmt: skip
+                      *_split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
             row_start, row_gid, row_work, ylo, yhi = _row_lists(mx, my, A, B, det, t, width,
                                                                 height)  # fmt: skip
-            even, n_workers = _split(height, _n_threads())  # as many bands as even ones...
+            threads = _threads_for(int(row_work.sum()), MIN_PIXELS_PER_THREAD)
+            even, n_workers = _split(height, threads)  # as many bands as even ones...
             bands = _bands(row_work, len(even) - 1)  # [n_bands + 1] ...with equal work
             gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
             image = (out[c], T[c], last[c], counts)
@@ -1052,7 +1067,7 @@ class _ProjectGaussians(torch.autograd.Function):
         out = (np.empty((C, N, 2)), np.empty((C, N, 2, 2)), np.empty((C, N, 3)),
                np.empty((C, N)), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
         _in_bands(lambda _w, n0, n1: _projection_forward_block(n0, n1, *arrays, *camera, *out),
-                  *_split(N, _n_threads()))  # fmt: skip
+                  *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
         means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
         ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
         ctx.dtype = means.dtype
@@ -1078,7 +1093,7 @@ class _ProjectGaussians(torch.autograd.Function):
             outputs = (g_means, g_quats, g_scales)
             _projection_backward_block(n0, n1, *arrays, *outputs)  # pyright: ignore[reportCallIssue]
 
-        _in_bands(backprop, *_split(N, _n_threads()))
+        _in_bands(backprop, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))
         grads = (torch.from_numpy(g).to(ctx.dtype) for g in (g_means, g_quats, g_scales))
         return (*grads, None, None, None, None, None)
 
@@ -1123,7 +1138,7 @@ class _ShColours(torch.autograd.Function):
         ctx.dtypes = (means.dtype, campos.dtype)
         out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
         _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, k, m, cams, out),
-                  *_split(m.shape[0], _n_threads()))  # fmt: skip
+                  *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
         return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
@@ -1135,7 +1150,7 @@ class _ShColours(torch.autograd.Function):
         g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
         _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, k, m, cams, g,
                                                         g_coeffs, g_dirs),
-                  *_split(m.shape[0], _n_threads()))  # fmt: skip
+                  *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
         g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape)  # [N, K, 3] or [C, N, K, 3]
         g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[0])  # [N, 3]: d = m - campos
         g_campos = None
