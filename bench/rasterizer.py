@@ -223,6 +223,7 @@ def machine_scaling_child(reps: int = 15) -> dict:
     own thread pool), median of ``reps``. A virtual machine's two cores may share one
     physical core, or the host may run someone else on the second: then even this is below
     2, and no kernel can scale better."""
+    import numpy as np
     from numba import njit
 
     from splatcourse.splat3d.kernel import _in_bands
@@ -233,8 +234,6 @@ def machine_scaling_child(reps: int = 15) -> dict:
         for i in range(n0, n1):
             s += math.sqrt(i * 1.0001 + 1.0)
         out[0] += s
-
-    import numpy as np
 
     n, out = 12_000_000, np.zeros(1)
     spin(0, 10, out)  # compile

@@ -661,12 +661,13 @@ def _quat_gradient(w, x, y, z, norm, g_R, g_quat):
 
 
 @njit(cache=True, inline="always")
-def _screen_rows(W, Sigma, u, v, tz, K, width, height, T0, T1, ST0, ST1):
-    """The two rows of T = J W into ``T0``, ``T1`` [3] and Sigma T^T into ``ST0``, ``ST1``
-    [3] for one camera (W [4, 4], K [3, 3]) and Gaussian (Sigma [3, 3], u = t_x / t_z,
-    v = t_y / t_z, t_z); J's u and v clamped to 1.3x the half field of view, as gsplat and
-    projection.py do. Returns (uc, vc, ax, ay, u_inside, v_inside): the clamped u, v, the
-    focal lengths over depth, and whether u, v were inside the clamp (else no gradient)."""
+def _screen_covariance(W, Sigma, u, v, tz, K, width, height, eps2d, T0, T1, ST0, ST1):
+    """cov2d = T Sigma T^T + eps2d I = [[a, b], [b, c]] (Eq. 5) for one camera (W [4, 4],
+    K [3, 3]) and Gaussian (Sigma [3, 3], u = t_x / t_z, v = t_y / t_z, t_z), with the two
+    rows of T = J W left in ``T0``, ``T1`` [3] and Sigma T^T in ``ST0``, ``ST1`` [3]; J's u
+    and v clamped to 1.3x the half field of view, as gsplat and projection.py do. Returns
+    (a, b, c, uc, vc, ax, ay, u_inside, v_inside): the clamped u, v, the focal lengths over
+    depth, and whether u, v were inside the clamp (else no gradient)."""
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     lo_u, hi_u = -(cx / fx + 0.15 * width / fx), (width - cx) / fx + 0.15 * width / fx
     lo_v, hi_v = -(cy / fy + 0.15 * height / fy), (height - cy) / fy + 0.15 * height / fy
@@ -678,7 +679,10 @@ def _screen_rows(W, Sigma, u, v, tz, K, width, height, T0, T1, ST0, ST1):
     for i in range(3):
         ST0[i] = Sigma[i, 0] * T0[0] + Sigma[i, 1] * T0[1] + Sigma[i, 2] * T0[2]  # Sigma T0
         ST1[i] = Sigma[i, 0] * T1[0] + Sigma[i, 1] * T1[1] + Sigma[i, 2] * T1[2]  # Sigma T1
-    return uc, vc, ax, ay, lo_u < u < hi_u, lo_v < v < hi_v
+    a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d
+    b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
+    c = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+    return a, b, c, uc, vc, ax, ay, lo_u < u < hi_u, lo_v < v < hi_v
 
 
 @njit(cache=True, inline="always")
@@ -707,11 +711,9 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
     dR/da = -Q^2, dR/db = -2QR, dR/dc = -R^2.
     """
     fx, fy = K[0, 0], K[1, 1]
-    uc, vc, ax, ay, u_in, v_in = _screen_rows(W, Sigma, u, v, tz, K, width, height, T0, T1,
-                                              ST0, ST1)  # fmt: skip
-    a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d
-    b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
-    c = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+    a, b, c, uc, vc, ax, ay, u_in, v_in = _screen_covariance(
+        W, Sigma, u, v, tz, K, width, height, eps2d, T0, T1, ST0, ST1
+    )
     det = a * c - b * b
     P, Q, R = c / det, -b / det, a / det  # the conic
     gP, gQ, gR = g_conic[0], g_conic[1], g_conic[2]
@@ -765,10 +767,8 @@ def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats,
             z = tz if in_depth else 1.0  # a safe depth for the culled
             u, v = tx / z, ty / z
             px, py = K[0, 0] * u + K[0, 2], K[1, 1] * v + K[1, 2]  # the 2D mean
-            _screen_rows(W, Sigma, u, v, z, K, width, height, T0, T1, ST0, ST1)
-            a = T0[0] * ST0[0] + T0[1] * ST0[1] + T0[2] * ST0[2] + eps2d  # cov2d (Eq. 5)
-            b = T0[0] * ST1[0] + T0[1] * ST1[1] + T0[2] * ST1[2]
-            d = T1[0] * ST1[0] + T1[1] * ST1[1] + T1[2] * ST1[2] + eps2d
+            a, b, d = _screen_covariance(W, Sigma, u, v, z, K, width, height, eps2d, T0, T1,
+                                         ST0, ST1)[:3]  # cov2d (Eq. 5)  # fmt: skip
             covars2d[c, n, 0, 0], covars2d[c, n, 0, 1] = a, b
             covars2d[c, n, 1, 0], covars2d[c, n, 1, 1] = b, d
             det = a * d - b * b

@@ -323,30 +323,6 @@ def project_gaussians(
     The maths is ``cov2d = J W Sigma W^T J^T`` with ``W`` the camera rotation and ``J``
     from :func:`perspective_jacobian` (see :func:`_screen_covariance`).
     """
-    return project_gaussians_and_mask(
-        means, covars, viewmats, Ks, width, height, near_plane, far_plane, eps2d, opacities,
-        radius_clip, calc_compensations, quats, scales,
-    )[0]  # fmt: skip
-
-
-def project_gaussians_and_mask(
-    means: Tensor,
-    covars: Tensor | None,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    eps2d: float = 0.3,
-    opacities: Tensor | None = None,
-    radius_clip: float = 0.0,
-    calc_compensations: bool = False,
-    quats: Tensor | None = None,
-    scales: Tensor | None = None,
-) -> tuple[Projection, Tensor]:
-    """:func:`project_gaussians`, and which Gaussians it kept, bool [C, N] (the compiled
-    backward needs exactly that set: ``radii`` alone cannot say it for every ``radius_clip``)."""
     cov = _world_covariance_entries(means, covars, quats, scales)  # 6 x [N]
     viewmats, Ks = batched_cameras(viewmats, Ks, means.dtype)
     tx, ty, z = _points_to_camera(means, viewmats)  # [C, N] each
@@ -361,7 +337,7 @@ def project_gaussians_and_mask(
     covars2d, conics, comp, ok = _blur_and_invert(a0, b0, c0, eps2d, in_depth, calc_compensations)
     radii, ok = _screen_radii(means2d, covars2d, ok, opacities, comp, width, height, radius_clip)
     keep = ok[..., None].to(means.dtype)  # [C, N, 1]
-    projection = Projection(
+    return Projection(
         means2d=means2d * keep,
         covars2d=covars2d,
         conics=conics * keep,
@@ -369,4 +345,3 @@ def project_gaussians_and_mask(
         radii=radii,
         compensations=comp,
     )
-    return projection, ok

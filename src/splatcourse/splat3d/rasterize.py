@@ -443,6 +443,10 @@ def rasterize_to_pixels(
     return camera_images(renders, alphas, width, height, backgrounds)
 
 
+def _stacked(per_camera: list[Tensor] | Tensor) -> Tensor:
+    return torch.stack(per_camera) if isinstance(per_camera, list) else per_camera
+
+
 def camera_images(
     colours: list[Tensor] | Tensor,
     alphas: list[Tensor] | Tensor,
@@ -455,10 +459,8 @@ def camera_images(
     ``backgrounds`` [C, D] showing through the transmittance left: the last step of every
     compositor (this one, the compiled kernel's and the dense reference's)."""
     C, D = len(colours), colours[0].shape[-1]
-    render = torch.stack(list(colours)).reshape(C, height, width, D) if isinstance(
-        colours, list) else colours.reshape(C, height, width, D)  # fmt: skip
-    alpha = torch.stack(list(alphas)).reshape(C, height, width, 1) if isinstance(
-        alphas, list) else alphas.reshape(C, height, width, 1)  # fmt: skip
+    render = _stacked(colours).reshape(C, height, width, D)
+    alpha = _stacked(alphas).reshape(C, height, width, 1)
     if backgrounds is not None:
         render = render + (1.0 - alpha) * backgrounds[:, None, None, :]
     return render, alpha
