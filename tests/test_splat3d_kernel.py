@@ -364,3 +364,11 @@ def test_compiled_projection_forward_matches_projection_py_in_float32():
     for name in ("means2d", "conics", "depths", "covars2d"):
         torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=1e-5,
                                    rtol=1e-5)  # fmt: skip
+
+
+def test_the_warm_up_leaves_torchs_random_numbers_alone():
+    # the warm-up runs at a fit's first render: drawing from the global generator there made
+    # a fit's later random numbers (gsplat's splits) depend on whether it came first
+    before = torch.get_rng_state()
+    kernel_mod.warm_up()
+    assert torch.equal(torch.get_rng_state(), before)
