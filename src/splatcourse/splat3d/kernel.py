@@ -744,14 +744,17 @@ def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats,
     into every camera, written per Gaussian.
 
     means [N, 3], quats [N, 4], scales [N, 3], opacities [N] (or [0]: no opacity-aware
-    box), viewmats [C, 4, 4], Ks [C, 3, 3]. Writes means2d [C, N, 2], covars2d [C, N, 2, 2],
-    conics [C, N, 3], depths [C, N], radii [C, N, 2] and ok [C, N] (kept); a culled
+    box), in float32 or float64 (the arithmetic is float64 either way), viewmats [C, 4, 4],
+    Ks [C, 3, 3] float64. Writes means2d [C, N, 2], covars2d [C, N, 2, 2], conics [C, N, 3],
+    depths [C, N] (in the inputs' dtype), radii [C, N, 2] and ok [C, N] (kept); a culled
     Gaussian has zero means2d, conics and radii, as in projection.py.
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
+    q = np.empty(4)  # [4] this Gaussian's quaternion in float64
     for n in range(n0, n1):
-        _world_covariance(quats[n], scales[n], R, M, Sigma)
+        q[0], q[1], q[2], q[3] = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
+        _world_covariance(q, scales[n], R, M, Sigma)
         extend, faint = SIGMA_EXTENT, False  # the screen box: 3.33 std, or where o e^-p >= 1/255
         if opacities.shape[0] > 0:
             op = opacities[n]
@@ -794,18 +797,21 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
     """Gradients of Gaussians ``n0 .. n1 - 1``: ``g_means`` [N, 3], ``g_quats`` [N, 4],
     ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3], dL/ddepths [C, N].
 
-    means [N, 3], quats [N, 4], scales [N, 3], viewmats [C, 4, 4], Ks [C, 3, 3]; ``ok``
+    means [N, 3], quats [N, 4], scales [N, 3] and the gradients in float32 or float64 (the
+    arithmetic is float64 either way), viewmats [C, 4, 4], Ks [C, 3, 3] float64; ``ok``
     [C, N] the Gaussians the projection kept (the others have zero means2d and conics: only
     their depth has a gradient).
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
-    t, g_t = np.empty(3), np.empty(3)  # [3] the mean in camera space, dL/dt
+    t, g_t, g_m = np.empty(3), np.empty(3), np.empty(3)  # [3] camera-space mean, dL/dt, dL/dm
+    q, g_q = np.empty(4), np.empty(4)  # [4] the quaternion in float64, dL/dq
     for n in range(n0, n1):
-        w, x, y, z, norm = _world_covariance(quats[n], scales[n], R, M, Sigma)
+        q[0], q[1], q[2], q[3] = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
+        w, x, y, z, norm = _world_covariance(q, scales[n], R, M, Sigma)
         g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
-        g_means[n, :] = 0.0
+        g_m[:] = 0.0  # dL/dm summed over the cameras (in float64, then written once)
         for c in range(viewmats.shape[0]):
             W = viewmats[c]  # [4, 4]
             for i in range(3):  # t = W m + w
@@ -824,7 +830,8 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
                 g_t[1] += g_v / t[2]
                 g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
             for k in range(3):
-                g_means[n, k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+                g_m[k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+        g_means[n, 0], g_means[n, 1], g_means[n, 2] = g_m[0], g_m[1], g_m[2]
         for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
             for j in range(3):
                 g_M[i, j] = 0.0
@@ -833,7 +840,8 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
                 g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
         for j in range(3):
             g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
-        _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])
+        _quat_gradient(w, x, y, z, norm, g_R, g_q)
+        g_quats[n, 0], g_quats[n, 1], g_quats[n, 2], g_quats[n, 3] = g_q[0], g_q[1], g_q[2], g_q[3]
 
 
 # ----------------------------------------------------------------------- torch interface
@@ -904,7 +912,7 @@ def _pool() -> ThreadPoolExecutor:
 #: (250 Gaussians at 96x72: 2.1 ms on one thread, 4.5 ms on two; 5,000 at 128x96, 87k pairs:
 #: two threads start to win.)
 MIN_GAUSSIANS_PER_THREAD = 2_000  # the per-Gaussian loops: projection, SH, gathering
-MIN_PIXELS_PER_THREAD = 40_000  # compositing (pixels on the runs) and the SSIM (pixels)
+MIN_PIXELS_PER_THREAD = 40_000  # compositing (pixels on the runs; fused_ssim has its own)
 
 
 def _threads_for(amount: int, per_thread: int) -> int:
@@ -964,6 +972,20 @@ def _as_f64(x: Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to(torch.float64).numpy())
 
 
+def _common_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """float64 if any of ``tensors`` is, else float32: the dtype the kernels read them in.
+    The kernels that take both are compiled once per dtype (see :func:`warm_up`); their
+    arithmetic is float64 either way, so reading float32 as it comes loses nothing, and
+    saves converting every input and output (a millisecond a training step)."""
+    wide = any(t is not None and t.dtype == torch.float64 for t in tensors)
+    return torch.float64 if wide else torch.float32
+
+
+def _host(x: Tensor, dtype: torch.dtype) -> np.ndarray:
+    """``x`` as a C-contiguous numpy array of ``dtype`` (no copy where it already is one)."""
+    return np.ascontiguousarray(x.detach().to(dtype).numpy())
+
+
 class _Composite(torch.autograd.Function):
     """Every camera's pixels from its projected Gaussians, through the compiled kernels.
 
@@ -973,10 +995,8 @@ class _Composite(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height, stats):
-        dtype = torch.float64 if torch.float64 in (means2d.dtype, conics.dtype, colors.dtype,
-                                                   opacities.dtype) else torch.float32  # fmt: skip
-        per_camera = [x.detach().to(dtype).contiguous().numpy()
-                      for x in (means2d, conics, colors, opacities, depths)]  # fmt: skip
+        dtype = _common_dtype(means2d, conics, colors, opacities)
+        per_camera = [_host(x, dtype) for x in (means2d, conics, colors, opacities, depths)]
         per_camera.append(radii.contiguous().numpy())  # [C, N, 2]
         n_cams, N, D = colors.shape
         out = np.zeros((n_cams, height * width, D))  # [C, P, D]
@@ -1056,21 +1076,23 @@ class _ProjectGaussians(torch.autograd.Function):
     def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
         C, N = viewmats.shape[0], means.shape[0]
         opacities = options.get("opacities")
+        dtype = _common_dtype(means, quats, scales, opacities)
+        host = np.float64 if dtype == torch.float64 else np.float32
         arrays = (
-            _as_f64(means), _as_f64(quats), _as_f64(scales),  # [N, 3], [N, 4], [N, 3]
-            np.empty(0) if opacities is None else _as_f64(opacities),  # [N] or none
+            _host(means, dtype), _host(quats, dtype), _host(scales, dtype),  # [N, 3], [N, 4], [N, 3]
+            np.empty(0, host) if opacities is None else _host(opacities, dtype),  # [N] or none
             _as_f64(viewmats), _as_f64(Ks),  # [C, 4, 4], [C, 3, 3]
         )  # fmt: skip
         camera = (width, height, float(options.get("near_plane", 0.01)),
                   float(options.get("far_plane", 1e10)), float(options["eps2d"]),
                   float(options.get("radius_clip", 0.0)))  # fmt: skip
-        out = (np.empty((C, N, 2)), np.empty((C, N, 2, 2)), np.empty((C, N, 3)),
-               np.empty((C, N)), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
+        out = (np.empty((C, N, 2), host), np.empty((C, N, 2, 2), host), np.empty((C, N, 3), host),
+               np.empty((C, N), host), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
         _in_bands(lambda _w, n0, n1: _projection_forward_block(n0, n1, *arrays, *camera, *out),
                   *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
         means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
         ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
-        ctx.dtype = means.dtype
+        ctx.dtypes = (dtype, means.dtype, quats.dtype, scales.dtype)
         radii = torch.from_numpy(out[4])
         ctx.mark_non_differentiable(radii, covars2d)
         return means2d, conics, depths, radii, covars2d
@@ -1081,20 +1103,24 @@ class _ProjectGaussians(torch.autograd.Function):
     def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
         ok = ctx.ok
         C, N = ok.shape
+        dtype = ctx.dtypes[0]  # the kernels' input dtype
+        host = np.float64 if dtype == torch.float64 else np.float32
 
-        def f64(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
-            return np.zeros(shape) if g is None else _as_f64(g)
+        def grad(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
+            return np.zeros(shape, host) if g is None else _host(g, dtype)
 
-        arrays = (*ctx.arrays, ok, f64(g_means2d, (C, N, 2)), f64(g_conics, (C, N, 3)),
-                  f64(g_depths, (C, N)))  # fmt: skip
-        g_means, g_quats, g_scales = np.empty((N, 3)), np.empty((N, 4)), np.empty((N, 3))
+        arrays = (*ctx.arrays, ok, grad(g_means2d, (C, N, 2)), grad(g_conics, (C, N, 3)),
+                  grad(g_depths, (C, N)))  # fmt: skip
+        g_means, g_quats, g_scales = (np.empty((N, 3), host), np.empty((N, 4), host),
+                                      np.empty((N, 3), host))  # fmt: skip
 
         def backprop(_worker: int, n0: int, n1: int) -> None:
             outputs = (g_means, g_quats, g_scales)
             _projection_backward_block(n0, n1, *arrays, *outputs)  # pyright: ignore[reportCallIssue]
 
         _in_bands(backprop, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))
-        grads = (torch.from_numpy(g).to(ctx.dtype) for g in (g_means, g_quats, g_scales))
+        grads = (torch.from_numpy(g).to(d) for g, d in zip((g_means, g_quats, g_scales),
+                                                           ctx.dtypes[1:]))  # fmt: skip
         return (*grads, None, None, None, None, None)
 
 
@@ -1130,12 +1156,11 @@ class _ShColours(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, coeffs, means, campos, n_basis):
-        dtype = torch.float64 if coeffs.dtype == torch.float64 else torch.float32
-        k = coeffs.detach().to(dtype)
-        k = (k[None] if k.dim() == 3 else k).contiguous().numpy()  # [1 or C, N, K, 3]
-        m, cams = _as_f64(means), _as_f64(campos)  # [N, 3], [C, 3]
+        dtype = _common_dtype(coeffs, means)
+        k = _host(coeffs[None] if coeffs.dim() == 3 else coeffs, dtype)  # [1 or C, N, K, 3]
+        m, cams = _host(means, dtype), _as_f64(campos)  # [N, 3], [C, 3]
         ctx.arrays, ctx.n_basis, ctx.shape = (k, m, cams), n_basis, coeffs.shape
-        ctx.dtypes = (means.dtype, campos.dtype)
+        ctx.dtypes = (coeffs.dtype, means.dtype, campos.dtype)
         out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
         _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, k, m, cams, out),
                   *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
@@ -1151,11 +1176,11 @@ class _ShColours(torch.autograd.Function):
         _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, k, m, cams, g,
                                                         g_coeffs, g_dirs),
                   *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
-        g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape)  # [N, K, 3] or [C, N, K, 3]
-        g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[0])  # [N, 3]: d = m - campos
+        g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape).to(ctx.dtypes[0])  # [(C,) N, K, 3]
+        g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[1])  # [N, 3]: d = m - campos
         g_campos = None
         if ctx.needs_input_grad[2]:  # cameras being optimised
-            g_campos = torch.from_numpy(-g_dirs.sum(axis=1)).to(ctx.dtypes[1])  # [C, 3]
+            g_campos = torch.from_numpy(-g_dirs.sum(axis=1)).to(ctx.dtypes[2])  # [C, 3]
         return g_k, g_means, g_campos, None
 
 
@@ -1230,12 +1255,15 @@ def warm_up() -> None:
             for shs in (coeffs, coeffs[None]):  # shared by the cameras, or one set per camera
                 means = torch.ones(2, 3, dtype=dtype)
                 sh_colours(3, shs, means, torch.zeros(1, 3, dtype=dtype)).sum().backward()
-        means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], requires_grad=True)
-        quats, scales = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2), torch.full((2, 3), 0.1)
-        K = projection.intrinsics(8.0, 8.0, 4.0, 3.0)[None]  # [1, 3, 3]
-        proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
-                                 scales=scales)  # fmt: skip
-        (proj.means2d.sum() + proj.conics.sum()).backward()
+            means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], dtype=dtype,
+                                 requires_grad=True)  # fmt: skip
+            quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2, dtype=dtype)
+            scales, opacities = torch.full((2, 3), 0.1, dtype=dtype), torch.ones(2, dtype=dtype)
+            K = projection.intrinsics(8.0, 8.0, 4.0, 3.0)[None]  # [1, 3, 3]
+            for opacity in (None, opacities):  # the box with and without the opacity
+                proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
+                                         scales=scales, opacities=opacity)  # fmt: skip
+                (proj.means2d.sum() + proj.conics.sum()).backward()
     from . import fused_ssim  # (imports this module: not at the top)
 
     fused_ssim.warm_up()  # the training loss's SSIM
