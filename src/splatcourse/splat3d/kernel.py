@@ -360,9 +360,10 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
         n_candidates += max(x1 - x0 + 1, 0)
         _, _, power, step, e, ratio, ratio_step = _run_start(mx[g], my[g], A[g], B[g], C[g], x0, y)
+        A_g, o_g = A[g], o[g]  # (locals: the stores below might alias the arrays, registers not)
         for x in range(x0, x1 + 1):
-            alpha = _alpha(power, e, o[g])  # Eq. 4
-            power, step = power + step, step + A[g]  # on to the next pixel
+            alpha = _alpha(power, e, o_g)  # Eq. 4
+            power, step = power + step, step + A_g  # on to the next pixel
             e, ratio = e * ratio, ratio * ratio_step
             if alpha == 0.0:
                 continue  # fainter than 1/255 at this pixel
@@ -437,14 +438,17 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
         g = row_gid[k]
         x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
         g_colour[:] = 0.0
-        g_mx = g_my = g_A = g_B = g_C = g_o = 0.0  # the rest of it, summed over the run
+        # dL/dpower summed over the run, times 1, dx and dx^2 (dy is the row's): enough for
+        # mx, my, A, B, C (below), and dL/do
+        sum_p = sum_p_dx = sum_p_dx2 = g_o = 0.0
         dx, dy, power, step, e, ratio, ratio_step = _run_start(
             mx[g], my[g], A[g], B[g], C[g], x0, y
         )
+        A_g, o_g = A[g], o[g]  # (locals: the stores below might alias the arrays, registers not)
         for x in range(x0, x1 + 1):
             p = y * width + x
-            alpha, dx_pix, e_pix = _alpha(power, e, o[g]), dx, e  # the forward's walk
-            dx, power, step = dx - 1.0, power + step, step + A[g]  # on to the next pixel
+            alpha, dx_pix, e_pix = _alpha(power, e, o_g), dx, e  # the forward's walk
+            dx, power, step = dx - 1.0, power + step, step + A_g  # on to the next pixel
             e, ratio = e * ratio, ratio * ratio_step
             if alpha == 0.0 or k > last[p]:
                 continue  # too faint, or behind the early termination
@@ -461,22 +465,22 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             if alpha >= ALPHA_MAX:
                 continue  # clamped: alpha does not move with the Gaussian
             dL_dpower = -alpha * dL_dalpha
-            g_mx += dL_dpower * (A[g] * dx_pix + B[g] * dy)  # d power / d mx
-            g_my += dL_dpower * (C[g] * dy + B[g] * dx_pix)  # d power / d my
-            g_A += dL_dpower * 0.5 * dx_pix * dx_pix  # d power / d A
-            g_B += dL_dpower * dx_pix * dy  # d power / d B
-            g_C += dL_dpower * 0.5 * dy * dy  # d power / d C
+            sum_p += dL_dpower
+            p_dx = dL_dpower * dx_pix
+            sum_p_dx += p_dx
+            sum_p_dx2 += p_dx * dx_pix
             g_o += dL_dalpha * e_pix  # d alpha / d o = exp(-power)
         if y == y0 or y == ylo[g]:  # the Gaussian's first row in this band: a new slot
             slot_of[g], slot_gid[n_slots] = n_slots, g
             slots[n_slots, :] = 0.0
             n_slots += 1
         grad = slots[slot_of[g]]  # [6 + D]
-        grad[0] += g_mx
-        grad[1] += g_my
-        grad[2] += g_A
-        grad[3] += g_B
-        grad[4] += g_C
+        # power = 0.5 (A dx^2 + C dy^2) + B dx dy, summed over the run's pixels:
+        grad[0] += A[g] * sum_p_dx + B[g] * dy * sum_p  # d power / d mx = A dx + B dy
+        grad[1] += C[g] * dy * sum_p + B[g] * sum_p_dx  # d power / d my = C dy + B dx
+        grad[2] += 0.5 * sum_p_dx2  # d power / d A
+        grad[3] += dy * sum_p_dx  # d power / d B
+        grad[4] += 0.5 * dy * dy * sum_p  # d power / d C
         grad[5] += g_o
         for c in range(D):
             grad[_N_GRAD + c] += g_colour[c]
