@@ -50,7 +50,7 @@ SIGMA = 1.5  # its standard deviation
 C1, C2 = 0.01**2, 0.03**2  # (K1 L)^2 and (K2 L)^2 for a data range L = 1
 
 #: below this many image pixels (images x height x width) per thread, one thread does it all:
-#: a pixel here is about 200 multiply-adds, far more than a pixel of compositing
+#: a pixel here is several hundred multiply-adds, far more than a pixel of compositing
 #: (kernel.MIN_PIXELS_PER_THREAD). Measured forward + backward on 2 cores: 64x48, 1.4 ms on
 #: two threads against 0.9 on one; 128x96, 3.0 against 3.0; 256x170, 6.8 against 9.0.
 MIN_PIXELS_PER_THREAD = 8_000
