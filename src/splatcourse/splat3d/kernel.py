@@ -646,9 +646,16 @@ def _sh_backward_block(n0, n1, n_basis, coeffs, means, campos, g, g_coeffs, g_di
 
 @njit(cache=True, inline="always")
 def _rotation(quat, R):
-    """R [3, 3] of the quaternion (w, x, y, z) [4], normalised; returns (w, x, y, z, length)."""
-    norm = max(math.sqrt(quat[0] ** 2 + quat[1] ** 2 + quat[2] ** 2 + quat[3] ** 2), 1e-12)
-    w, x, y, z = quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm
+    """R [3, 3] of the quaternion (w, x, y, z) [4], normalised; returns (w, x, y, z, length).
+    A float32 quaternion is widened first: its length is taken in float64 too."""
+    q0, q1, q2, q3 = (
+        np.float64(quat[0]),
+        np.float64(quat[1]),
+        np.float64(quat[2]),
+        np.float64(quat[3]),
+    )
+    norm = max(math.sqrt(q0**2 + q1**2 + q2**2 + q3**2), 1e-12)
+    w, x, y, z = q0 / norm, q1 / norm, q2 / norm, q3 / norm
     R[0, 0], R[0, 1], R[0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)
     R[1, 0], R[1, 1], R[1, 2] = 2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)
     R[2, 0], R[2, 1], R[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)
@@ -765,10 +772,8 @@ def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats,
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
-    q = np.empty(4)  # [4] this Gaussian's quaternion in float64
     for n in range(n0, n1):
-        q[0], q[1], q[2], q[3] = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
-        _world_covariance(q, scales[n], R, M, Sigma)
+        _world_covariance(quats[n], scales[n], R, M, Sigma)
         extend, faint = SIGMA_EXTENT, False  # the screen box: 3.33 std, or where o e^-p >= 1/255
         if opacities.shape[0] > 0:
             op = opacities[n]
@@ -820,10 +825,8 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
     g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
     t, g_t, g_m = np.empty(3), np.empty(3), np.empty(3)  # [3] camera-space mean, dL/dt, dL/dm
-    q, g_q = np.empty(4), np.empty(4)  # [4] the quaternion in float64, dL/dq
     for n in range(n0, n1):
-        q[0], q[1], q[2], q[3] = quats[n, 0], quats[n, 1], quats[n, 2], quats[n, 3]
-        w, x, y, z, norm = _world_covariance(q, scales[n], R, M, Sigma)
+        w, x, y, z, norm = _world_covariance(quats[n], scales[n], R, M, Sigma)
         g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
         g_m[:] = 0.0  # dL/dm summed over the cameras (in float64, then written once)
         for c in range(viewmats.shape[0]):
@@ -854,8 +857,7 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
                 g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
         for j in range(3):
             g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
-        _quat_gradient(w, x, y, z, norm, g_R, g_q)
-        g_quats[n, 0], g_quats[n, 1], g_quats[n, 2], g_quats[n, 3] = g_q[0], g_q[1], g_q[2], g_q[3]
+        _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])  # (computed in float64, then stored)
 
 
 # ----------------------------------------------------------------------- torch interface
@@ -1118,8 +1120,7 @@ class _ProjectGaussians(torch.autograd.Function):
     def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
         ok = ctx.ok
         C, N = ok.shape
-        dtype = ctx.dtypes[0]  # the kernels' input dtype
-        host = np.float64 if dtype == torch.float64 else np.float32
+        dtype, host = ctx.dtypes[0], ctx.arrays[0].dtype  # what the kernels read: torch, numpy
 
         def grad(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
             return np.zeros(shape, host) if g is None else _host(g, dtype)
