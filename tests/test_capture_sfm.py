@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from splatcourse.capture import load_capture, synthetic_capture, write_colmap_text
-from splatcourse.capture.align import pose_error, similarity, umeyama
+from splatcourse.capture.align import PoseError, pose_error, similarity, umeyama
 from splatcourse.capture.hull import visual_hull
 from splatcourse.capture.sfm import SfmError, capture
 from splatcourse.capture.synthetic import sdf
@@ -48,21 +49,50 @@ def recovered(truth, tmp_path_factory):
     return folder, report
 
 
+#: The share of cameras that must come out right, and how far from the truth is still right.
+RIGHT_FRACTION, RIGHT_RADIUS = 0.85, 0.05
+
+
+def _cameras_right(cap, truth) -> tuple[int, PoseError]:
+    """(how many cameras lie within RIGHT_RADIUS of the scene radius of the true ones, the pose
+    error of the best RIGHT_FRACTION), after the similarity fitted on those best cameras."""
+    s, R, t = similarity(cap, truth, inlier_fraction=RIGHT_FRACTION)
+    centres = cap.camera_centers().double().numpy()  # [64, 3], same names and order as truth
+    true_centres = truth.camera_centers().double().numpy()  # [64, 3]
+    err = np.linalg.norm(centres @ (s * R).T + t - true_centres, axis=1)  # [64]
+    best = pose_error(cap, truth, inlier_fraction=RIGHT_FRACTION)
+    return int((err < RIGHT_RADIUS * best.scene_radius).sum()), best
+
+
 def test_photos_only_recovers_the_cameras(truth, recovered):
     folder, report = recovered
     assert report.method == "global mapping"
     assert len(report.registered) == N_VIEWS and not report.unregistered
     cap = load_capture(folder, verbose=False)  # the model in folder/sparse/0, photos beside it
     assert cap.image_names == truth.image_names
-    # Measured over 12 runs (SfM is not deterministic: threads): RMS centre error 1.2% of the
-    # scene radius when every camera is right, 2.1-9.0% when a block of about five
-    # consecutive low views (13-17, the object's least textured side) comes out misplaced,
-    # which happens in about half the runs. The best 90% of the cameras: 1.2-1.5% every time.
-    err = pose_error(cap, truth, inlier_fraction=0.9)
-    assert err.n_common >= int(0.9 * N_VIEWS)  # the best 57 of 64
-    assert err.rms_centre_error_relative < 0.02
-    assert err.max_rotation_error_deg < 5
-    assert pose_error(cap, truth).rms_centre_error_relative < 0.12
+    # SfM is not deterministic: pycolmap's feature writer numbers the photos in the order its
+    # threads finish, and each matching thread draws RANSAC samples from its own generator.
+    # Measured over 64 runs (and 40 more of this test's figures): a block of 2-7 consecutive
+    # low views (among 13-19, the object's least textured side) comes out misplaced, 10-75% of
+    # the scene radius away, in all but two; 3 views in most, 7 in four. So 57-64 cameras are
+    # right; the best 85% have an RMS centre error of 1.0-1.4% of the radius and rotations
+    # within 1.6-3.4 degrees.
+    n_right, best = _cameras_right(cap, truth)
+    shuffled = torch.from_numpy(np.random.default_rng(0).permutation(N_VIEWS))
+    wrong = replace(cap, viewmats=cap.viewmats[shuffled])  # each photo given another's camera
+    n_right_wrong, best_wrong = _cameras_right(wrong, truth)
+    print(
+        f"cameras right: {n_right}/{N_VIEWS}, best {RIGHT_FRACTION:.0%}: RMS "
+        f"{best.rms_centre_error_relative:.2%} of the radius, rotation within "
+        f"{best.max_rotation_error_deg:.1f} deg; the cameras shuffled among the photos: "
+        f"{n_right_wrong}/{N_VIEWS} right, RMS {best_wrong.rms_centre_error_relative:.2%}"
+    )
+    assert n_right >= RIGHT_FRACTION * N_VIEWS  # at most 9 of 64 misplaced (measured: 0-7)
+    assert best.rms_centre_error_relative < 0.02
+    assert best.max_rotation_error_deg < 5
+    # the same bounds refuse the right cameras given to the wrong photos
+    assert n_right_wrong < RIGHT_FRACTION * N_VIEWS
+    assert best_wrong.rms_centre_error_relative > 0.02
 
 
 def test_umeyama_undoes_a_similarity():
