@@ -164,6 +164,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         poses=args.poses,
         mapper=args.mapper,
         mask_features=args.mask_features,
+        deterministic=args.deterministic,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )
@@ -196,6 +197,11 @@ def _add_capture(sub) -> None:
         "--mask-features",
         action="store_true",
         help="features on the object only (when it moved against its surroundings)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="features and matching on one thread: the same cameras on every run, 1.5x slower",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing sparse/0")
     p.add_argument("--verbose", action="store_true", help="show pycolmap's own log")
