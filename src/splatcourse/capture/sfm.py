@@ -129,8 +129,8 @@ def capture(
     deterministic: find and match features on one thread, so the same photos give the same
         cameras on every run. With several threads pycolmap numbers the photos in the order
         its threads finish them and each matching thread draws its own RANSAC samples, and
-        mapping depends on both (on the course's synthetic object a few low views land
-        elsewhere from run to run). About 1.5x slower (64 photos at 256 px: 5.8 s, not 3.9).
+        mapping depends on both (on the course's synthetic object a few low views, and
+        now and then most cameras, land elsewhere from run to run). About 1.5x slower (64 photos at 256 px: 5.8 s, not 3.9).
     verbose: show pycolmap's own log (otherwise only its errors).
     """
     root = Path(photos_dir)
