@@ -1,9 +1,8 @@
 """Structure from motion (`splatcourse capture`) on the synthetic object, whose cameras are known.
 
 The photos-only path runs once per module (64 views at 256x192, about 6 s of SfM on one
-thread): at 128
-pixels or 40 views SIFT finds too few features on the object for global mapping to place
-every camera (measured: 22% of the scene radius RMS at 40 views, 256 px).
+thread): at 128 pixels or 40 views SIFT finds too few features on the object for global
+mapping to place every camera (measured: 22% of the scene radius RMS at 40 views, 256 px).
 """
 
 import shutil
