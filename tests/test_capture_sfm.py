@@ -75,8 +75,8 @@ def test_photos_only_recovers_the_cameras(truth, recovered):
     # with the machine quiet, 110 runs: a block of 2-7 low views (among 13-19, the object's
     # least textured side) came out 10-75% of the scene radius away in all but two, and the
     # best 85% of the cameras had an RMS centre error of 1.0-1.4% of the radius and rotations
-    # within 1.6-3.4 deg. With another process busy, 125 runs: 6 misplaced most cameras (0-33
-    # right), the rest up to 1.8% and 3.7 deg. On one thread it is one result on every run,
+    # within 1.6-3.4 deg. With another process busy, 148 runs: 6 misplaced most cameras (0-33
+    # right), the rest up to 1.8% and 3.8 deg. On one thread it is one result on every run,
     # busy or not (8 runs): 61 right, 1.28%, 2.3 deg.
     n_right, best = _cameras_right(cap, truth)
     shuffled = torch.from_numpy(np.random.default_rng(0).permutation(N_VIEWS))
