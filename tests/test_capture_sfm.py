@@ -57,12 +57,8 @@ RIGHT_FRACTION, RIGHT_RADIUS = 0.85, 0.05
 def _cameras_right(cap, truth) -> tuple[int, PoseError]:
     """(how many cameras lie within RIGHT_RADIUS of the scene radius of the true ones, the pose
     error of the best RIGHT_FRACTION), after the similarity fitted on those best cameras."""
-    s, R, t = similarity(cap, truth, inlier_fraction=RIGHT_FRACTION)
-    centres = cap.camera_centers().double().numpy()  # [64, 3], same names and order as truth
-    true_centres = truth.camera_centers().double().numpy()  # [64, 3]
-    err = np.linalg.norm(centres @ (s * R).T + t - true_centres, axis=1)  # [64]
     best = pose_error(cap, truth, inlier_fraction=RIGHT_FRACTION)
-    return int((err < RIGHT_RADIUS * best.scene_radius).sum()), best
+    return int((best.centre_errors < RIGHT_RADIUS * best.scene_radius).sum()), best
 
 
 def test_photos_only_recovers_the_cameras(truth, recovered):

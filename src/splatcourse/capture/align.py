@@ -11,7 +11,7 @@ Used by: the structure-from-motion tests and bench/sfm_axe.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,9 @@ class PoseError:
     scene_radius: float  # the reference cameras' largest distance from their centroid
     rms_centre_error: float  # in reference units
     max_rotation_error_deg: float
+    #: [P] every shared camera's centre error after the alignment, in reference units (the
+    #: measured ones and the rest): how many cameras lie within a distance, for instance
+    centre_errors: np.ndarray = field(repr=False)
 
     @property
     def rms_centre_error_relative(self) -> float:
@@ -102,4 +105,5 @@ def pose_error(recovered: Capture, reference: Capture, inlier_fraction: float = 
         scene_radius=radius,
         rms_centre_error=float(np.sqrt((err[best] ** 2).mean())),
         max_rotation_error_deg=float(np.degrees(np.arccos(cos[best])).max()),
+        centre_errors=err,
     )
