@@ -66,7 +66,8 @@ def test_a_training_image_uses_both_threads_and_a_thumbnail_one(height, width, t
     used = []
     real_in_bands = fused_mod._in_bands
     monkeypatch.setattr(fused_mod, "_in_bands",
-                        lambda work, edges, n: used.append(n) or real_in_bands(work, edges, n))  # fmt: skip
+                        lambda kernel, edges, n, *args: used.append(n)
+                        or real_in_bands(kernel, edges, n, *args))  # fmt: skip
     a, b = _pair((1, height, width, 3), seed=3, dtype=torch.float32)
     fused_ssim(a.requires_grad_(), b).sum().backward()
     assert used == [threads] * 3  # the two forward passes and the backward

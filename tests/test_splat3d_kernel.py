@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -189,18 +190,23 @@ print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()),
 def test_bands_go_to_whichever_thread_is_free():
     # a thread held up (by another program) on its band leaves the other bands to the rest
     edges = np.arange(0, 25, 2)  # [13]: 12 bands of 2 rows
-    taken: list[tuple[int, int]] = []  # (worker, first row of the band)
+    taken: list[tuple[int, int]] = []  # (thread, first row of the band)
 
-    def work(worker: int, y0: int, y1: int) -> None:
-        assert y1 == y0 + 2
-        taken.append((worker, y0))
-        if y0 == 0:
-            time.sleep(0.3)  # the thread with the first band is slowed down
+    def kernel(next_band: np.ndarray, edges: np.ndarray, rows: int) -> None:
+        # a kernel's loop over the bands, as the compiled ones do it (see _take_band)
+        band = kernel_mod._take_band(next_band, edges)
+        while band >= 0:
+            assert edges[band + 1] == edges[band] + rows
+            taken.append((threading.get_ident(), int(edges[band])))
+            if band == 0:
+                time.sleep(0.3)  # the thread with the first band is slowed down
+            band = kernel_mod._take_band(next_band, edges)
 
-    kernel_mod._in_bands(work, edges, n_workers=2)
+    kernel_mod._in_bands(kernel, edges, 2, 2)
     assert sorted(y0 for _, y0 in taken) == list(range(0, 24, 2))  # every band exactly once
-    slow = next(w for w, y0 in taken if y0 == 0)
-    assert [y0 for w, y0 in taken if w == slow] == [0]  # the other thread took all the rest
+    slow = next(thread for thread, y0 in taken if y0 == 0)
+    assert [y0 for thread, y0 in taken if thread == slow] == [0]  # the other took the rest
+    assert len({thread for thread, _ in taken}) == 2
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
@@ -234,7 +240,7 @@ def test_the_grading_zygote_compiles_the_kernels_before_forking():
     # In a fresh process: importing the course compiles nothing, the zygote's warm-up must.
     code = (
         "from splatcourse.grading import zygote; from splatcourse.splat3d import kernel; "
-        "ks = (kernel._row_spans, kernel._forward_band, kernel._backward_band); "
+        "ks = (kernel._row_spans, kernel._forward_bands, kernel._backward_bands); "
         "before = [bool(k.signatures) for k in ks]; zygote._warm_up(); "
         "print(before, [bool(k.signatures) for k in ks])"
     )

@@ -40,6 +40,7 @@ from .kernel import (
     _glue_on_one_torch_thread,
     _in_bands,
     _split,
+    _take_band,
     _threads_for,
 )
 
@@ -64,33 +65,38 @@ def _window() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _filter_rows(y0, y1, g, X, Y, h):
-    """The row pass for rows ``y0 .. y1 - 1`` of images X, Y [C, 3, H, W] (one plane per
+def _filter_rows(next_band, edges, g, X, Y, h):
+    """The row pass, for each band of rows ``edges[b] .. edges[b + 1] - 1`` this thread takes
+    (see :func:`.kernel._in_bands`), of images X, Y [C, 3, H, W] (one plane per
     channel): the five maps x, y, x^2, y^2, x y filtered along x, into h [C, 3, 5, H, W']
     (W' = W - 10). The inner loops run along x, over contiguous memory: the compiler
     vectorises them."""
     n, Wo = g.shape[0], h.shape[4]
-    for c in range(X.shape[0]):
-        for ch in range(3):
-            for y in range(y0, y1):
-                hx, hy, hxx, hyy, hxy = (h[c, ch, 0, y], h[c, ch, 1, y], h[c, ch, 2, y],
-                                         h[c, ch, 3, y], h[c, ch, 4, y])  # fmt: skip
-                hx[:] = hy[:] = hxx[:] = hyy[:] = hxy[:] = 0.0
-                rx, ry = X[c, ch, y], Y[c, ch, y]  # [W]
-                for j in range(n):
-                    gj = g[j]
-                    for x in range(Wo):
-                        a, b = rx[x + j], ry[x + j]
-                        hx[x] += gj * a
-                        hy[x] += gj * b
-                        hxx[x] += gj * a * a
-                        hyy[x] += gj * b * b
-                        hxy[x] += gj * a * b
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        y0, y1 = edges[band], edges[band + 1]
+        for c in range(X.shape[0]):
+            for ch in range(3):
+                for y in range(y0, y1):
+                    hx, hy, hxx, hyy, hxy = (h[c, ch, 0, y], h[c, ch, 1, y], h[c, ch, 2, y],
+                                             h[c, ch, 3, y], h[c, ch, 4, y])  # fmt: skip
+                    hx[:] = hy[:] = hxx[:] = hyy[:] = hxy[:] = 0.0
+                    rx, ry = X[c, ch, y], Y[c, ch, y]  # [W]
+                    for j in range(n):
+                        gj = g[j]
+                        for x in range(Wo):
+                            a, b = rx[x + j], ry[x + j]
+                            hx[x] += gj * a
+                            hy[x] += gj * b
+                            hxx[x] += gj * a * a
+                            hyy[x] += gj * b * b
+                            hxy[x] += gj * a * b
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _ssim_rows(y0, y1, g, h, row_sums, d):
-    """The column pass and each pixel's SSIM for output rows ``y0 .. y1 - 1``.
+def _ssim_rows(next_band, edges, g, h, row_sums, d):
+    """The column pass and each pixel's SSIM, for each band of output rows this thread takes.
 
     From h [C, 3, 5, H, W'] (see :func:`_filter_rows`): ``row_sums`` [C, H'] gets each
     output row's SSIM summed over x and channels, ``d`` [C, 3, 3, H', W'] the derivatives
@@ -98,62 +104,70 @@ def _ssim_rows(y0, y1, g, h, row_sums, d):
     """
     n, Wo = g.shape[0], h.shape[4]
     m = np.empty((5, Wo))  # [5, W'] mu_x, mu_y, w * x^2, w * y^2, w * (x y) along the row
-    for c in range(h.shape[0]):
-        for y in range(y0, y1):
-            total = 0.0
-            for ch in range(3):
-                m[:] = 0.0
-                for i in range(n):
-                    gi = g[i]
-                    for k in range(5):
-                        row, mk = h[c, ch, k, y + i], m[k]
-                        for x in range(Wo):
-                            mk[x] += gi * row[x]
-                for x in range(Wo):
-                    mx, my = m[0, x], m[1, x]
-                    vx, vy, cxy = m[2, x] - mx * mx, m[3, x] - my * my, m[4, x] - mx * my
-                    a_num, a_den = 2.0 * mx * my + C1, mx * mx + my * my + C1
-                    b_num, b_den = 2.0 * cxy + C2, vx + vy + C2
-                    A, B = a_num / a_den, b_num / b_den
-                    total += A * B
-                    dS_dmx = B * 2.0 * (my - A * mx) / a_den  # with the sigmas held
-                    dS_dvx = -A * B / b_den  # in sigma_x^2
-                    dS_dcxy = 2.0 * A / b_den  # in sigma_xy
-                    d[c, ch, 0, y, x] = dS_dmx - 2.0 * mx * dS_dvx - my * dS_dcxy  # in mu_x
-                    d[c, ch, 1, y, x] = dS_dvx  # in w * x^2
-                    d[c, ch, 2, y, x] = dS_dcxy  # in w * (x y)
-            row_sums[c, y] = total
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        y0, y1 = edges[band], edges[band + 1]
+        for c in range(h.shape[0]):
+            for y in range(y0, y1):
+                total = 0.0
+                for ch in range(3):
+                    m[:] = 0.0
+                    for i in range(n):
+                        gi = g[i]
+                        for k in range(5):
+                            row, mk = h[c, ch, k, y + i], m[k]
+                            for x in range(Wo):
+                                mk[x] += gi * row[x]
+                    for x in range(Wo):
+                        mx, my = m[0, x], m[1, x]
+                        vx, vy, cxy = m[2, x] - mx * mx, m[3, x] - my * my, m[4, x] - mx * my
+                        a_num, a_den = 2.0 * mx * my + C1, mx * mx + my * my + C1
+                        b_num, b_den = 2.0 * cxy + C2, vx + vy + C2
+                        A, B = a_num / a_den, b_num / b_den
+                        total += A * B
+                        dS_dmx = B * 2.0 * (my - A * mx) / a_den  # with the sigmas held
+                        dS_dvx = -A * B / b_den  # in sigma_x^2
+                        dS_dcxy = 2.0 * A / b_den  # in sigma_xy
+                        d[c, ch, 0, y, x] = dS_dmx - 2.0 * mx * dS_dvx - my * dS_dcxy  # in mu_x
+                        d[c, ch, 1, y, x] = dS_dvx  # in w * x^2
+                        d[c, ch, 2, y, x] = dS_dcxy  # in w * (x y)
+                row_sums[c, y] = total
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _backward_rows(y0, y1, g, X, Y, d, scale, g_X):
-    """dL/dX [C, 3, H, W] for input rows ``y0 .. y1 - 1``: the transposed filter of the
+def _backward_rows(next_band, edges, g, X, Y, d, scale, g_X):
+    """dL/dX [C, 3, H, W], for each band of input rows this thread takes: the transposed filter of the
     derivatives ``d`` [C, 3, 3, H', W'] times ``scale`` [C] (dL/dSSIM of each image over
     its number of terms), column pass then row pass, then dL/dx = F1 + 2 x F2 + y F3."""
     n, Ho, Wo, W = g.shape[0], d.shape[3], d.shape[4], X.shape[3]
     v = np.empty((3, Wo))  # [3, W'] this row after the column pass
     F = np.empty((3, W))  # [3, W] and after the row pass
-    for c in range(X.shape[0]):
-        for ch in range(3):
-            for y in range(y0, y1):
-                v[:] = 0.0
-                for i in range(n):  # output rows y - i that this input row feeds
-                    if 0 <= y - i < Ho:
-                        gi = g[i]
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        y0, y1 = edges[band], edges[band + 1]
+        for c in range(X.shape[0]):
+            for ch in range(3):
+                for y in range(y0, y1):
+                    v[:] = 0.0
+                    for i in range(n):  # output rows y - i that this input row feeds
+                        if 0 <= y - i < Ho:
+                            gi = g[i]
+                            for k in range(3):
+                                row, vk = d[c, ch, k, y - i], v[k]
+                                for x in range(Wo):
+                                    vk[x] += gi * row[x]
+                    F[:] = 0.0
+                    for j in range(n):  # output column xo feeds input column xo + j
+                        gj = g[j]
                         for k in range(3):
-                            row, vk = d[c, ch, k, y - i], v[k]
-                            for x in range(Wo):
-                                vk[x] += gi * row[x]
-                F[:] = 0.0
-                for j in range(n):  # output column xo feeds input column xo + j
-                    gj = g[j]
-                    for k in range(3):
-                        Fk, vk = F[k], v[k]
-                        for xo in range(Wo):
-                            Fk[xo + j] += gj * vk[xo]
-                rx, ry, out = X[c, ch, y], Y[c, ch, y], g_X[c, ch, y]  # [W] each
-                for x in range(W):
-                    out[x] = scale[c] * (F[0, x] + 2.0 * rx[x] * F[1, x] + ry[x] * F[2, x])
+                            Fk, vk = F[k], v[k]
+                            for xo in range(Wo):
+                                Fk[xo + j] += gj * vk[xo]
+                    rx, ry, out = X[c, ch, y], Y[c, ch, y], g_X[c, ch, y]  # [W] each
+                    for x in range(W):
+                        out[x] = scale[c] * (F[0, x] + 2.0 * rx[x] * F[1, x] + ry[x] * F[2, x])
+        band = _take_band(next_band, edges)
 
 
 class _FusedSsim(torch.autograd.Function):
@@ -167,9 +181,9 @@ class _FusedSsim(torch.autograd.Function):
         g = _window()
         threads = _threads_for(C * H * W, MIN_PIXELS_PER_THREAD)
         h = np.empty((C, 3, 5, H, Wo))  # [C, 3, 5, H, W']
-        _in_bands(lambda _w, y0, y1: _filter_rows(y0, y1, g, X, Y, h), *_split(H, threads))
+        _in_bands(_filter_rows, *_split(H, threads), g, X, Y, h)
         row_sums, d = np.empty((C, Ho)), np.empty((C, 3, 3, Ho, Wo))
-        _in_bands(lambda _w, y0, y1: _ssim_rows(y0, y1, g, h, row_sums, d), *_split(Ho, threads))
+        _in_bands(_ssim_rows, *_split(Ho, threads), g, h, row_sums, d)
         ctx.arrays, ctx.dtype, ctx.threads = (g, X, Y, d), render.dtype, threads
         return torch.from_numpy(row_sums.sum(axis=1) / (Ho * Wo * 3)).to(render.dtype)
 
@@ -180,8 +194,7 @@ class _FusedSsim(torch.autograd.Function):
         g, X, Y, d = ctx.arrays
         scale = _as_f64(g_ssim) / (d.shape[3] * d.shape[4] * 3)  # [C]
         g_X = np.empty_like(X)  # [C, 3, H, W]
-        _in_bands(lambda _w, y0, y1: _backward_rows(y0, y1, g, X, Y, d, scale, g_X),
-                  *_split(X.shape[2], ctx.threads))  # fmt: skip
+        _in_bands(_backward_rows, *_split(X.shape[2], ctx.threads), g, X, Y, d, scale, g_X)
         return torch.from_numpy(g_X).permute(0, 2, 3, 1).to(ctx.dtype), None
 
 

@@ -22,9 +22,10 @@ pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
    fill the lists Gaussian after Gaussian in depth order: every row's list is sorted for free.
 3. **Many bands of rows, taken by whichever core is free.** Rows are independent: the image
    is cut into several bands of rows per thread (:data:`BANDS_PER_THREAD`), with equal work
-   (pixels on the runs) in each. A small pool of Python threads calls the compiled band
-   loop, which releases the GIL (``nogil=True``); a thread that finishes a band takes the
-   next one. No core waits for another inside the loop, and a core slowed by another
+   (pixels on the runs) in each. Each thread (the caller and a small pool of helpers) calls
+   the same compiled kernel, which releases the GIL (``nogil=True``) and takes bands itself,
+   one atomic add on a shared counter each, until none is left: no core waits for another
+   inside the loop, none comes back to Python between bands, and a core slowed by another
    program simply takes fewer bands.
 4. **Forward, front to back.** Walking a row's list in order and each Gaussian's run left to
    right visits every pixel's pairs front to back: the compositing loop of Eq. 3.
@@ -109,8 +110,9 @@ def _set_cache_dir() -> None:
 
 _set_cache_dir()
 
-from numba import njit  # noqa: E402 (after the cache folder is chosen)
+from numba import njit, types  # noqa: E402 (after the cache folder is chosen)
 from numba.core import config as numba_config  # noqa: E402 (its fields are set at run time)
+from numba.extending import intrinsic  # noqa: E402
 
 # numba may have been imported before: tell it the folder directly too
 numba_config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # pyright: ignore[reportAttributeAccessIssue]
@@ -121,6 +123,67 @@ numba_config.CACHE_DIR = os.environ[NUMBA_CACHE_ENV]  # pyright: ignore[reportAt
 
 _N_GRAD = 6  # per-Gaussian gradient slots before the colours: mx, my, A, B, C, opacity
 BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
+
+
+# --------------------------------------------------------------------- handing out bands
+# Every parallel kernel takes ``next_band`` [2] int64 and the edges of its bands, and loops:
+# take the next band nobody has taken, do it, take another, until none is left. Taking one
+# is a single atomic add on ``next_band[0]``, inside the compiled code: the threads never
+# come back to Python (and the GIL) between bands. ``next_band[1]`` counts the helper
+# threads that have finished (see :func:`_in_bands`).
+
+
+@intrinsic
+def _fetch_add(typingctx, counter, i, value):
+    """``counter[i] += value`` as one atomic instruction; returns the value before."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        amount = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", builder.gep(array.data, [index]), amount, "seq_cst")
+
+    return types.int64(counter, i, value), codegen
+
+
+@intrinsic
+def _load(typingctx, counter, i):
+    """``counter[i]``, read from memory every time (another thread may change it)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.load_atomic(builder.gep(array.data, [index]), "acquire", 8)
+
+    return types.int64(counter, i), codegen
+
+
+@njit(cache=True, inline="always")
+def _take_band(next_band, edges):
+    """The next band of ``edges`` [n_bands + 1] that no thread has taken yet, or -1."""
+    band = _fetch_add(next_band, 0, 1)
+    return band if band < edges.shape[0] - 1 else -1
+
+
+@njit(cache=True, nogil=True)
+def _finished(next_band):
+    """A helper thread is done with its bands (the caller waits for the count)."""
+    _fetch_add(next_band, 1, 1)
+
+
+@njit(cache=True, nogil=True)
+def _wait_for_helpers(next_band, n_helpers, spins):
+    """Spin, without the GIL, until ``n_helpers`` threads have finished or ``spins`` reads
+    have gone by; True if they all have. The last helper is usually a band away: spinning
+    catches it at once, where a sleeping thread takes ~0.1 ms to wake on a virtual machine."""
+    for _ in range(spins):  # noqa: SIM110 (compiled: a plain loop)
+        if _load(next_band, 1) >= n_helpers:
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------ footprints
@@ -171,31 +234,40 @@ def _alpha(power, e, o):
 
 
 @njit(cache=True, nogil=True)
-def _row_spans(g0, g1, my, A, det, t, height, ylo, yhi, counts):
-    """First and last pixel row, ``ylo`` and ``yhi`` [G], of Gaussians ``g0 .. g1 - 1``
-    (none: ylo > yhi), each counted on its rows in ``counts`` [H]. The ellipse
-    ``power <= t`` reaches ``sqrt(2 t A / det)`` above and below the mean."""
-    for g in range(g0, g1):
-        half_h = math.sqrt(max(2.0 * t[g] * A[g] / det[g], 0.0)) if t[g] > 0.0 else -1.0
-        ylo[g] = max(math.ceil(my[g] - half_h - 0.5 - _MARGIN), 0)
-        yhi[g] = min(math.floor(my[g] + half_h - 0.5 + _MARGIN), height - 1)
-        if half_h < 0.0:
-            yhi[g] = ylo[g] - 1
-        for y in range(ylo[g], yhi[g] + 1):
-            counts[y] += 1
+def _row_spans(next_band, edges, my, A, det, t, height, ylo, yhi, counts):
+    """First and last pixel row, ``ylo`` and ``yhi`` [G], of the Gaussians in each block
+    ``edges[b] .. edges[b + 1] - 1`` this thread takes (none: ylo > yhi), each counted on its
+    rows in ``counts[b]`` [blocks, H]. The ellipse ``power <= t`` reaches
+    ``sqrt(2 t A / det)`` above and below the mean."""
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for g in range(edges[band], edges[band + 1]):
+            half_h = math.sqrt(max(2.0 * t[g] * A[g] / det[g], 0.0)) if t[g] > 0.0 else -1.0
+            ylo[g] = max(math.ceil(my[g] - half_h - 0.5 - _MARGIN), 0)
+            yhi[g] = min(math.floor(my[g] + half_h - 0.5 + _MARGIN), height - 1)
+            if half_h < 0.0:
+                yhi[g] = ylo[g] - 1
+            for y in range(ylo[g], yhi[g] + 1):
+                counts[band, y] += 1
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _fill_rows(g0, g1, mx, my, A, B, det, t, width, ylo, yhi, cursor, row_gid, row_work):
-    """Put Gaussians ``g0 .. g1 - 1``, in order, on their rows' lists: row y's next free
-    slot in ``row_gid`` [R] is ``cursor[y]`` [H]; ``row_work`` [H] counts the pixels on
-    their runs."""
-    for g in range(g0, g1):
-        for y in range(ylo[g], yhi[g] + 1):
-            row_gid[cursor[y]] = g
-            cursor[y] += 1
-            x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
-            row_work[y] += max(x1 - x0 + 1, 0)
+def _fill_rows(next_band, edges, mx, my, A, B, det, t, width, ylo, yhi, cursor, row_gid,
+               row_work):  # fmt: skip
+    """Put the Gaussians of each block ``edges[b] .. edges[b + 1] - 1`` this thread takes,
+    in order, on their rows' lists: the block's next free slot on row y in ``row_gid`` [R] is
+    ``cursor[b, y]`` [blocks, H]; ``row_work[b]`` [blocks, H] counts the pixels on their
+    runs."""
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for g in range(edges[band], edges[band + 1]):
+            for y in range(ylo[g], yhi[g] + 1):
+                row_gid[cursor[band, y]] = g
+                cursor[band, y] += 1
+                x0, x1 = _row_run(mx[g], my[g], A[g], B[g], det[g], t[g], y, width)
+                row_work[band, y] += max(x1 - x0 + 1, 0)
+        band = _take_band(next_band, edges)
 
 
 def _row_lists(mx, my, A, B, det, t, width: int, height: int):
@@ -211,19 +283,15 @@ def _row_lists(mx, my, A, B, det, t, width: int, height: int):
     """
     G = len(my)
     edges, n_workers = _split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD))  # [blocks + 1]
-    block = {int(g0): b for b, g0 in enumerate(edges[:-1])}  # a block's index by its start
     ylo, yhi = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
     counts = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
-    _in_bands(lambda _w, g0, g1: _row_spans(g0, g1, my, A, det, t, height, ylo, yhi,
-                                            counts[block[g0]]),
-              edges, n_workers)  # fmt: skip
+    _in_bands(_row_spans, edges, n_workers, my, A, det, t, height, ylo, yhi, counts)
     row_start = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])  # [H + 1]
     cursor = row_start[:-1] + np.cumsum(counts, axis=0) - counts  # [blocks, H] first slots
     row_gid = np.empty(int(row_start[-1]), np.int32)  # [R]
     work = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
-    _in_bands(lambda _w, g0, g1: _fill_rows(g0, g1, mx, my, A, B, det, t, width, ylo, yhi,
-                                            cursor[block[g0]], row_gid, work[block[g0]]),
-              edges, n_workers)  # fmt: skip
+    _in_bands(_fill_rows, edges, n_workers, mx, my, A, B, det, t, width, ylo, yhi, cursor,
+              row_gid, work)  # fmt: skip
     return row_start, row_gid, work.sum(axis=0), ylo, yhi
 
 
@@ -231,9 +299,9 @@ def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
     """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1]
     (fewer where two cuts fall on the same row: a band is never empty).
 
-    Several bands per thread (see :func:`_in_bands`): few enough that handing them out costs
-    nothing next to the work in one (a few microseconds a band), many enough that a core
-    slowed by another program leaves its share to the others.
+    Several bands per thread (see :func:`_in_bands`): taking one costs an atomic add, nothing
+    next to the work in it, and with many a core slowed by another program leaves its share
+    to the others.
     """
     done = np.cumsum(row_work + 1)  # [H] work up to each row (+1: an empty row costs a little)
     targets = done[-1] * np.arange(1, n_bands) / n_bands  # [n_bands - 1]
@@ -287,57 +355,65 @@ def _drawn_front_to_back(depths, radii):
 
 
 @njit(cache=True, nogil=True)
-def _gather(i0, i1, vis, means2d, conics, colors, opacities, mx, my, A, B, C, det, o, t, cols):
-    """The drawn Gaussians ``vis[i0:i1]`` as the kernels read them, float64, front to back.
+def _gather(next_band, edges, vis, means2d, conics, colors, opacities, mx, my, A, B, C, det,
+            o, t, cols):  # fmt: skip
+    """The drawn Gaussians ``vis`` [G] as the kernels read them, float64, front to back
+    (those of each block ``vis[edges[b]:edges[b + 1]]`` this thread takes).
 
     From one camera's means2d [N, 2], conics [N, 3], colors [N, D], opacities [N] into
     mx, my, A, B, C (the conic), det = AC - B^2, o and t = log(255 o) (alpha >= 1/255
     where power <= t), all [G], and cols [G, D].
     """
-    for i in range(i0, i1):
-        n = vis[i]
-        mx[i], my[i] = means2d[n, 0], means2d[n, 1]
-        A[i], B[i], C[i] = conics[n, 0], conics[n, 1], conics[n, 2]
-        det[i] = max(A[i] * C[i] - B[i] * B[i], 1e-30)
-        o[i] = opacities[n]
-        t[i] = np.log(o[i]) + POWER_AT_ALPHA_MIN  # -inf for o = 0: never drawn
-        for d in range(colors.shape[1]):
-            cols[i, d] = colors[n, d]
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for i in range(edges[band], edges[band + 1]):
+            n = vis[i]
+            mx[i], my[i] = means2d[n, 0], means2d[n, 1]
+            A[i], B[i], C[i] = conics[n, 0], conics[n, 1], conics[n, 2]
+            det[i] = max(A[i] * C[i] - B[i] * B[i], 1e-30)
+            o[i] = opacities[n]
+            t[i] = np.log(o[i]) + POWER_AT_ALPHA_MIN  # -inf for o = 0: never drawn
+            for d in range(colors.shape[1]):
+                cols[i, d] = colors[n, d]
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _sum_bands(i0, i1, bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
-               first_slot, g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
-    """Add up the gradient of drawn Gaussians ``i0 .. i1 - 1`` over the bands they meet, in
-    band order, and write it to ``vis`` [G] (their indices) of one camera: g_means2d
-    [N, 2], g_conics [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by
-    the caller); ``first_slot`` [G] is scratch.
+def _sum_bands(next_band, edges, bands, row_start, slots, slot_of, band_of_row, ylo, yhi, vis,
+               g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
+    """Add up the gradient of each drawn Gaussian over the bands it meets, in band order, and
+    write it to ``vis`` [G] (their indices) of one camera: g_means2d [N, 2], g_conics
+    [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller); for the
+    Gaussians of each block ``edges[b] .. edges[b + 1] - 1`` this thread takes.
 
-    Band ``b``'s slots are ``slots[row_start[bands[b]]:][:n_slots[b]]`` [S, 6 + D] for
-    Gaussians ``slot_gid`` (see :func:`_backward_band`); ``band_of_row`` [H] gives each
-    row's band and ``ylo``, ``yhi`` [G] each Gaussian's rows, so its first and last band.
-    Summing in band order, not in the order the threads finished, makes the gradients the
-    same on every run.
+    Band ``k``'s slots start at ``slots[row_start[bands[k]]]`` [R, 6 + D], Gaussian ``i``'s
+    is ``slot_of[k, i]`` [bands, G] there (see :func:`_backward_bands`); ``band_of_row`` [H]
+    gives each row's band and ``ylo``, ``yhi`` [G] each Gaussian's rows, so it meets bands
+    ``band_of_row[ylo[i]] .. band_of_row[yhi[i]]``. Summing in band order, not in the
+    order the threads finished, makes the gradients the same on every run.
     """
-    for b in range(len(bands) - 1):
-        start = row_start[bands[b]]
-        for s in range(start, start + n_slots[b]):
-            i = slot_gid[s]
-            if i < i0 or i >= i1:
-                continue  # another thread's Gaussian
-            if band_of_row[ylo[i]] == b:  # its first band: the sum starts in this slot
-                first_slot[i] = s
-            else:
+    total = np.empty(slots.shape[1])  # [6 + D] one Gaussian's gradient
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every block this thread takes (see _in_bands)
+        for i in range(edges[band], edges[band + 1]):
+            if ylo[i] > yhi[i]:
+                continue  # on no row: no gradient
+            first, last = band_of_row[ylo[i]], band_of_row[yhi[i]]
+            s = row_start[bands[first]] + slot_of[first, i]
+            for k in range(slots.shape[1]):
+                total[k] = slots[s, k]
+            for b in range(first + 1, last + 1):
+                s = row_start[bands[b]] + slot_of[b, i]
                 for k in range(slots.shape[1]):
-                    slots[first_slot[i], k] += slots[s, k]
-            if band_of_row[yhi[i]] == b:  # its last band: the sum is complete
-                f, n = first_slot[i], vis[i]
-                g_means2d[n, 0], g_means2d[n, 1] = slots[f, 0], slots[f, 1]
-                for k in range(3):
-                    g_conics[n, k] = slots[f, 2 + k]
-                g_opacities[n] = slots[f, 5]
-                for d in range(g_colors.shape[1]):
-                    g_colors[n, d] = slots[f, _N_GRAD + d]
+                    total[k] += slots[s, k]
+            n = vis[i]
+            g_means2d[n, 0], g_means2d[n, 1] = total[0], total[1]
+            for k in range(3):
+                g_conics[n, k] = total[2 + k]
+            g_opacities[n] = total[5]
+            for d in range(g_colors.shape[1]):
+                g_colors[n, d] = total[_N_GRAD + d]
+        band = _take_band(next_band, edges)
 
 
 # ------------------------------------------------------------------------------- forward
@@ -347,7 +423,7 @@ def _sum_bands(i0, i1, bands, row_start, slots, slot_gid, n_slots, band_of_row, 
 def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
                    out, T, last, stats, D):  # fmt: skip
     """Composite the pixels of row ``y`` front to back (Eq. 3), writing its slice of
-    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward_band`);
+    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward_bands`);
     ``D`` is the number of colour channels.
 
     Walking the row's list in depth order and each Gaussian's run left to right visits the
@@ -387,9 +463,10 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
 
 
 @njit(cache=True, nogil=True)
-def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                  out, T, last, stats):  # fmt: skip
-    """Composite rows ``y0 .. y1 - 1``; runs without the GIL, beside the other bands.
+def _forward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
+                   width, out, T, last, stats):  # fmt: skip
+    """Composite the rows ``bands[b] .. bands[b + 1] - 1`` of every band ``b`` this thread
+    takes (see :func:`_in_bands`); runs without the GIL, beside the other threads.
 
     Inputs [G] per Gaussian (front to back), colors [G, D]. Writes the band's rows of
     ``out`` [H * W, D] (no background), ``T`` [H * W] (final transmittance: alpha = 1 - T),
@@ -398,13 +475,16 @@ def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid
     pairs); bands share no rows, so no two threads write the same numbers.
     """
     D = colors.shape[1]
-    for y in range(y0, y1):
-        if D == 3:  # RGB: with D a constant the colour loops unroll (9% off the band loops)
-            _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                           out, T, last, stats, 3)  # fmt: skip
-        else:
-            _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                           out, T, last, stats, D)  # fmt: skip
+    band = _take_band(next_band, bands)
+    while band >= 0:
+        for y in range(bands[band], bands[band + 1]):
+            if D == 3:  # RGB: with D a constant the colour loops unroll (9% off the band loops)
+                _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                               out, T, last, stats, 3)  # fmt: skip
+            else:
+                _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
+                               out, T, last, stats, D)  # fmt: skip
+        band = _take_band(next_band, bands)
 
 
 # ------------------------------------------------------------------------------ backward
@@ -412,13 +492,13 @@ def _forward_band(y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid
 
 @njit(cache=True, inline="always")
 def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, T_final,
-                  last, g_out, g_alpha, y0, ylo, slot_of, n_slots, slots, slot_gid, D):  # fmt: skip
+                  last, g_out, g_alpha, y0, ylo, slot_of, n_slots, slots, D):  # fmt: skip
     """Add row ``y``'s share to its band's gradient ``slots`` [S, 6 + D] (mx, my, A, B, C,
     opacity, colours...), one slot per Gaussian the band meets, in the order it meets them:
     on a Gaussian's first row in the band (``y0`` the band's first row, ``ylo`` [G] each
-    Gaussian's first row) it takes slot ``n_slots`` (``slot_of`` [G], ``slot_gid`` [S] map
-    both ways); later rows add to it. Returns the slots used. A band's slots are few and
-    side by side in memory, and need no zeroing.
+    Gaussian's first row) it takes slot ``n_slots``, noted in ``slot_of`` [G]; later rows
+    add to it. Returns the slots used. A band's slots are few and side by side in memory,
+    and need no zeroing.
 
     Per pixel, back to front, with ``g = dL/dout`` and ``S`` the colour still to come,
     ``S_i = sum_{j>i} alpha_j T_j (c_j . g)``:
@@ -471,7 +551,7 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             sum_p_dx2 += p_dx * dx_pix
             g_o += dL_dalpha * e_pix  # d alpha / d o = exp(-power)
         if y == y0 or y == ylo[g]:  # the Gaussian's first row in this band: a new slot
-            slot_of[g], slot_gid[n_slots] = n_slots, g
+            slot_of[g] = n_slots
             slots[n_slots, :] = 0.0
             n_slots += 1
         grad = slots[slot_of[g]]  # [6 + D]
@@ -488,26 +568,29 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
 
 
 @njit(cache=True, nogil=True)
-def _backward_band(b, y0, y1, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                   T_final, last, g_out, g_alpha, ylo, slots, slot_gid, n_slots):  # fmt: skip
-    """The gradients of band ``b`` (rows ``y0 .. y1 - 1``), back to front, into its own
-    slots: ``slots`` [R, 6 + D] and ``slot_gid`` [R] from entry ``row_start[y0]`` on (the
-    band has at most as many Gaussians as row-list entries), their count into
-    ``n_slots[b]``. Runs without the GIL; :func:`_sum_bands` adds the bands up."""
-    first = row_start[y0]
-    band_slots, band_gid = slots[first : row_start[y1]], slot_gid[first : row_start[y1]]
-    slot_of = np.empty(mx.shape[0], np.int64)  # [G] a Gaussian's slot in this band
-    n, D = 0, colors.shape[1]
-    for y in range(y0, y1):
-        if D == 3:  # RGB: with D a constant the colour loops unroll (as in _forward_band)
-            n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                              T_final, last, g_out, g_alpha, y0, ylo, slot_of, n, band_slots,
-                              band_gid, 3)  # fmt: skip
-        else:
-            n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                              T_final, last, g_out, g_alpha, y0, ylo, slot_of, n, band_slots,
-                              band_gid, D)  # fmt: skip
-    n_slots[b] = n
+def _backward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
+                    width, T_final, last, g_out, g_alpha, ylo, slots, slot_of):  # fmt: skip
+    """The gradients of every band ``b`` (rows ``bands[b] .. bands[b + 1] - 1``) this thread
+    takes (see :func:`_in_bands`), back to front, into the band's own slots: ``slots``
+    [R, 6 + D] from entry ``row_start[bands[b]]`` on (a band meets at most as many
+    Gaussians as its rows' lists hold), and ``slot_of[b]`` [bands, G] each Gaussian's slot
+    there (only those of the Gaussians the band meets are written). Runs without the GIL;
+    :func:`_sum_bands` adds the bands up."""
+    D = colors.shape[1]
+    band = _take_band(next_band, bands)
+    while band >= 0:
+        y0, y1 = bands[band], bands[band + 1]
+        band_slots, n = slots[row_start[y0] : row_start[y1]], 0  # [S, 6 + D], slots used
+        for y in range(y0, y1):
+            if D == 3:  # RGB: with D a constant the colour loops unroll (as in _forward_bands)
+                n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
+                                  width, T_final, last, g_out, g_alpha, y0, ylo, slot_of[band],
+                                  n, band_slots, 3)  # fmt: skip
+            else:
+                n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
+                                  width, T_final, last, g_out, g_alpha, y0, ylo, slot_of[band],
+                                  n, band_slots, D)  # fmt: skip
+        band = _take_band(next_band, bands)
 
 
 # ------------------------------------------------------------------ view-dependent colour
@@ -565,73 +648,81 @@ def _view_direction(mean, campos):
 
 
 @njit(cache=True, nogil=True)
-def _sh_forward_block(n0, n1, n_basis, coeffs, means, campos, out):
-    """Colours ``out[:, n0:n1]`` [C, N, 3] = max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[., n, k]),
-    d = mean - camera centre: coeffs [1 or C, N, K, 3] (shared by the cameras, or one set per
-    camera), means [N, 3], campos [C, 3]; only the first ``n_basis`` = (degree + 1)^2 used."""
+def _sh_forward_blocks(next_band, edges, n_basis, coeffs, means, campos, out):
+    """Colours ``out`` [C, N, 3] = max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[., n, k]),
+    d = mean - camera centre, of the Gaussians in each block ``edges[b] .. edges[b + 1] - 1``
+    this thread takes (see :func:`_in_bands`): coeffs [1 or C, N, K, 3] (shared by the
+    cameras, or one set per camera), means [N, 3], campos [C, 3]; only the first
+    ``n_basis`` = (degree + 1)^2 used."""
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
     shared = coeffs.shape[0] == 1
-    for n in range(n0, n1):
-        for c in range(campos.shape[0]):
-            ux, uy, uz, _ = _view_direction(means[n], campos[c])
-            _sh_basis(ux, uy, uz, Y, dY)
-            k_set = coeffs[0 if shared else c, n]  # [K, 3]
-            r, g, b = 0.5, 0.5, 0.5
-            for k in range(n_basis):
-                r += Y[k] * k_set[k, 0]
-                g += Y[k] * k_set[k, 1]
-                b += Y[k] * k_set[k, 2]
-            out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for n in range(edges[band], edges[band + 1]):
+            for c in range(campos.shape[0]):
+                ux, uy, uz, _ = _view_direction(means[n], campos[c])
+                _sh_basis(ux, uy, uz, Y, dY)
+                k_set = coeffs[0 if shared else c, n]  # [K, 3]
+                r, g, b = 0.5, 0.5, 0.5
+                for k in range(n_basis):
+                    r += Y[k] * k_set[k, 0]
+                    g += Y[k] * k_set[k, 1]
+                    b += Y[k] * k_set[k, 2]
+                out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _sh_backward_block(n0, n1, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs):
-    """Gradients ``g_coeffs[:, n0:n1]`` [1 or C, N, K, 3] (summed over the cameras when they
-    share the coefficients) and ``g_dirs[:, n0:n1]`` [C, N, 3] (dL/dd per camera) from
-    g = dL/dcolours [C, N, 3]; arguments as :func:`_sh_forward_block`.
+def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs):
+    """Gradients ``g_coeffs`` [1 or C, N, K, 3] (summed over the cameras when they share the
+    coefficients) and ``g_dirs`` [C, N, 3] (dL/dd per camera) from g = dL/dcolours
+    [C, N, 3]; blocks and arguments as :func:`_sh_forward_blocks`.
 
     No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
     is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
     """
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
     shared = coeffs.shape[0] == 1
-    for n in range(n0, n1):
-        for c in range(campos.shape[0]):
-            ux, uy, uz, norm = _view_direction(means[n], campos[c])
-            _sh_basis(ux, uy, uz, Y, dY)
-            k_set, g_set = coeffs[0 if shared else c, n], g_coeffs[0 if shared else c, n]
-            r, gg, b = 0.5, 0.5, 0.5
-            for k in range(n_basis):
-                r += Y[k] * k_set[k, 0]
-                gg += Y[k] * k_set[k, 1]
-                b += Y[k] * k_set[k, 2]
-            g_r = g[c, n, 0] if r >= 0.0 else 0.0  # clamped at 0: no gradient
-            g_g = g[c, n, 1] if gg >= 0.0 else 0.0
-            g_b = g[c, n, 2] if b >= 0.0 else 0.0
-            first = c == 0 or not shared  # write the coefficients' gradient, or add to it
-            gx = gy = gz = 0.0  # dL/du
-            for k in range(g_set.shape[0]):
-                if k >= n_basis:
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for n in range(edges[band], edges[band + 1]):
+            for c in range(campos.shape[0]):
+                ux, uy, uz, norm = _view_direction(means[n], campos[c])
+                _sh_basis(ux, uy, uz, Y, dY)
+                k_set, g_set = coeffs[0 if shared else c, n], g_coeffs[0 if shared else c, n]
+                r, gg, b = 0.5, 0.5, 0.5
+                for k in range(n_basis):
+                    r += Y[k] * k_set[k, 0]
+                    gg += Y[k] * k_set[k, 1]
+                    b += Y[k] * k_set[k, 2]
+                g_r = g[c, n, 0] if r >= 0.0 else 0.0  # clamped at 0: no gradient
+                g_g = g[c, n, 1] if gg >= 0.0 else 0.0
+                g_b = g[c, n, 2] if b >= 0.0 else 0.0
+                first = c == 0 or not shared  # write the coefficients' gradient, or add to it
+                gx = gy = gz = 0.0  # dL/du
+                for k in range(g_set.shape[0]):
+                    if k >= n_basis:
+                        if first:
+                            g_set[k, 0] = g_set[k, 1] = g_set[k, 2] = 0.0
+                        continue
                     if first:
-                        g_set[k, 0] = g_set[k, 1] = g_set[k, 2] = 0.0
-                    continue
-                if first:
-                    g_set[k, 0], g_set[k, 1], g_set[k, 2] = Y[k] * g_r, Y[k] * g_g, Y[k] * g_b
+                        g_set[k, 0], g_set[k, 1], g_set[k, 2] = Y[k] * g_r, Y[k] * g_g, Y[k] * g_b
+                    else:
+                        g_set[k, 0] += Y[k] * g_r
+                        g_set[k, 1] += Y[k] * g_g
+                        g_set[k, 2] += Y[k] * g_b
+                    along_k = k_set[k, 0] * g_r + k_set[k, 1] * g_g + k_set[k, 2] * g_b
+                    gx += dY[k, 0] * along_k
+                    gy += dY[k, 1] * along_k
+                    gz += dY[k, 2] * along_k
+                if norm > 1e-12:
+                    along = ux * gx + uy * gy + uz * gz
+                    g_dirs[c, n, 0] = (gx - ux * along) / norm
+                    g_dirs[c, n, 1] = (gy - uy * along) / norm
+                    g_dirs[c, n, 2] = (gz - uz * along) / norm
                 else:
-                    g_set[k, 0] += Y[k] * g_r
-                    g_set[k, 1] += Y[k] * g_g
-                    g_set[k, 2] += Y[k] * g_b
-                along_k = k_set[k, 0] * g_r + k_set[k, 1] * g_g + k_set[k, 2] * g_b
-                gx += dY[k, 0] * along_k
-                gy += dY[k, 1] * along_k
-                gz += dY[k, 2] * along_k
-            if norm > 1e-12:
-                along = ux * gx + uy * gy + uz * gz
-                g_dirs[c, n, 0] = (gx - ux * along) / norm
-                g_dirs[c, n, 1] = (gy - uy * along) / norm
-                g_dirs[c, n, 2] = (gz - uz * along) / norm
-            else:
-                g_dirs[c, n, 0] = g_dirs[c, n, 1] = g_dirs[c, n, 2] = 0.0
+                    g_dirs[c, n, 0] = g_dirs[c, n, 1] = g_dirs[c, n, 2] = 0.0
+        band = _take_band(next_band, edges)
 
 
 # ----------------------------------------------------------------- projection, backward
@@ -758,11 +849,11 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
 
 
 @njit(cache=True, nogil=True)
-def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats, Ks, width,
+def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities, viewmats, Ks, width,
                               height, near, far, eps2d, radius_clip, means2d, covars2d, conics,
                               depths, radii, ok):  # fmt: skip
-    """projection.py's EWA projection (gsplat's semantics) of Gaussians ``n0 .. n1 - 1``
-    into every camera, written per Gaussian.
+    """projection.py's EWA projection (gsplat's semantics) into every camera, written per
+    Gaussian, of those in each block ``edges[b] .. edges[b + 1] - 1`` this thread takes.
 
     means [N, 3], quats [N, 4], scales [N, 3], opacities [N] (or [0]: no opacity-aware
     box), in float32 or float64 (the arithmetic is float64 either way), viewmats [C, 4, 4],
@@ -772,48 +863,56 @@ def _projection_forward_block(n0, n1, means, quats, scales, opacities, viewmats,
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
-    for n in range(n0, n1):
-        _world_covariance(quats[n], scales[n], R, M, Sigma)
-        extend, faint = SIGMA_EXTENT, False  # the screen box: 3.33 std, or where o e^-p >= 1/255
-        if opacities.shape[0] > 0:
-            op = opacities[n]
-            faint = not op >= ALPHA_MIN
-            extend = min(extend, math.sqrt(2.0 * math.log(max(op, ALPHA_MIN) * (1.0 / ALPHA_MIN))))
-        for c in range(viewmats.shape[0]):
-            W, K = viewmats[c], Ks[c]  # [4, 4], [3, 3]
-            tx = W[0, 0] * means[n, 0] + W[0, 1] * means[n, 1] + W[0, 2] * means[n, 2] + W[0, 3]
-            ty = W[1, 0] * means[n, 0] + W[1, 1] * means[n, 1] + W[1, 2] * means[n, 2] + W[1, 3]
-            tz = W[2, 0] * means[n, 0] + W[2, 1] * means[n, 1] + W[2, 2] * means[n, 2] + W[2, 3]
-            depths[c, n] = tz
-            in_depth = near <= tz <= far
-            z = tz if in_depth else 1.0  # a safe depth for the culled
-            u, v = tx / z, ty / z
-            px, py = K[0, 0] * u + K[0, 2], K[1, 1] * v + K[1, 2]  # the 2D mean
-            a, b, d = _screen_covariance(W, Sigma, u, v, z, K, width, height, eps2d, T0, T1,
-                                         ST0, ST1)[:3]  # cov2d (Eq. 5)  # fmt: skip
-            covars2d[c, n, 0, 0], covars2d[c, n, 0, 1] = a, b
-            covars2d[c, n, 1, 0], covars2d[c, n, 1, 1] = b, d
-            det = a * d - b * b
-            rx = math.ceil(extend * math.sqrt(max(a, 0.0)))
-            ry = math.ceil(extend * math.sqrt(max(d, 0.0)))
-            keep = (in_depth and det > 0.0 and not faint
-                    and not (rx <= radius_clip and ry <= radius_clip)
-                    and px + rx > 0 and px - rx < width and py + ry > 0 and py - ry < height)  # fmt: skip
-            ok[c, n] = keep
-            if keep:
-                means2d[c, n, 0], means2d[c, n, 1] = px, py
-                conics[c, n, 0], conics[c, n, 1], conics[c, n, 2] = d / det, -b / det, a / det
-                radii[c, n, 0], radii[c, n, 1] = rx, ry
-            else:
-                means2d[c, n, :] = 0.0
-                conics[c, n, :] = 0.0
-                radii[c, n, :] = 0
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for n in range(edges[band], edges[band + 1]):
+            _world_covariance(quats[n], scales[n], R, M, Sigma)
+            extend, faint = (
+                SIGMA_EXTENT,
+                False,
+            )  # the screen box: 3.33 std, or where o e^-p >= 1/255
+            if opacities.shape[0] > 0:
+                op = opacities[n]
+                faint = not op >= ALPHA_MIN
+                extend = min(
+                    extend, math.sqrt(2.0 * math.log(max(op, ALPHA_MIN) * (1.0 / ALPHA_MIN)))
+                )
+            for c in range(viewmats.shape[0]):
+                W, K = viewmats[c], Ks[c]  # [4, 4], [3, 3]
+                tx = W[0, 0] * means[n, 0] + W[0, 1] * means[n, 1] + W[0, 2] * means[n, 2] + W[0, 3]
+                ty = W[1, 0] * means[n, 0] + W[1, 1] * means[n, 1] + W[1, 2] * means[n, 2] + W[1, 3]
+                tz = W[2, 0] * means[n, 0] + W[2, 1] * means[n, 1] + W[2, 2] * means[n, 2] + W[2, 3]
+                depths[c, n] = tz
+                in_depth = near <= tz <= far
+                z = tz if in_depth else 1.0  # a safe depth for the culled
+                u, v = tx / z, ty / z
+                px, py = K[0, 0] * u + K[0, 2], K[1, 1] * v + K[1, 2]  # the 2D mean
+                a, b, d = _screen_covariance(W, Sigma, u, v, z, K, width, height, eps2d, T0, T1,
+                                             ST0, ST1)[:3]  # cov2d (Eq. 5)  # fmt: skip
+                covars2d[c, n, 0, 0], covars2d[c, n, 0, 1] = a, b
+                covars2d[c, n, 1, 0], covars2d[c, n, 1, 1] = b, d
+                det = a * d - b * b
+                rx = math.ceil(extend * math.sqrt(max(a, 0.0)))
+                ry = math.ceil(extend * math.sqrt(max(d, 0.0)))
+                keep = (in_depth and det > 0.0 and not faint
+                        and not (rx <= radius_clip and ry <= radius_clip)
+                        and px + rx > 0 and px - rx < width and py + ry > 0 and py - ry < height)  # fmt: skip
+                ok[c, n] = keep
+                if keep:
+                    means2d[c, n, 0], means2d[c, n, 1] = px, py
+                    conics[c, n, 0], conics[c, n, 1], conics[c, n, 2] = d / det, -b / det, a / det
+                    radii[c, n, 0], radii[c, n, 1] = rx, ry
+                else:
+                    means2d[c, n, :] = 0.0
+                    conics[c, n, :] = 0.0
+                    radii[c, n, :] = 0
+        band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
-def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width, height, eps2d,
+def _projection_backward_blocks(next_band, edges, means, quats, scales, viewmats, Ks, width, height, eps2d,
                                ok, g_means2d, g_conics, g_depths, g_means, g_quats, g_scales):  # fmt: skip
-    """Gradients of Gaussians ``n0 .. n1 - 1``: ``g_means`` [N, 3], ``g_quats`` [N, 4],
+    """Gradients of the Gaussians in each block this thread takes: ``g_means`` [N, 3], ``g_quats`` [N, 4],
     ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3], dL/ddepths [C, N].
 
     means [N, 3], quats [N, 4], scales [N, 3] and the gradients in float32 or float64 (the
@@ -825,39 +924,42 @@ def _projection_backward_block(n0, n1, means, quats, scales, viewmats, Ks, width
     g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
     t, g_t, g_m = np.empty(3), np.empty(3), np.empty(3)  # [3] camera-space mean, dL/dt, dL/dm
-    for n in range(n0, n1):
-        w, x, y, z, norm = _world_covariance(quats[n], scales[n], R, M, Sigma)
-        g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
-        g_m[:] = 0.0  # dL/dm summed over the cameras (in float64, then written once)
-        for c in range(viewmats.shape[0]):
-            W = viewmats[c]  # [4, 4]
-            for i in range(3):  # t = W m + w
-                t[i] = W[i, 0] * means[n, 0] + W[i, 1] * means[n, 1] + W[i, 2] * means[n, 2]
-                t[i] += W[i, 3]
-            g_t[0], g_t[1], g_t[2] = 0.0, 0.0, g_depths[c, n]  # depth = t_z
-            if ok[c, n]:
-                u, v = t[0] / t[2], t[1] / t[2]
-                g_u, g_v, g_tz = _screen_covariance_backward(
-                    W, Sigma, u, v, t[2], Ks[c], width, height, eps2d, g_conics[c, n],
-                    T0, T1, ST0, ST1, g_Sigma,
-                )  # fmt: skip
-                g_u += Ks[c, 0, 0] * g_means2d[c, n, 0]  # mean2d = (f_x u + c_x, f_y v + c_y)
-                g_v += Ks[c, 1, 1] * g_means2d[c, n, 1]
-                g_t[0] += g_u / t[2]  # u = t_x / t_z, v = t_y / t_z
-                g_t[1] += g_v / t[2]
-                g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
-            for k in range(3):
-                g_m[k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
-        g_means[n, 0], g_means[n, 1], g_means[n, 2] = g_m[0], g_m[1], g_m[2]
-        for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
-            for j in range(3):
-                g_M[i, j] = 0.0
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        for n in range(edges[band], edges[band + 1]):
+            w, x, y, z, norm = _world_covariance(quats[n], scales[n], R, M, Sigma)
+            g_Sigma[:, :] = 0.0  # dL/dSigma summed over the cameras, every entry on its own
+            g_m[:] = 0.0  # dL/dm summed over the cameras (in float64, then written once)
+            for c in range(viewmats.shape[0]):
+                W = viewmats[c]  # [4, 4]
+                for i in range(3):  # t = W m + w
+                    t[i] = W[i, 0] * means[n, 0] + W[i, 1] * means[n, 1] + W[i, 2] * means[n, 2]
+                    t[i] += W[i, 3]
+                g_t[0], g_t[1], g_t[2] = 0.0, 0.0, g_depths[c, n]  # depth = t_z
+                if ok[c, n]:
+                    u, v = t[0] / t[2], t[1] / t[2]
+                    g_u, g_v, g_tz = _screen_covariance_backward(
+                        W, Sigma, u, v, t[2], Ks[c], width, height, eps2d, g_conics[c, n],
+                        T0, T1, ST0, ST1, g_Sigma,
+                    )  # fmt: skip
+                    g_u += Ks[c, 0, 0] * g_means2d[c, n, 0]  # mean2d = (f_x u + c_x, f_y v + c_y)
+                    g_v += Ks[c, 1, 1] * g_means2d[c, n, 1]
+                    g_t[0] += g_u / t[2]  # u = t_x / t_z, v = t_y / t_z
+                    g_t[1] += g_v / t[2]
+                    g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
                 for k in range(3):
-                    g_M[i, j] += (g_Sigma[i, k] + g_Sigma[k, i]) * M[k, j]
-                g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
-        for j in range(3):
-            g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
-        _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])  # (computed in float64, then stored)
+                    g_m[k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+            g_means[n, 0], g_means[n, 1], g_means[n, 2] = g_m[0], g_m[1], g_m[2]
+            for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
+                for j in range(3):
+                    g_M[i, j] = 0.0
+                    for k in range(3):
+                        g_M[i, j] += (g_Sigma[i, k] + g_Sigma[k, i]) * M[k, j]
+                    g_R[i, j] = g_M[i, j] * scales[n, j]  # M = R diag(s)
+            for j in range(3):
+                g_scales[n, j] = g_M[0, j] * R[0, j] + g_M[1, j] * R[1, j] + g_M[2, j] * R[2, j]
+            _quat_gradient(w, x, y, z, norm, g_R, g_quats[n])  # (computed in float64, then stored)
+        band = _take_band(next_band, edges)
 
 
 # ----------------------------------------------------------------------- torch interface
@@ -945,26 +1047,35 @@ def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
     return np.arange(n_parts + 1, dtype=np.int64) * n // n_parts, n_workers
 
 
-def _in_bands(work: Callable[[int, int, int], None], edges: np.ndarray, n_workers: int) -> None:
-    """Call ``work(worker, y0, y1)`` once for every band of rows ``edges`` [n_bands + 1], on
-    ``n_workers`` threads: the caller and ``n_workers - 1`` helpers each take the next band
-    left until none is (dynamic load balance). ``worker`` (0 .. n_workers - 1) names the
-    thread, so each can write to its own buffers."""
-    next_band = iter(range(len(edges) - 1))
-    lock = threading.Lock()
+#: how long the caller spins for its helpers once it has no band left (reads of a counter:
+#: a few milliseconds at most), before it sleeps until they finish
+HELPER_SPINS = 4_000_000
 
-    def take_bands(worker: int) -> None:
-        while True:
-            with lock:
-                b = next(next_band, None)
-            if b is None:
-                return
-            work(worker, int(edges[b]), int(edges[b + 1]))
 
-    helpers = [_pool().submit(take_bands, w) for w in range(1, n_workers)]
-    take_bands(0)
-    for helper in helpers:
-        helper.result()  # re-raises a helper's error here
+def _in_bands(kernel: Callable[..., None], edges: np.ndarray, n_workers: int, *args) -> None:
+    """Run the compiled ``kernel(next_band, edges, *args)`` on ``n_workers`` threads at once,
+    the caller and ``n_workers - 1`` helpers: each takes the next band of ``edges``
+    [n_bands + 1] left, until none is (see :func:`_take_band`): a core slowed by another
+    program simply takes fewer bands. The kernel releases the GIL, so the threads run side
+    by side and never touch Python until their last band is done."""
+    next_band = np.zeros(2, np.int64)  # [2] bands handed out, helpers finished
+    if n_workers <= 1:
+        kernel(next_band, edges, *args)
+        return
+
+    def helper() -> None:
+        try:
+            kernel(next_band, edges, *args)
+        finally:
+            _finished(next_band)
+
+    helpers = [_pool().submit(helper) for _ in range(n_workers - 1)]
+    try:
+        kernel(next_band, edges, *args)
+        _wait_for_helpers(next_band, len(helpers), HELPER_SPINS)
+    finally:
+        for done in helpers:
+            done.result()  # (at once, when the spin saw them finish) re-raises a helper's error
 
 
 _SCRATCH = threading.local()  # .buffer: this thread's float64 scratch, kept between calls
@@ -1028,8 +1139,7 @@ class _Composite(torch.autograd.Function):
             mx, my, A, B, C, det, o, t = (np.empty(G) for _ in range(8))  # [G] each
             cols = np.empty((G, D))  # [G, D]
             gathered = (vis, m2d, con, col, opa, mx, my, A, B, C, det, o, t, cols)
-            _in_bands(lambda _w, i0, i1: _gather(i0, i1, *gathered),  # noqa: B023 (runs now)
-                      *_split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
+            _in_bands(_gather, *_split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD)), *gathered)
             row_start, row_gid, row_work, ylo, yhi = _row_lists(mx, my, A, B, det, t, width,
                                                                 height)  # fmt: skip
             threads = _threads_for(int(row_work.sum()), MIN_PIXELS_PER_THREAD)
@@ -1037,8 +1147,7 @@ class _Composite(torch.autograd.Function):
             bands = _bands(row_work, len(even) - 1)  # [n_bands + 1] ...with equal work
             gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
             image = (out[c], T[c], last[c], counts)
-            _in_bands(lambda _w, y0, y1: _forward_band(y0, y1, *gauss, *image),  # noqa: B023 (runs now)
-                      bands, n_workers)  # fmt: skip
+            _in_bands(_forward_bands, bands, n_workers, *gauss, *image)
             cameras.append((gauss, bands, n_workers, vis, ylo, yhi))
             if stats is not None:
                 stats.n_bands += len(bands) - 1
@@ -1064,21 +1173,12 @@ class _Composite(torch.autograd.Function):
         for c, (gauss, bands, n_workers, vis, ylo, yhi) in enumerate(ctx.cameras):
             row_start, n_bands = gauss[9], len(bands) - 1
             slots = _scratch((int(row_start[-1]), _N_GRAD + D))  # [R, 6 + D] bands' slots
-            slot_gid = np.empty(int(row_start[-1]), np.int64)  # [R]
-            n_slots = np.zeros(n_bands, np.int64)  # [bands]
+            slot_of = np.empty((n_bands, len(vis)), np.int32)  # [bands, G] slots in each band
+            _in_bands(_backward_bands, bands, n_workers, *gauss, ctx.T[c], ctx.last[c], g_out[c],
+                      g_alpha[c], ylo, slots, slot_of)  # fmt: skip
             band_of_row = np.repeat(np.arange(n_bands), np.diff(bands))  # [H]
-            arrays = (*gauss, ctx.T[c], ctx.last[c], g_out[c], g_alpha[c], ylo, slots, slot_gid,
-                      n_slots)  # fmt: skip
-
-            def backprop(_worker: int, y0: int, y1: int) -> None:  # into the band's own slots
-                _backward_band(band_of_row[y0], y0, y1, *arrays)  # pyright: ignore[reportCallIssue]  # noqa: B023
-
-            _in_bands(backprop, bands, n_workers)
-            first_slot = np.empty(len(vis), np.int64)  # [G] each one's slot in its first band
-            sums = (bands, row_start, slots, slot_gid, n_slots, band_of_row, ylo, yhi, vis,
-                    first_slot, *(g[c] for g in grads))  # fmt: skip
-            _in_bands(lambda _w, i0, i1: _sum_bands(i0, i1, *sums),  # noqa: B023 (runs now)
-                      *_split(len(vis), n_workers))  # fmt: skip
+            _in_bands(_sum_bands, *_split(len(vis), n_workers), bands, row_start, slots, slot_of,
+                      band_of_row, ylo, yhi, vis, *(g[c] for g in grads))  # fmt: skip
         g_means2d, g_conics, g_colors, g_opacities = (
             torch.from_numpy(g).to(dtype) for g, dtype in zip(grads, ctx.dtypes)
         )
@@ -1105,8 +1205,8 @@ class _ProjectGaussians(torch.autograd.Function):
                   float(options.get("radius_clip", 0.0)))  # fmt: skip
         out = (np.empty((C, N, 2), host), np.empty((C, N, 2, 2), host), np.empty((C, N, 3), host),
                np.empty((C, N), host), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
-        _in_bands(lambda _w, n0, n1: _projection_forward_block(n0, n1, *arrays, *camera, *out),
-                  *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
+        _in_bands(_projection_forward_blocks, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)),
+                  *arrays, *camera, *out)  # fmt: skip
         means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
         ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
         ctx.dtypes = (dtype, means.dtype, quats.dtype, scales.dtype)
@@ -1129,12 +1229,8 @@ class _ProjectGaussians(torch.autograd.Function):
                   grad(g_depths, (C, N)))  # fmt: skip
         g_means, g_quats, g_scales = (np.empty((N, 3), host), np.empty((N, 4), host),
                                       np.empty((N, 3), host))  # fmt: skip
-
-        def backprop(_worker: int, n0: int, n1: int) -> None:
-            outputs = (g_means, g_quats, g_scales)
-            _projection_backward_block(n0, n1, *arrays, *outputs)  # pyright: ignore[reportCallIssue]
-
-        _in_bands(backprop, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)))
+        _in_bands(_projection_backward_blocks, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)),
+                  *arrays, g_means, g_quats, g_scales)  # fmt: skip
         grads = (torch.from_numpy(g).to(d) for g, d in zip((g_means, g_quats, g_scales),
                                                            ctx.dtypes[1:]))  # fmt: skip
         return (*grads, None, None, None, None, None)
@@ -1178,8 +1274,8 @@ class _ShColours(torch.autograd.Function):
         ctx.arrays, ctx.n_basis, ctx.shape = (k, m, cams), n_basis, coeffs.shape
         ctx.dtypes = (coeffs.dtype, means.dtype, campos.dtype)
         out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
-        _in_bands(lambda _w, n0, n1: _sh_forward_block(n0, n1, n_basis, k, m, cams, out),
-                  *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
+        _in_bands(_sh_forward_blocks, *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)),
+                  n_basis, k, m, cams, out)  # fmt: skip
         return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
@@ -1189,9 +1285,8 @@ class _ShColours(torch.autograd.Function):
         k, m, cams = ctx.arrays
         g = g_colours.to(torch.from_numpy(k).dtype).contiguous().numpy()  # [C, N, 3]
         g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
-        _in_bands(lambda _w, n0, n1: _sh_backward_block(n0, n1, ctx.n_basis, k, m, cams, g,
-                                                        g_coeffs, g_dirs),
-                  *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)))  # fmt: skip
+        _in_bands(_sh_backward_blocks, *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)),
+                  ctx.n_basis, k, m, cams, g, g_coeffs, g_dirs)  # fmt: skip
         g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape).to(ctx.dtypes[0])  # [(C,) N, K, 3]
         g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[1])  # [N, 3]: d = m - campos
         g_campos = None
