@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -187,26 +188,126 @@ print(json.dumps([[k.__name__, sum(k.stats.cache_hits.values()),
         assert hits >= 1 and misses == 0, f"{name}: {hits} cache hits, {misses} misses"
 
 
-def test_bands_go_to_whichever_thread_is_free():
-    # a thread held up (by another program) on its band leaves the other bands to the rest
-    edges = np.arange(0, 25, 2)  # [13]: 12 bands of 2 rows
-    taken: list[tuple[int, int]] = []  # (thread, first row of the band)
+@pytest.fixture
+def helpers():
+    """The kernels' helper threads, as if no helper had been held up before (a busy machine
+    sends the kernels to the caller alone for a while); the same after the test."""
+    helpers = kernel_mod._helpers()
+    helpers.alone, helpers.next_alone = 0, kernel_mod.ALONE_AFTER_STALL
+    yield helpers
+    helpers.alone, helpers.next_alone = 0, kernel_mod.ALONE_AFTER_STALL
 
-    def kernel(next_band: np.ndarray, edges: np.ndarray, rows: int) -> None:
+
+def _bands_taken_by_thread(first_band_sleeps: float = 0.0, helper_sleeps: float = 0.0):
+    """Run a (Python) kernel over 12 bands on two threads: the threads that took each band.
+    The caller's first band and every band of a helper can be made slow."""
+    caller, taken = threading.get_ident(), {}
+
+    def kernel(next_band: np.ndarray, edges: np.ndarray) -> None:
         # a kernel's loop over the bands, as the compiled ones do it (see _take_band)
         band = kernel_mod._take_band(next_band, edges)
         while band >= 0:
-            assert edges[band + 1] == edges[band] + rows
-            taken.append((threading.get_ident(), int(edges[band])))
-            if band == 0:
-                time.sleep(0.3)  # the thread with the first band is slowed down
+            taken[band] = threading.get_ident()
+            if band == 0:  # (the caller's, as a rule: it takes a band before its helpers)
+                time.sleep(first_band_sleeps)
+            elif taken[band] != caller:
+                time.sleep(helper_sleeps)
             band = kernel_mod._take_band(next_band, edges)
 
-    kernel_mod._in_bands(kernel, edges, 2, 2)
-    assert sorted(y0 for _, y0 in taken) == list(range(0, 24, 2))  # every band exactly once
-    slow = next(thread for thread, y0 in taken if y0 == 0)
-    assert [y0 for thread, y0 in taken if thread == slow] == [0]  # the other took the rest
-    assert len({thread for thread, _ in taken}) == 2
+    kernel_mod._in_bands(kernel, np.arange(13), 2)
+    assert sorted(taken) == list(range(12))  # every band exactly once
+    return caller, taken
+
+
+def test_bands_go_to_whichever_thread_is_free(helpers):
+    # a thread held up (by another program) on its band leaves the other bands to the rest
+    _caller, taken = _bands_taken_by_thread(first_band_sleeps=0.3)
+    slow = taken[0]
+    assert [band for band, thread in taken.items() if thread == slow] == [0]
+    assert len(set(taken.values())) == 2  # the other thread took all the rest
+
+
+def test_a_held_up_helper_sends_the_next_kernels_to_the_caller_alone(helpers):
+    # Another program has the helper's core: the caller waits for its band (STALL_CYCLES,
+    # ~1 ms), and would so at every kernel. The next ALONE_AFTER_STALL kernels run on the
+    # caller alone, twice as many after each further stall, back to normal after a kernel
+    # whose helper kept up.
+    alone = kernel_mod.ALONE_AFTER_STALL
+    caller, taken = _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
+    assert set(taken.values()) != {caller}  # the helper took a band (30 ms)
+    assert helpers.alone == alone
+    caller, taken = _bands_taken_by_thread(first_band_sleeps=0.05)
+    assert set(taken.values()) == {caller} and helpers.alone == alone - 1
+    helpers.alone = 0  # (its turns are up) held up again: twice as long alone
+    _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
+    assert helpers.alone == 2 * alone
+    helpers.alone = 0  # the helper keeps up: it takes bands, and a stall means ALONE again
+    caller, taken = _bands_taken_by_thread(first_band_sleeps=0.3)
+    assert len(set(taken.values())) == 2 and helpers.alone == 0
+    assert helpers.next_alone == alone
+
+
+def test_kernels_on_the_caller_alone_give_the_same_bits(helpers, monkeypatch):
+    # the bands are the same whoever runs them: renders and gradients do not change
+    monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 2)
+    params, (views, Ks) = scene(300, seed=12, dtype=torch.float64), cameras(2, w=W, h=H,
+                                                                            dtype=torch.float64)  # fmt: skip
+    both = _render_with_grads("compiled", params, views, Ks, sh_degree=None)
+    helpers.alone = 10**6
+    alone = _render_with_grads("compiled", params, views, Ks, sh_degree=None)
+    assert helpers.alone < 10**6  # (it ran alone)
+    for mine, theirs in zip((*alone[:2], *alone[2]), (*both[:2], *both[2])):
+        assert torch.equal(mine, theirs)
+
+
+def test_an_error_on_a_helper_reaches_the_caller(helpers):
+    caller = threading.get_ident()
+
+    def kernel(next_band: np.ndarray, edges: np.ndarray) -> None:
+        band = kernel_mod._take_band(next_band, edges)
+        while band >= 0:
+            if threading.get_ident() != caller:
+                raise ValueError(f"band {band} failed")
+            time.sleep(0.05 if band == 0 else 0.0)  # (the helper takes a band meanwhile)
+            band = kernel_mod._take_band(next_band, edges)
+
+    with pytest.raises(ValueError, match=r"band \d+ failed"):
+        kernel_mod._in_bands(kernel, np.arange(13), 2)
+    caller, taken = _bands_taken_by_thread(first_band_sleeps=0.3)  # and the next kernel runs
+    assert len(set(taken.values())) == 2
+
+
+@numba.njit(nogil=True)
+def _write_band_numbers(next_band, edges, out):
+    band = kernel_mod._take_band(next_band, edges)
+    while band >= 0:
+        for i in range(edges[band], edges[band + 1]):
+            out[i] = band
+        band = kernel_mod._take_band(next_band, edges)
+
+
+def test_two_threads_rendering_at_once_share_the_helpers(helpers):
+    # a notebook and the live viewer's server may both render: one kernel at a time, each
+    # with its own bands
+    edges = np.arange(0, 1201, 100)  # [13]
+    expected = np.repeat(np.arange(12), 100)  # [1200]
+    results, errors = [], []
+
+    def caller():
+        try:
+            for _ in range(200):
+                out = np.full(1200, -1, np.int64)
+                kernel_mod._in_bands(_write_band_numbers, edges, 2, out)
+                results.append(np.array_equal(out, expected))
+        except BaseException as error:  # (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=caller) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(results) == 400 and all(results)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
@@ -216,7 +317,7 @@ def test_a_forked_child_renders_after_the_parent_did(monkeypatch):
     monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 2)
     params, (views, Ks) = scene(40, seed=6), cameras(w=W, h=H)
     rasterization(*params, views, Ks, W, H, backend="compiled")
-    assert kernel_mod._POOL is not None and kernel_mod._POOL[0] == os.getpid()
+    assert kernel_mod._HELPERS is not None and kernel_mod._HELPERS[0] == os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
         try:

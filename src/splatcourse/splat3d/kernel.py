@@ -56,9 +56,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,7 +111,9 @@ def _set_cache_dir() -> None:
 
 _set_cache_dir()
 
+from llvmlite import ir as llvm_ir  # noqa: E402
 from numba import njit, types  # noqa: E402 (after the cache folder is chosen)
+from numba.core import cgutils  # noqa: E402
 from numba.core import config as numba_config  # noqa: E402 (its fields are set at run time)
 from numba.extending import intrinsic  # noqa: E402
 
@@ -126,11 +129,66 @@ BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
 
 
 # --------------------------------------------------------------------- handing out bands
-# Every parallel kernel takes ``next_band`` [2] int64 and the edges of its bands, and loops:
-# take the next band nobody has taken, do it, take another, until none is left. Taking one
-# is a single atomic add on ``next_band[0]``, inside the compiled code: the threads never
-# come back to Python (and the GIL) between bands. ``next_band[1]`` counts the helper
-# threads that have finished (see :func:`_in_bands`).
+# Every parallel kernel takes ``next_band`` (an int64 array) and the edges of its bands, and
+# loops: take the next band nobody has taken, do it, take another, until none is left.
+# Taking one is a single atomic add on ``next_band[0]``, inside the compiled code: the
+# threads never come back to Python (and the GIL) between bands. The helper threads wait
+# for the next kernel in compiled code too (:class:`_Helpers`): ``control`` [5] holds the
+# band counter, the helpers that have finished, the job's number, how many helpers it
+# wants and how long a waiting thread spins (:data:`SPIN_CYCLES`).
+_NEXT, _FINISHED, _JOB, _WANTED, _SPIN = 0, 1, 2, 3, 4
+
+#: how long a waiting thread spins before it sleeps, in CPU cycles (2-4 ms at 2-4 GHz), and
+#: at most in turns of the loop (should the cycle counter stand still)
+SPIN_CYCLES, SPIN_TURNS = 8_000_000, 20_000
+#: a caller that waits longer than this for its helpers' last bands (~1 ms; a band's tail
+#: takes ~0.1 ms) had one held up: another program took its core, which it shares now in
+#: turns of milliseconds, and every kernel would wait so for it. The next
+#: :data:`ALONE_AFTER_STALL` kernels (about two frames) run on the caller alone, then the
+#: helpers are tried again; each time they are held up again, twice as many run alone (up
+#: to :data:`MOST_ALONE`). Each kernel cuts its work into the same bands either way: the
+#: results do not change.
+STALL_CYCLES, ALONE_AFTER_STALL, MOST_ALONE = 2_500_000, 20, 320
+#: a turn of the spin loop that took longer than this (in cycles, ~0.3-0.5 ms; a turn takes
+#: ~0.2 us, and the virtual machine's own hiccups up to ~0.15 ms) gave the core to another
+#: thread that wanted it: the spinning thread goes to sleep instead of taking it back
+GAVE_WAY_CYCLES = 1_000_000
+
+if sys.platform == "win32":  # (no sched_yield: a waiting thread spins plainly)
+
+    @njit(cache=True, inline="always")
+    def _give_way():
+        return 0
+
+else:
+    #: a spinning thread lets any other thread waiting for its core run first (one system
+    #: call, ~0.2 us when none is)
+    _give_way = types.ExternalFunction("sched_yield", types.int32())
+
+
+@intrinsic
+def _cycles(typingctx):
+    """The CPU's cycle counter (``rdtsc`` on x86): a clock without a system call."""
+
+    def codegen(context, builder, signature, args):
+        counter = cgutils.get_or_insert_function(
+            builder.module, llvm_ir.FunctionType(llvm_ir.IntType(64), []), "llvm.readcyclecounter"
+        )
+        return builder.call(counter, [])
+
+    return types.int64(), codegen
+
+
+@njit(cache=True, inline="always")
+def _spin_on(start, budget):
+    """Give way once, then whether to go on spinning: not after :data:`SPIN_CYCLES` since
+    ``start``, nor once the core went to another thread for a while (a busy machine: a
+    thread that sleeps instead gets the core back as soon as it has work, where one that
+    kept spinning would have used up its share of the core)."""
+    before = _cycles()
+    _give_way()
+    now = _cycles()
+    return now - before < GAVE_WAY_CYCLES and now - start < budget
 
 
 @intrinsic
@@ -165,24 +223,49 @@ def _load(typingctx, counter, i):
 @njit(cache=True, inline="always")
 def _take_band(next_band, edges):
     """The next band of ``edges`` [n_bands + 1] that no thread has taken yet, or -1."""
-    band = _fetch_add(next_band, 0, 1)
+    band = _fetch_add(next_band, _NEXT, 1)
     return band if band < edges.shape[0] - 1 else -1
 
 
 @njit(cache=True, nogil=True)
-def _finished(next_band):
-    """A helper thread is done with its bands (the caller waits for the count)."""
-    _fetch_add(next_band, 1, 1)
+def _post_job(control, wanted):
+    """Open a new job for ``wanted`` helpers: counters back to zero, then the job's number
+    moves on (an atomic add: a helper that sees the new number sees the zeros too)."""
+    control[_NEXT], control[_FINISHED], control[_WANTED] = 0, 0, wanted
+    _fetch_add(control, _JOB, 1)
 
 
 @njit(cache=True, nogil=True)
-def _wait_for_helpers(next_band, n_helpers, spins):
-    """Spin, without the GIL, until ``n_helpers`` threads have finished or ``spins`` reads
-    have gone by; True if they all have. The last helper is usually a band away: spinning
-    catches it at once, where a sleeping thread takes ~0.1 ms to wake on a virtual machine."""
-    for _ in range(spins):  # noqa: SIM110 (compiled: a plain loop)
-        if _load(next_band, 1) >= n_helpers:
+def _wait_for_helpers(control):
+    """Spin, without the GIL, until the job's helpers have all finished: the cycles it took,
+    or -1 where it is time to sleep instead (see :func:`_spin_on`). The last helper is
+    usually a band away: spinning catches it at once, where a sleeping thread takes ~0.1 ms
+    to wake on a virtual machine."""
+    start = _cycles()
+    for _ in range(SPIN_TURNS):
+        if _load(control, _FINISHED) >= _load(control, _WANTED):
+            return _cycles() - start
+        if not _spin_on(start, control[_SPIN]):
+            break
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _finish_and_wait_for_job(control, finished, job):
+    """A helper's time between kernels, without the GIL: count itself ``finished`` (if it
+    took part), then spin until a job after ``job`` has started (True), or it is time to
+    sleep instead (False; see :func:`_spin_on`). "Started" means the caller has taken a
+    band, so it is inside the kernel and has let go of the GIL: the helper takes it at once
+    instead of sleeping until the caller lets go (each sleep costs a wake-up, ~0.1 ms on a
+    virtual machine)."""
+    if finished:
+        _fetch_add(control, _FINISHED, 1)
+    start = _cycles()
+    for _ in range(SPIN_TURNS):
+        if _load(control, _JOB) != job and _load(control, _NEXT) > 0:
             return True
+        if not _spin_on(start, control[_SPIN]):
+            break
     return False
 
 
@@ -422,9 +505,9 @@ def _sum_bands(next_band, edges, bands, row_start, slots, slot_of, band_of_row, 
 @njit(cache=True, inline="always")
 def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
                    out, T, last, stats, D):  # fmt: skip
-    """Composite the pixels of row ``y`` front to back (Eq. 3), writing its slice of
-    ``out`` [P, D], ``T`` [P], ``last`` [P] and ``stats[y]`` (see :func:`_forward_bands`);
-    ``D`` is the number of colour channels.
+    """Composite the pixels of row ``y`` front to back (Eq. 3) into ``out`` [W, D] (zeros
+    on entry), writing its slice of ``T`` [P], ``last`` [P] and ``stats[y]`` (see
+    :func:`_forward_bands`); ``D`` is the number of colour channels.
 
     Walking the row's list in depth order and each Gaussian's run left to right visits the
     pairs of every pixel in depth order, so each pixel is composited front to back.
@@ -453,7 +536,7 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
                 continue
             w = alpha * T[p]  # the pair's weight alpha_i T_i
             for c in range(D):
-                out[p, c] += w * colors[g, c]  # C += c_i alpha_i T_i (Eq. 3)
+                out[x, c] += w * colors[g, c]  # C += c_i alpha_i T_i (Eq. 3)
             T[p] = T_next
             last[p] = k
             n_composited += 1
@@ -464,26 +547,34 @@ def _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wi
 
 @njit(cache=True, nogil=True)
 def _forward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
-                   width, out, T, last, stats):  # fmt: skip
+                   width, out, alpha, T, last, stats):  # fmt: skip
     """Composite the rows ``bands[b] .. bands[b + 1] - 1`` of every band ``b`` this thread
     takes (see :func:`_in_bands`); runs without the GIL, beside the other threads.
 
     Inputs [G] per Gaussian (front to back), colors [G, D]. Writes the band's rows of
-    ``out`` [H * W, D] (no background), ``T`` [H * W] (final transmittance: alpha = 1 - T),
+    ``out`` [H * W, D] (no background) and ``alpha`` [H * W] = 1 - T, both in the caller's
+    dtype (summed in float64, rounded once), ``T`` [H * W] (final transmittance, float64),
     ``last`` [H * W] (index into row_gid of each pixel's last composited pair, -1: none) and
     ``stats`` [H, 3] (candidate pairs on the runs, pairs with alpha >= 1/255, composited
     pairs); bands share no rows, so no two threads write the same numbers.
     """
     D = colors.shape[1]
+    row = np.empty((width, D))  # [W, D] one row's colour, summed in float64
     band = _take_band(next_band, bands)
     while band >= 0:
         for y in range(bands[band], bands[band + 1]):
+            row[:] = 0.0
             if D == 3:  # RGB: with D a constant the colour loops unroll (9% off the band loops)
                 _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                               out, T, last, stats, 3)  # fmt: skip
+                               row, T, last, stats, 3)  # fmt: skip
             else:
                 _composite_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width,
-                               out, T, last, stats, D)  # fmt: skip
+                               row, T, last, stats, D)  # fmt: skip
+            for x in range(width):
+                p = y * width + x
+                for c in range(D):
+                    out[p, c] = row[x, c]
+                alpha[p] = 1.0 - T[p]
         band = _take_band(next_band, bands)
 
 
@@ -673,10 +764,12 @@ def _sh_forward_blocks(next_band, edges, n_basis, coeffs, means, campos, out):
 
 
 @njit(cache=True, nogil=True)
-def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs):
+def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs,
+                        g_means):  # fmt: skip
     """Gradients ``g_coeffs`` [1 or C, N, K, 3] (summed over the cameras when they share the
-    coefficients) and ``g_dirs`` [C, N, 3] (dL/dd per camera) from g = dL/dcolours
-    [C, N, 3]; blocks and arguments as :func:`_sh_forward_blocks`.
+    coefficients), ``g_dirs`` [C, N, 3] (dL/dd per camera) and ``g_means`` [N, 3] (their sum
+    over the cameras, d = mean - camera centre) from g = dL/dcolours [C, N, 3]; blocks and
+    arguments as :func:`_sh_forward_blocks`.
 
     No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
     is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
@@ -722,6 +815,11 @@ def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_c
                     g_dirs[c, n, 2] = (gz - uz * along) / norm
                 else:
                     g_dirs[c, n, 0] = g_dirs[c, n, 1] = g_dirs[c, n, 2] = 0.0
+            for i in range(3):  # camera after camera, as numpy's sum over them
+                total = g_dirs[0, n, i]
+                for c in range(1, campos.shape[0]):
+                    total += g_dirs[c, n, i]
+                g_means[n, i] = total
         band = _take_band(next_band, edges)
 
 
@@ -1010,19 +1108,116 @@ def _glue_on_one_torch_thread(backward: Callable) -> Callable:
     return wrapped
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
-_POOL_LOCK = threading.Lock()
+#: how long a thread spins for the others before it sleeps (turns of the spin loop: a few
+#: milliseconds on a quiet core; it gives way to other threads at every turn): the
+#: caller for its helpers' last bands, a helper for the next kernel
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The helper threads, made once per process: a pool made before ``fork()`` has no
-    threads in the child (the grading zygote forks every kernel), so a child makes its own."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            workers = max(1, (os.cpu_count() or 2) - 1)
-            _POOL = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="splat-band"))
-        return _POOL[1]
+class _Helpers:
+    """The threads that run kernels beside the caller (:func:`_in_bands`), made once per
+    process: ``os.cpu_count() - 1`` of them, asleep until the first kernel.
+
+    Between kernels a helper waits in compiled code, without the GIL, spinning on
+    ``control`` (see :func:`_finish_and_wait_for_job`): the gaps between the kernels of a
+    frame are a fraction of a millisecond to a few, and a sleeping thread on a virtual
+    machine takes ~0.1 ms to wake, as long as a small kernel. After a few milliseconds with
+    no job (:data:`SPIN_CYCLES`), or as soon as another thread wants its core, it sleeps on
+    a condition, and the next job (or :meth:`nudge`) wakes it.
+    """
+
+    def __init__(self, n_threads: int) -> None:
+        self.control = np.zeros(5, np.int64)  # [5] band counter, finished, job, wanted, spin
+        self.control[_SPIN] = SPIN_CYCLES
+        self.job: tuple = ()  # (number, helpers wanted, kernel, edges, args) of the last job
+        self.errors: list[BaseException] = []
+        self.sleeping = 0  # helpers asleep on ``awake``
+        self.nudges = 0  # calls to :meth:`nudge`
+        self.alone = 0  # kernels still to run on the caller alone
+        self.next_alone = ALONE_AFTER_STALL  # how many after the next stall
+        self.awake = threading.Condition()
+        self.one_job = threading.Lock()  # one kernel at a time, whichever thread calls it
+        for index in range(n_threads):
+            threading.Thread(target=self._serve, args=(index,), name=f"splat-band-{index}",
+                             daemon=True).start()  # fmt: skip
+        self.n_threads = n_threads
+
+    def run(self, kernel: Callable[..., None], edges: np.ndarray, n_helpers: int, args) -> None:
+        """``kernel(control, edges, *args)`` on the caller and ``n_helpers`` helpers (on the
+        caller alone for a while after a helper was held up: see :data:`STALL_CYCLES`)."""
+        with self.one_job:
+            if self.alone > 0:
+                self.alone -= 1
+                kernel(np.zeros(1, np.int64), edges, *args)  # the same bands, one by one
+                return
+            control, wanted = self.control, min(n_helpers, self.n_threads)
+            while _wait_for_helpers(control) < 0:  # (the last job's, if it was interrupted)
+                time.sleep(1e-4)
+            self.job = (int(control[_JOB]) + 1, wanted, kernel, edges, args)
+            _post_job(control, wanted)
+            if self.sleeping:
+                with self.awake:
+                    self.awake.notify_all()
+            try:
+                kernel(control, edges, *args)  # the caller's share
+            finally:  # (even when it failed: the helpers may still be writing)
+                waited = _wait_for_helpers(control)
+                stalled = not 0 <= waited < STALL_CYCLES  # a helper held up
+                while waited < 0:
+                    time.sleep(1e-4)
+                    waited = _wait_for_helpers(control)
+                errors, self.errors = self.errors, []
+            if stalled:  # (another program is using its core)
+                self.alone = self.next_alone
+                self.next_alone = min(2 * self.next_alone, MOST_ALONE)
+            else:
+                self.next_alone = ALONE_AFTER_STALL
+            if errors:
+                raise errors[0]
+
+    def nudge(self) -> None:
+        """Wake the sleeping helpers now, to spin for the kernels about to come: the
+        wake-up then overlaps the caller's work before the first one."""
+        if self.sleeping and not self.alone:
+            with self.awake:
+                self.nudges += 1
+                self.awake.notify_all()
+
+    def _serve(self, index: int) -> None:
+        control, job, finished = self.control, 0, False  # no job yet
+        while True:
+            if not _finish_and_wait_for_job(control, finished, job):
+                finished = False  # (counted)
+                with self.awake:  # (a job posted before this line is seen in the loop)
+                    self.sleeping += 1
+                    nudges = self.nudges
+                    while control[_JOB] == job and self.nudges == nudges:
+                        self.awake.wait()
+                    self.sleeping -= 1
+                if control[_JOB] == job:
+                    continue  # nudged: spin for the job on its way
+            job, wanted, kernel, edges, args = self.job  # (read at once: one consistent job)
+            finished = False
+            if index >= wanted:
+                continue  # not needed this time
+            try:
+                kernel(control, edges, *args)
+            except BaseException as error:  # (handed to the caller)
+                self.errors.append(error)
+            finished = True
+
+
+_HELPERS: tuple[int, _Helpers] | None = None  # (the process that made them, the helpers)
+_HELPERS_LOCK = threading.Lock()
+
+
+def _helpers() -> _Helpers:
+    """The helper threads, made once per process: threads made before ``fork()`` do not
+    exist in the child (the grading zygote forks every kernel), so a child makes its own."""
+    global _HELPERS
+    with _HELPERS_LOCK:
+        if _HELPERS is None or _HELPERS[0] != os.getpid():
+            _HELPERS = (os.getpid(), _Helpers(max(1, (os.cpu_count() or 2) - 1)))
+        return _HELPERS[1]
 
 
 #: below these amounts of work a second thread costs more (waking it, handing out parts)
@@ -1047,35 +1242,16 @@ def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
     return np.arange(n_parts + 1, dtype=np.int64) * n // n_parts, n_workers
 
 
-#: how long the caller spins for its helpers once it has no band left (reads of a counter:
-#: a few milliseconds at most), before it sleeps until they finish
-HELPER_SPINS = 4_000_000
-
-
 def _in_bands(kernel: Callable[..., None], edges: np.ndarray, n_workers: int, *args) -> None:
     """Run the compiled ``kernel(next_band, edges, *args)`` on ``n_workers`` threads at once,
-    the caller and ``n_workers - 1`` helpers: each takes the next band of ``edges``
-    [n_bands + 1] left, until none is (see :func:`_take_band`): a core slowed by another
-    program simply takes fewer bands. The kernel releases the GIL, so the threads run side
-    by side and never touch Python until their last band is done."""
-    next_band = np.zeros(2, np.int64)  # [2] bands handed out, helpers finished
+    the caller and ``n_workers - 1`` helpers (:class:`_Helpers`): each takes the next band
+    of ``edges`` [n_bands + 1] left, until none is (see :func:`_take_band`): a core slowed
+    by another program simply takes fewer bands. The kernel releases the GIL, so the
+    threads run side by side and never touch Python until their last band is done."""
     if n_workers <= 1:
-        kernel(next_band, edges, *args)
-        return
-
-    def helper() -> None:
-        try:
-            kernel(next_band, edges, *args)
-        finally:
-            _finished(next_band)
-
-    helpers = [_pool().submit(helper) for _ in range(n_workers - 1)]
-    try:
-        kernel(next_band, edges, *args)
-        _wait_for_helpers(next_band, len(helpers), HELPER_SPINS)
-    finally:
-        for done in helpers:
-            done.result()  # (at once, when the spin saw them finish) re-raises a helper's error
+        kernel(np.zeros(1, np.int64), edges, *args)
+    else:
+        _helpers().run(kernel, edges, n_workers - 1, args)
 
 
 _SCRATCH = threading.local()  # .buffer: this thread's float64 scratch, kept between calls
@@ -1127,7 +1303,9 @@ class _Composite(torch.autograd.Function):
         per_camera = [_host(x, dtype) for x in (means2d, conics, colors, opacities, depths)]
         per_camera.append(radii.contiguous().numpy())  # [C, N, 2]
         n_cams, N, D = colors.shape
-        out = np.zeros((n_cams, height * width, D))  # [C, P, D]
+        host = np.float64 if means2d.dtype == torch.float64 else np.float32  # the outputs'
+        out = np.empty((n_cams, height * width, D), host)  # [C, P, D]
+        alpha = np.empty((n_cams, height * width), host)  # [C, P]
         T = np.ones((n_cams, height * width))  # [C, P]
         last = np.full((n_cams, height * width), -1, np.int64)  # [C, P]
         counts = np.zeros((height, 3), np.int64)  # [H, 3]
@@ -1146,7 +1324,7 @@ class _Composite(torch.autograd.Function):
             even, n_workers = _split(height, threads)  # as many bands as even ones...
             bands = _bands(row_work, len(even) - 1)  # [n_bands + 1] ...with equal work
             gauss = (mx, my, A, B, C, det, o, t, cols, row_start, row_gid, width)
-            image = (out[c], T[c], last[c], counts)
+            image = (out[c], alpha[c], T[c], last[c], counts)
             _in_bands(_forward_bands, bands, n_workers, *gauss, *image)
             cameras.append((gauss, bands, n_workers, vis, ylo, yhi))
             if stats is not None:
@@ -1158,14 +1336,17 @@ class _Composite(torch.autograd.Function):
             stats.n_composited += n_composited
         ctx.cameras, ctx.T, ctx.last, ctx.N = cameras, T, last, N
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
-        dtype = means2d.dtype
-        return torch.from_numpy(out).to(dtype), torch.from_numpy(1.0 - T).to(dtype)
+        dtype = means2d.dtype  # (a no-op but for float16 and bfloat16)
+        return torch.from_numpy(out).to(dtype), torch.from_numpy(alpha).to(dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_glue_on_one_torch_thread
     def backward(ctx, g_out, g_alpha):
-        g_out, g_alpha = _as_f64(g_out), _as_f64(g_alpha)  # [C, P, D], [C, P]
+        if any(n_workers > 1 for _, _, n_workers, *_ in ctx.cameras):
+            _helpers().nudge()  # the backward's kernels are coming
+        dtype = _common_dtype(g_out, g_alpha)  # read as they come (float64 arithmetic inside)
+        g_out, g_alpha = _host(g_out, dtype), _host(g_alpha, dtype)  # [C, P, D], [C, P]
         C, N, D = len(ctx.cameras), ctx.N, g_out.shape[2]
         host = [np.float64 if d == torch.float64 else np.float32 for d in ctx.dtypes]
         grads = (np.zeros((C, N, 2), host[0]), np.zeros((C, N, 3), host[1]),
@@ -1192,6 +1373,8 @@ class _ProjectGaussians(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
         C, N = viewmats.shape[0], means.shape[0]
+        if _threads_for(N, MIN_GAUSSIANS_PER_THREAD) > 1:
+            _helpers().nudge()  # a frame's kernels are coming
         opacities = options.get("opacities")
         dtype = _common_dtype(means, quats, scales, opacities)
         host = np.float64 if dtype == torch.float64 else np.float32
@@ -1285,14 +1468,14 @@ class _ShColours(torch.autograd.Function):
         k, m, cams = ctx.arrays
         g = g_colours.to(torch.from_numpy(k).dtype).contiguous().numpy()  # [C, N, 3]
         g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
+        g_means = np.empty_like(m)  # [N, 3]
         _in_bands(_sh_backward_blocks, *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)),
-                  ctx.n_basis, k, m, cams, g, g_coeffs, g_dirs)  # fmt: skip
+                  ctx.n_basis, k, m, cams, g, g_coeffs, g_dirs, g_means)  # fmt: skip
         g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape).to(ctx.dtypes[0])  # [(C,) N, K, 3]
-        g_means = torch.from_numpy(g_dirs.sum(axis=0)).to(ctx.dtypes[1])  # [N, 3]: d = m - campos
         g_campos = None
         if ctx.needs_input_grad[2]:  # cameras being optimised
             g_campos = torch.from_numpy(-g_dirs.sum(axis=1)).to(ctx.dtypes[2])  # [C, 3]
-        return g_k, g_means, g_campos, None
+        return g_k, torch.from_numpy(g_means).to(ctx.dtypes[1]), g_campos, None
 
 
 def sh_colours(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
@@ -1375,6 +1558,10 @@ def warm_up() -> None:
                 proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
                                          scales=scales, opacities=opacity)  # fmt: skip
                 (proj.means2d.sum() + proj.conics.sum()).backward()
+    control = np.zeros(5, np.int64)  # the helpers' waiting (see _Helpers), with no helper
+    _post_job(control, 0)
+    _wait_for_helpers(control)
+    _finish_and_wait_for_job(control, False, 0)
     from . import fused_ssim  # (imports this module: not at the top)
 
     fused_ssim.warm_up()  # the training loss's SSIM
