@@ -21,8 +21,11 @@ The dense reference runs where N x pixels <= 1e9. "compiled" is the default CPU 
 On the bench scene (20k Gaussians, 256x192) it also measures:
 
 * ``ms_fwd_bwd_20k_256x192_contended``: the same, while a busy process spins on core 0;
-* ``thread_scaling_2_vs_1``: time on 1 thread / time on 2 threads, measured call by call in
-  turns in one process (so a machine that slows down for a while slows both), next to
+* ``thread_scaling_2_vs_1``: time on 1 thread / time on 2 threads, measured in turns in one
+  process, four calls on each thread count at a time, the first after a switch not counted
+  (so a machine that slows down for a while slows both, and the switch itself, which wakes
+  thread pools a training loop never switches, is left out; measured call by call it is
+  ``thread_scaling_2_vs_1_call_by_call``), next to
   ``machine_thread_scaling_2_vs_1``, the same ratio for a compiled loop with nothing serial
   and no memory traffic (the most a second core gives on this machine);
 * ``first_call_ms``: the first forward + backward in a fresh process (kernels loaded from
@@ -55,6 +58,18 @@ DENSE_MAX_ELEMENTS = 1.0e9
 
 
 def make_scene(n: int, seed: int = 0, device: str = "cpu"):
+    """The bench scene (see the module's docstring): the same numbers in every process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # (on two threads, torch.exp gave other bits now and then)
+    try:
+        return _scene(n, seed, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _scene(n: int, seed: int, device: str):
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -193,28 +208,40 @@ def train_step_child(cfg: dict) -> dict:
 
 
 def thread_scaling_child(cfg: dict) -> dict:
-    """Forward + backward of the bench scene on 2 threads and on 1, taking turns call by
-    call (the kernels follow torch's thread count): medians of each, and their ratio."""
+    """Forward + backward of the bench scene on 2 threads and on 1 (the kernels follow
+    torch's thread count), taking turns: ``block`` calls on one count, then on the other,
+    the first of each block not counted. Medians of each, and their ratio; and the same
+    taking turns call by call (every call right after a switch)."""
     import torch
 
     from splatcourse.splat3d import rasterization
 
     params = [p.requires_grad_() for p in make_scene(cfg["n"])]
     viewmats, Ks = camera(cfg["w"], cfg["h"])
+
+    def once(threads: int) -> float:
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        r, a, _ = rasterization(*params[:4], params[4], viewmats, Ks, cfg["w"], cfg["h"],
+                                sh_degree=3, backend="compiled")  # fmt: skip
+        (r.sum() + a.sum()).backward()
+        for p in params:
+            p.grad = None
+        return _since(t0)
+
+    block = 4
     times: dict[int, list[float]] = {2: [], 1: []}
-    for i in range(1 + cfg["reps"]):
+    switching: dict[int, list[float]] = {2: [], 1: []}
+    for i in range(1 + cfg["reps"] // (block - 1)):
         for threads in times:
-            torch.set_num_threads(threads)
-            t0 = time.perf_counter()
-            r, a, _ = rasterization(*params[:4], params[4], viewmats, Ks, cfg["w"], cfg["h"],
-                                    sh_degree=3, backend="compiled")  # fmt: skip
-            (r.sum() + a.sum()).backward()
-            if i > 0:  # the first round warms up
-                times[threads].append(_since(t0))
-            for p in params:
-                p.grad = None
+            for k in range(block):
+                ms = once(threads)
+                if i > 0:  # the first round warms up
+                    (switching if k == 0 else times)[threads].append(ms)
     two, one = statistics.median(times[2]), statistics.median(times[1])
-    return {"ms_2_threads": two, "ms_1_thread": one, "thread_scaling": one / two}
+    return {"ms_2_threads": two, "ms_1_thread": one, "thread_scaling": one / two,
+            "thread_scaling_call_by_call": statistics.median(switching[1])
+            / statistics.median(switching[2])}  # fmt: skip
 
 
 def machine_scaling_child(reps: int = 15) -> dict:
@@ -441,6 +468,7 @@ def bench_scene_figures(scene: dict, reps: int, quick: bool) -> dict:
     if quiet.get("ms_fwd_bwd") and contended.get("ms_fwd_bwd"):
         figures[f"contended_over_quiet_{key}"] = contended["ms_fwd_bwd"] / quiet["ms_fwd_bwd"]
     figures["thread_scaling_2_vs_1"] = scaling.get("thread_scaling")
+    figures["thread_scaling_2_vs_1_call_by_call"] = scaling.get("thread_scaling_call_by_call")
     for name, m in (("train_step", train), ("first_call", first), ("cold", cold),
                     ("thread_scaling", scaling), ("machine_scaling", machine)):  # fmt: skip
         if "error" in m:

@@ -26,7 +26,10 @@ pairs that really have alpha >= 1/255 (:func:`tile_waste` measures it). So here:
    the same compiled kernel, which releases the GIL (``nogil=True``) and takes bands itself,
    one atomic add on a shared counter each, until none is left: no core waits for another
    inside the loop, none comes back to Python between bands, and a core slowed by another
-   program simply takes fewer bands.
+   program simply takes fewer bands. Between kernels the helpers wait in compiled code as
+   well, spinning for a few milliseconds and giving way to any other thread, so the ten
+   kernels of a frame start on every core at once; when another program holds a helper up,
+   the kernels run on the caller alone for a while (:class:`_Helpers`).
 4. **Forward, front to back.** Walking a row's list in order and each Gaussian's run left to
    right visits every pixel's pairs front to back: the compositing loop of Eq. 3.
 5. **Backward, back to front.** The same walk in reverse. ``T_i`` is recovered by division,
@@ -424,17 +427,58 @@ def _stable_order(values):
 
 
 @njit(cache=True)
-def _drawn_front_to_back(depths, radii):
-    """The Gaussians one camera draws (radii [N, 2] > 0), front to back: their indices
-    ``vis`` [G], sorted by depths [N] (stably, so ties keep index order as in
-    rasterize.py)."""
-    drawn = np.empty(depths.shape[0], np.int64)  # [N] indices of the drawn ones, first G used
+def _drawn(radii):
+    """The Gaussians one camera draws (radii [N, 2] > 0): their indices [G], in order."""
+    drawn = np.empty(radii.shape[0], np.int64)  # [N] indices of the drawn ones, first G used
     G = 0
-    for n in range(depths.shape[0]):
+    for n in range(radii.shape[0]):
         if radii[n, 0] > 0 and radii[n, 1] > 0:
             drawn[G] = n
             G += 1
-    return drawn[:G][_stable_order(depths[drawn[:G]])]  # [G]
+    return drawn[:G]
+
+
+@njit(cache=True, nogil=True)
+def _sort_blocks(next_band, edges, values, order):
+    """Sort each block ``values[edges[b]:edges[b + 1]]`` this thread takes, stably: its
+    indices into ``values``, in order, into the same part of ``order`` [G]."""
+    band = _take_band(next_band, edges)
+    while band >= 0:
+        start, stop = edges[band], edges[band + 1]
+        order[start:stop] = _stable_order(values[start:stop]) + start
+        band = _take_band(next_band, edges)
+
+
+@njit(cache=True)
+def _merge(values, order, middle):
+    """Merge the two sorted runs ``order[:middle]`` and ``order[middle:]`` (indices into
+    ``values``, each in ascending order of value) into one [G]; on a tie the first run's
+    index (the lower one) goes first, so the merge is as stable as the sorts."""
+    G = order.shape[0]
+    merged = np.empty(G, np.int64)  # [G]
+    i, j = 0, middle
+    for k in range(G):
+        if j >= G or (i < middle and not values[order[j]] < values[order[i]]):
+            merged[k] = order[i]
+            i += 1
+        else:
+            merged[k] = order[j]
+            j += 1
+    return merged
+
+
+def _drawn_front_to_back(depths: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """The Gaussians one camera draws (radii [N, 2] > 0), front to back: their indices
+    ``vis`` [G], sorted by depths [N] (stably, so ties keep index order as in
+    rasterize.py). On two threads each sorts half, and the halves are merged."""
+    drawn = _drawn(radii)  # [G]
+    keys = np.ascontiguousarray(depths[drawn])  # [G]
+    G = len(drawn)
+    if _threads_for(G, MIN_GAUSSIANS_PER_THREAD) == 1:
+        return drawn[_stable_order(keys)]
+    order = np.empty(G, np.int64)  # [G]
+    _in_bands(_sort_blocks, np.array([0, G // 2, G], np.int64), 2, keys, order)
+    return drawn[_merge(keys, order, G // 2)]
 
 
 @njit(cache=True, nogil=True)
@@ -462,33 +506,35 @@ def _gather(next_band, edges, vis, means2d, conics, colors, opacities, mx, my, A
 
 
 @njit(cache=True, nogil=True)
-def _sum_bands(next_band, edges, bands, row_start, slots, slot_of, band_of_row, ylo, yhi, vis,
-               g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
+def _sum_bands(next_band, bands, row_start, slots, slot_of, slot_gid, n_slots, band_of_row, ylo,
+               yhi, vis, g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
     """Add up the gradient of each drawn Gaussian over the bands it meets, in band order, and
     write it to ``vis`` [G] (their indices) of one camera: g_means2d [N, 2], g_conics
-    [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller); for the
-    Gaussians of each block ``edges[b] .. edges[b + 1] - 1`` this thread takes.
+    [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller); each
+    Gaussian by the thread that takes its first band ``b`` (see :func:`_in_bands`).
 
-    Band ``k``'s slots start at ``slots[row_start[bands[k]]]`` [R, 6 + D], Gaussian ``i``'s
-    is ``slot_of[k, i]`` [bands, G] there (see :func:`_backward_bands`); ``band_of_row`` [H]
-    gives each row's band and ``ylo``, ``yhi`` [G] each Gaussian's rows, so it meets bands
-    ``band_of_row[ylo[i]] .. band_of_row[yhi[i]]``. Summing in band order, not in the
-    order the threads finished, makes the gradients the same on every run.
+    Band ``b``'s ``n_slots[b]`` slots start at ``slots[row_start[bands[b]]]`` [R, 6 + D],
+    for the Gaussians ``slot_gid`` [R] there; Gaussian ``i``'s slot in band ``k`` is
+    ``slot_of[k, i]`` [bands, G] (see :func:`_backward_bands`). ``band_of_row`` [H] gives
+    each row's band and ``ylo``, ``yhi`` [G] each Gaussian's rows, so it meets bands
+    ``band_of_row[ylo[i]] .. band_of_row[yhi[i]]``. A band's own slots are read in order;
+    only a Gaussian that reaches further bands reads one slot in each. Summing in band
+    order, not in the order the threads finished, makes the gradients the same on every run.
     """
     total = np.empty(slots.shape[1])  # [6 + D] one Gaussian's gradient
-    band = _take_band(next_band, edges)
-    while band >= 0:  # every block this thread takes (see _in_bands)
-        for i in range(edges[band], edges[band + 1]):
-            if ylo[i] > yhi[i]:
-                continue  # on no row: no gradient
-            first, last = band_of_row[ylo[i]], band_of_row[yhi[i]]
-            s = row_start[bands[first]] + slot_of[first, i]
+    band = _take_band(next_band, bands)
+    while band >= 0:
+        start = row_start[bands[band]]
+        for s in range(start, start + n_slots[band]):
+            i = slot_gid[s]
+            if band_of_row[ylo[i]] != band:
+                continue  # summed with its first band
             for k in range(slots.shape[1]):
                 total[k] = slots[s, k]
-            for b in range(first + 1, last + 1):
-                s = row_start[bands[b]] + slot_of[b, i]
+            for b in range(band + 1, band_of_row[yhi[i]] + 1):
+                later = row_start[bands[b]] + slot_of[b, i]
                 for k in range(slots.shape[1]):
-                    total[k] += slots[s, k]
+                    total[k] += slots[later, k]
             n = vis[i]
             g_means2d[n, 0], g_means2d[n, 1] = total[0], total[1]
             for k in range(3):
@@ -496,7 +542,7 @@ def _sum_bands(next_band, edges, bands, row_start, slots, slot_of, band_of_row, 
             g_opacities[n] = total[5]
             for d in range(g_colors.shape[1]):
                 g_colors[n, d] = total[_N_GRAD + d]
-        band = _take_band(next_band, edges)
+        band = _take_band(next_band, bands)
 
 
 # ------------------------------------------------------------------------------- forward
@@ -583,12 +629,12 @@ def _forward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_sta
 
 @njit(cache=True, inline="always")
 def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, width, T_final,
-                  last, g_out, g_alpha, y0, ylo, slot_of, n_slots, slots, D):  # fmt: skip
+                  last, g_out, g_alpha, y0, ylo, slot_of, n_slots, slots, slot_gid, D):  # fmt: skip
     """Add row ``y``'s share to its band's gradient ``slots`` [S, 6 + D] (mx, my, A, B, C,
     opacity, colours...), one slot per Gaussian the band meets, in the order it meets them:
     on a Gaussian's first row in the band (``y0`` the band's first row, ``ylo`` [G] each
-    Gaussian's first row) it takes slot ``n_slots``, noted in ``slot_of`` [G]; later rows
-    add to it. Returns the slots used. A band's slots are few and side by side in memory,
+    Gaussian's first row) it takes slot ``n_slots``, noted in ``slot_of`` [G] and
+    ``slot_gid`` [S] (both ways); later rows add to it. Returns the slots used. A band's slots are few and side by side in memory,
     and need no zeroing.
 
     Per pixel, back to front, with ``g = dL/dout`` and ``S`` the colour still to come,
@@ -642,7 +688,7 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
             sum_p_dx2 += p_dx * dx_pix
             g_o += dL_dalpha * e_pix  # d alpha / d o = exp(-power)
         if y == y0 or y == ylo[g]:  # the Gaussian's first row in this band: a new slot
-            slot_of[g] = n_slots
+            slot_of[g], slot_gid[n_slots] = n_slots, g
             slots[n_slots, :] = 0.0
             n_slots += 1
         grad = slots[slot_of[g]]  # [6 + D]
@@ -660,27 +706,31 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
 
 @njit(cache=True, nogil=True)
 def _backward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
-                    width, T_final, last, g_out, g_alpha, ylo, slots, slot_of):  # fmt: skip
+                    width, T_final, last, g_out, g_alpha, ylo, slots, slot_of, slot_gid,
+                    n_slots):  # fmt: skip
     """The gradients of every band ``b`` (rows ``bands[b] .. bands[b + 1] - 1``) this thread
     takes (see :func:`_in_bands`), back to front, into the band's own slots: ``slots``
     [R, 6 + D] from entry ``row_start[bands[b]]`` on (a band meets at most as many
-    Gaussians as its rows' lists hold), and ``slot_of[b]`` [bands, G] each Gaussian's slot
-    there (only those of the Gaussians the band meets are written). Runs without the GIL;
+    Gaussians as its rows' lists hold), ``slot_of[b]`` [bands, G] each Gaussian's slot
+    there (only those of the Gaussians the band meets are written), ``slot_gid`` [R] the
+    Gaussian in each slot and ``n_slots[b]`` [bands] how many. Runs without the GIL;
     :func:`_sum_bands` adds the bands up."""
     D = colors.shape[1]
     band = _take_band(next_band, bands)
     while band >= 0:
         y0, y1 = bands[band], bands[band + 1]
         band_slots, n = slots[row_start[y0] : row_start[y1]], 0  # [S, 6 + D], slots used
+        band_gid = slot_gid[row_start[y0] : row_start[y1]]  # [S]
         for y in range(y0, y1):
             if D == 3:  # RGB: with D a constant the colour loops unroll (as in _forward_bands)
                 n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
                                   width, T_final, last, g_out, g_alpha, y0, ylo, slot_of[band],
-                                  n, band_slots, 3)  # fmt: skip
+                                  n, band_slots, band_gid, 3)  # fmt: skip
             else:
                 n = _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
                                   width, T_final, last, g_out, g_alpha, y0, ylo, slot_of[band],
-                                  n, band_slots, D)  # fmt: skip
+                                  n, band_slots, band_gid, D)  # fmt: skip
+        n_slots[band] = n
         band = _take_band(next_band, bands)
 
 
@@ -1355,10 +1405,12 @@ class _Composite(torch.autograd.Function):
             row_start, n_bands = gauss[9], len(bands) - 1
             slots = _scratch((int(row_start[-1]), _N_GRAD + D))  # [R, 6 + D] bands' slots
             slot_of = np.empty((n_bands, len(vis)), np.int32)  # [bands, G] slots in each band
+            slot_gid = np.empty(int(row_start[-1]), np.int32)  # [R] and the other way round
+            n_slots = np.empty(n_bands, np.int64)  # [bands]
             _in_bands(_backward_bands, bands, n_workers, *gauss, ctx.T[c], ctx.last[c], g_out[c],
-                      g_alpha[c], ylo, slots, slot_of)  # fmt: skip
+                      g_alpha[c], ylo, slots, slot_of, slot_gid, n_slots)  # fmt: skip
             band_of_row = np.repeat(np.arange(n_bands), np.diff(bands))  # [H]
-            _in_bands(_sum_bands, *_split(len(vis), n_workers), bands, row_start, slots, slot_of,
+            _in_bands(_sum_bands, bands, n_workers, row_start, slots, slot_of, slot_gid, n_slots,
                       band_of_row, ylo, yhi, vis, *(g[c] for g in grads))  # fmt: skip
         g_means2d, g_conics, g_colors, g_opacities = (
             torch.from_numpy(g).to(dtype) for g, dtype in zip(grads, ctx.dtypes)
