@@ -193,9 +193,9 @@ def helpers():
     """The kernels' helper threads, as if no helper had been held up before (a busy machine
     sends the kernels to the caller alone for a while); the same after the test."""
     helpers = kernel_mod._helpers()
-    helpers.alone, helpers.next_alone = 0, kernel_mod.ALONE_AFTER_STALL
+    helpers.alone, helpers.next_alone, helpers.stalls = 0, kernel_mod.ALONE_AFTER_STALL, 0
     yield helpers
-    helpers.alone, helpers.next_alone = 0, kernel_mod.ALONE_AFTER_STALL
+    helpers.alone, helpers.next_alone, helpers.stalls = 0, kernel_mod.ALONE_AFTER_STALL, 0
 
 
 def _bands_taken_by_thread(first_band_sleeps: float = 0.0, helper_sleeps: float = 0.0):
@@ -229,22 +229,24 @@ def test_bands_go_to_whichever_thread_is_free(helpers):
 
 def test_a_held_up_helper_sends_the_next_kernels_to_the_caller_alone(helpers):
     # Another program has the helper's core: the caller waits for its band (STALL_CYCLES,
-    # ~1 ms), and would so at every kernel. The next ALONE_AFTER_STALL kernels run on the
-    # caller alone, twice as many after each further stall, back to normal after a kernel
-    # whose helper kept up.
-    alone = kernel_mod.ALONE_AFTER_STALL
-    caller, taken = _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
-    assert set(taken.values()) != {caller}  # the helper took a band (30 ms)
-    assert helpers.alone == alone
+    # ~1 ms), and would so at every kernel. After STALLS_IN_A_ROW such kernels (one is a
+    # hiccup) the next ALONE_AFTER_STALL kernels run on the caller alone, twice as many
+    # after each further run of stalls, back to normal after a kernel whose helper kept up.
+    alone, in_a_row = kernel_mod.ALONE_AFTER_STALL, kernel_mod.STALLS_IN_A_ROW
+    for stall in range(1, in_a_row + 1):
+        caller, taken = _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
+        assert set(taken.values()) != {caller}  # the helper took a band (30 ms)
+        assert helpers.alone == (alone if stall == in_a_row else 0)
     caller, taken = _bands_taken_by_thread(first_band_sleeps=0.05)
     assert set(taken.values()) == {caller} and helpers.alone == alone - 1
     helpers.alone = 0  # (its turns are up) held up again: twice as long alone
-    _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
+    for _ in range(in_a_row):
+        _bands_taken_by_thread(first_band_sleeps=0.005, helper_sleeps=0.03)
     assert helpers.alone == 2 * alone
-    helpers.alone = 0  # the helper keeps up: it takes bands, and a stall means ALONE again
+    helpers.alone = 0  # the helper keeps up: it takes bands, and stalls mean ALONE again
     caller, taken = _bands_taken_by_thread(first_band_sleeps=0.3)
     assert len(set(taken.values())) == 2 and helpers.alone == 0
-    assert helpers.next_alone == alone
+    assert helpers.next_alone == alone and helpers.stalls == 0
 
 
 def test_kernels_on_the_caller_alone_give_the_same_bits(helpers, monkeypatch):

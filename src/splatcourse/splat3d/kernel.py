@@ -145,13 +145,14 @@ _NEXT, _FINISHED, _JOB, _WANTED, _SPIN = 0, 1, 2, 3, 4
 #: at most in turns of the loop (should the cycle counter stand still)
 SPIN_CYCLES, SPIN_TURNS = 8_000_000, 20_000
 #: a caller that waits longer than this for its helpers' last bands (~1 ms; a band's tail
-#: takes ~0.1 ms) had one held up: another program took its core, which it shares now in
-#: turns of milliseconds, and every kernel would wait so for it. The next
+#: takes ~0.1 ms) had one held up. :data:`STALLS_IN_A_ROW` such kernels in a row (one alone
+#: is a hiccup of the machine) mean another program took a helper's core, which it shares
+#: now in turns of milliseconds, and every kernel would wait so for it. The next
 #: :data:`ALONE_AFTER_STALL` kernels (about two frames) run on the caller alone, then the
 #: helpers are tried again; each time they are held up again, twice as many run alone (up
 #: to :data:`MOST_ALONE`). Each kernel cuts its work into the same bands either way: the
 #: results do not change.
-STALL_CYCLES, ALONE_AFTER_STALL, MOST_ALONE = 2_500_000, 20, 320
+STALL_CYCLES, STALLS_IN_A_ROW, ALONE_AFTER_STALL, MOST_ALONE = 2_500_000, 3, 20, 320
 #: a turn of the spin loop that took longer than this (in cycles, ~0.3-0.5 ms; a turn takes
 #: ~0.2 us, and the virtual machine's own hiccups up to ~0.15 ms) gave the core to another
 #: thread that wanted it: the spinning thread goes to sleep instead of taking it back
@@ -1184,6 +1185,7 @@ class _Helpers:
         self.nudges = 0  # calls to :meth:`nudge`
         self.alone = 0  # kernels still to run on the caller alone
         self.next_alone = ALONE_AFTER_STALL  # how many after the next stall
+        self.stalls = 0  # kernels in a row that waited long for a helper
         self.awake = threading.Condition()
         self.one_job = threading.Lock()  # one kernel at a time, whichever thread calls it
         for index in range(n_threads):
@@ -1216,10 +1218,11 @@ class _Helpers:
                     time.sleep(1e-4)
                     waited = _wait_for_helpers(control)
                 errors, self.errors = self.errors, []
-            if stalled:  # (another program is using its core)
-                self.alone = self.next_alone
+            self.stalls = self.stalls + 1 if stalled else 0
+            if self.stalls >= STALLS_IN_A_ROW:  # (another program is using a helper's core)
+                self.stalls, self.alone = 0, self.next_alone
                 self.next_alone = min(2 * self.next_alone, MOST_ALONE)
-            else:
+            elif not stalled:
                 self.next_alone = ALONE_AFTER_STALL
             if errors:
                 raise errors[0]
