@@ -189,7 +189,7 @@ def _spin_on(start, budget):
     ``start``, nor once the core went to another thread for a while (a busy machine: a
     thread that sleeps instead gets the core back as soon as it has work, where one that
     kept spinning would have used up its share of the core)."""
-    before = _cycles()
+    before = _cycles()  # pyright: ignore[reportCallIssue]
     _give_way()
     now = _cycles()
     return now - before < GAVE_WAY_CYCLES and now - start < budget
@@ -227,7 +227,7 @@ def _load(typingctx, counter, i):
 @njit(cache=True, inline="always")
 def _take_band(next_band, edges):
     """The next band of ``edges`` [n_bands + 1] that no thread has taken yet, or -1."""
-    band = _fetch_add(next_band, _NEXT, 1)
+    band = _fetch_add(next_band, _NEXT, 1)  # pyright: ignore[reportCallIssue]
     return band if band < edges.shape[0] - 1 else -1
 
 
@@ -236,7 +236,7 @@ def _post_job(control, wanted):
     """Open a new job for ``wanted`` helpers: counters back to zero, then the job's number
     moves on (an atomic add: a helper that sees the new number sees the zeros too)."""
     control[_NEXT], control[_FINISHED], control[_WANTED] = 0, 0, wanted
-    _fetch_add(control, _JOB, 1)
+    _fetch_add(control, _JOB, 1)  # pyright: ignore[reportCallIssue]
 
 
 @njit(cache=True, nogil=True)
@@ -245,7 +245,7 @@ def _wait_for_helpers(control):
     or -1 where it is time to sleep instead (see :func:`_spin_on`). The last helper is
     usually a band away: spinning catches it at once, where a sleeping thread takes ~0.1 ms
     to wake on a virtual machine."""
-    start = _cycles()
+    start = _cycles()  # pyright: ignore[reportCallIssue]
     for _ in range(SPIN_TURNS):
         if _load(control, _FINISHED) >= _load(control, _WANTED):
             return _cycles() - start
@@ -263,8 +263,8 @@ def _finish_and_wait_for_job(control, finished, job):
     instead of sleeping until the caller lets go (each sleep costs a wake-up, ~0.1 ms on a
     virtual machine)."""
     if finished:
-        _fetch_add(control, _FINISHED, 1)
-    start = _cycles()
+        _fetch_add(control, _FINISHED, 1)  # pyright: ignore[reportCallIssue]
+    start = _cycles()  # pyright: ignore[reportCallIssue]
     for _ in range(SPIN_TURNS):
         if _load(control, _JOB) != job and _load(control, _NEXT) > 0:
             return True
