@@ -23,9 +23,9 @@ On the bench scene (20k Gaussians, 256x192) it also measures:
 * ``ms_fwd_bwd_20k_256x192_contended``: the same, while a busy process spins on core 0;
 * ``thread_scaling_2_vs_1``: time on 1 thread / time on 2 threads, measured in turns in one
   process, four calls on each thread count at a time, the first after a switch not counted
-  (so a machine that slows down for a while slows both, and the switch itself, which wakes
-  thread pools a training loop never switches, is left out; measured call by call it is
-  ``thread_scaling_2_vs_1_call_by_call``), next to
+  (so a machine that slows down for a while slows both; the switch itself, which finds the
+  helper threads asleep and which a training loop never makes, is left out: measured call by
+  call it is ``thread_scaling_2_vs_1_call_by_call``), next to
   ``machine_thread_scaling_2_vs_1``, the same ratio for a compiled loop with nothing serial
   and no memory traffic (the most a second core gives on this machine);
 * ``first_call_ms``: the first forward + backward in a fresh process (kernels loaded from
