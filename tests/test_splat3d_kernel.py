@@ -252,8 +252,8 @@ def test_a_held_up_helper_sends_the_next_kernels_to_the_caller_alone(helpers):
 def test_kernels_on_the_caller_alone_give_the_same_bits(helpers, monkeypatch):
     # the bands are the same whoever runs them: renders and gradients do not change
     monkeypatch.setattr(kernel_mod, "_n_threads", lambda: 2)
-    params, (views, Ks) = scene(300, seed=12, dtype=torch.float64), cameras(2, w=W, h=H,
-                                                                            dtype=torch.float64)  # fmt: skip
+    params = scene(300, seed=12, dtype=torch.float64)
+    views, Ks = cameras(2, w=W, h=H, dtype=torch.float64)
     both = _render_with_grads("compiled", params, views, Ks, sh_degree=None)
     helpers.alone = 10**6
     alone = _render_with_grads("compiled", params, views, Ks, sh_degree=None)

@@ -137,9 +137,10 @@ def _ssim_rows(next_band, edges, g, h, row_sums, d):
 
 @njit(cache=True, nogil=True)
 def _backward_rows(next_band, edges, g, X, Y, d, scale, g_X):
-    """dL/dX [C, 3, H, W], for each band of input rows this thread takes: the transposed filter of the
-    derivatives ``d`` [C, 3, 3, H', W'] times ``scale`` [C] (dL/dSSIM of each image over
-    its number of terms), column pass then row pass, then dL/dx = F1 + 2 x F2 + y F3."""
+    """dL/dX [C, 3, H, W], for each band of input rows this thread takes: the transposed
+    filter of the derivatives ``d`` [C, 3, 3, H', W'] times ``scale`` [C] (dL/dSSIM of each
+    image over its number of terms), column pass then row pass, then dL/dx = F1 + 2 x F2 +
+    y F3."""
     n, Ho, Wo, W = g.shape[0], d.shape[3], d.shape[4], X.shape[3]
     v = np.empty((3, Wo))  # [3, W'] this row after the column pass
     F = np.empty((3, W))  # [3, W] and after the row pass

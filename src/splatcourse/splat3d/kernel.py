@@ -369,7 +369,7 @@ def _row_lists(mx, my, A, B, det, t, width: int, height: int):
     stay in depth order.
     """
     G = len(my)
-    edges, n_workers = _split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD))  # [blocks + 1]
+    edges, n_workers = _gaussian_blocks(G)  # [blocks + 1]
     ylo, yhi = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
     counts = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
     _in_bands(_row_spans, edges, n_workers, my, A, det, t, height, ylo, yhi, counts)
@@ -635,8 +635,8 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
     opacity, colours...), one slot per Gaussian the band meets, in the order it meets them:
     on a Gaussian's first row in the band (``y0`` the band's first row, ``ylo`` [G] each
     Gaussian's first row) it takes slot ``n_slots``, noted in ``slot_of`` [G] and
-    ``slot_gid`` [S] (both ways); later rows add to it. Returns the slots used. A band's slots are few and side by side in memory,
-    and need no zeroing.
+    ``slot_gid`` [S] (both ways); later rows add to it. Returns the slots used. A band's
+    slots are few and side by side in memory, and need no zeroing.
 
     Per pixel, back to front, with ``g = dL/dout`` and ``S`` the colour still to come,
     ``S_i = sum_{j>i} alpha_j T_j (c_j . g)``:
@@ -998,9 +998,9 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
 
 
 @njit(cache=True, nogil=True)
-def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities, viewmats, Ks, width,
-                              height, near, far, eps2d, radius_clip, means2d, covars2d, conics,
-                              depths, radii, ok):  # fmt: skip
+def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities, viewmats, Ks,
+                               width, height, near, far, eps2d, radius_clip, means2d, covars2d,
+                               conics, depths, radii, ok):  # fmt: skip
     """projection.py's EWA projection (gsplat's semantics) into every camera, written per
     Gaussian, of those in each block ``edges[b] .. edges[b + 1] - 1`` this thread takes.
 
@@ -1016,21 +1016,19 @@ def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities
     while band >= 0:  # every band this thread takes (see _in_bands)
         for n in range(edges[band], edges[band + 1]):
             _world_covariance(quats[n], scales[n], R, M, Sigma)
-            extend, faint = (
-                SIGMA_EXTENT,
-                False,
-            )  # the screen box: 3.33 std, or where o e^-p >= 1/255
+            # the screen box: 3.33 std, or where o e^-p >= 1/255
+            extend, faint = SIGMA_EXTENT, False
             if opacities.shape[0] > 0:
                 op = opacities[n]
                 faint = not op >= ALPHA_MIN
-                extend = min(
-                    extend, math.sqrt(2.0 * math.log(max(op, ALPHA_MIN) * (1.0 / ALPHA_MIN)))
-                )
+                to_faintest = math.log(max(op, ALPHA_MIN) * (1.0 / ALPHA_MIN))
+                extend = min(extend, math.sqrt(2.0 * to_faintest))
+            m0, m1, m2 = means[n, 0], means[n, 1], means[n, 2]
             for c in range(viewmats.shape[0]):
                 W, K = viewmats[c], Ks[c]  # [4, 4], [3, 3]
-                tx = W[0, 0] * means[n, 0] + W[0, 1] * means[n, 1] + W[0, 2] * means[n, 2] + W[0, 3]
-                ty = W[1, 0] * means[n, 0] + W[1, 1] * means[n, 1] + W[1, 2] * means[n, 2] + W[1, 3]
-                tz = W[2, 0] * means[n, 0] + W[2, 1] * means[n, 1] + W[2, 2] * means[n, 2] + W[2, 3]
+                tx = W[0, 0] * m0 + W[0, 1] * m1 + W[0, 2] * m2 + W[0, 3]
+                ty = W[1, 0] * m0 + W[1, 1] * m1 + W[1, 2] * m2 + W[1, 3]
+                tz = W[2, 0] * m0 + W[2, 1] * m1 + W[2, 2] * m2 + W[2, 3]
                 depths[c, n] = tz
                 in_depth = near <= tz <= far
                 z = tz if in_depth else 1.0  # a safe depth for the culled
@@ -1043,9 +1041,9 @@ def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities
                 det = a * d - b * b
                 rx = math.ceil(extend * math.sqrt(max(a, 0.0)))
                 ry = math.ceil(extend * math.sqrt(max(d, 0.0)))
-                keep = (in_depth and det > 0.0 and not faint
-                        and not (rx <= radius_clip and ry <= radius_clip)
-                        and px + rx > 0 and px - rx < width and py + ry > 0 and py - ry < height)  # fmt: skip
+                on_screen = px + rx > 0 and px - rx < width and py + ry > 0 and py - ry < height
+                keep = (in_depth and det > 0.0 and not faint and on_screen
+                        and not (rx <= radius_clip and ry <= radius_clip))  # fmt: skip
                 ok[c, n] = keep
                 if keep:
                     means2d[c, n, 0], means2d[c, n, 1] = px, py
@@ -1059,10 +1057,12 @@ def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities
 
 
 @njit(cache=True, nogil=True)
-def _projection_backward_blocks(next_band, edges, means, quats, scales, viewmats, Ks, width, height, eps2d,
-                               ok, g_means2d, g_conics, g_depths, g_means, g_quats, g_scales):  # fmt: skip
-    """Gradients of the Gaussians in each block this thread takes: ``g_means`` [N, 3], ``g_quats`` [N, 4],
-    ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3], dL/ddepths [C, N].
+def _projection_backward_blocks(next_band, edges, means, quats, scales, viewmats, Ks, width,
+                                height, eps2d, ok, g_means2d, g_conics, g_depths, g_means,
+                                g_quats, g_scales):  # fmt: skip
+    """Gradients of the Gaussians in each block this thread takes: ``g_means`` [N, 3],
+    ``g_quats`` [N, 4], ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3],
+    dL/ddepths [C, N].
 
     means [N, 3], quats [N, 4], scales [N, 3] and the gradients in float32 or float64 (the
     arithmetic is float64 either way), viewmats [C, 4, 4], Ks [C, 3, 3] float64; ``ok``
@@ -1295,6 +1295,12 @@ def _split(n: int, n_workers: int) -> tuple[np.ndarray, int]:
     return np.arange(n_parts + 1, dtype=np.int64) * n // n_parts, n_workers
 
 
+def _gaussian_blocks(n: int) -> tuple[np.ndarray, int]:
+    """:func:`_split` for the per-Gaussian loops (projection, SH, gathering, row lists) of
+    ``n`` Gaussians: edges and threads."""
+    return _split(n, _threads_for(n, MIN_GAUSSIANS_PER_THREAD))
+
+
 def _in_bands(kernel: Callable[..., None], edges: np.ndarray, n_workers: int, *args) -> None:
     """Run the compiled ``kernel(next_band, edges, *args)`` on ``n_workers`` threads at once,
     the caller and ``n_workers - 1`` helpers (:class:`_Helpers`): each takes the next band
@@ -1370,7 +1376,7 @@ class _Composite(torch.autograd.Function):
             mx, my, A, B, C, det, o, t = (np.empty(G) for _ in range(8))  # [G] each
             cols = np.empty((G, D))  # [G, D]
             gathered = (vis, m2d, con, col, opa, mx, my, A, B, C, det, o, t, cols)
-            _in_bands(_gather, *_split(G, _threads_for(G, MIN_GAUSSIANS_PER_THREAD)), *gathered)
+            _in_bands(_gather, *_gaussian_blocks(G), *gathered)
             row_start, row_gid, row_work, ylo, yhi = _row_lists(mx, my, A, B, det, t, width,
                                                                 height)  # fmt: skip
             threads = _threads_for(int(row_work.sum()), MIN_PIXELS_PER_THREAD)
@@ -1443,8 +1449,7 @@ class _ProjectGaussians(torch.autograd.Function):
                   float(options.get("radius_clip", 0.0)))  # fmt: skip
         out = (np.empty((C, N, 2), host), np.empty((C, N, 2, 2), host), np.empty((C, N, 3), host),
                np.empty((C, N), host), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
-        _in_bands(_projection_forward_blocks, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)),
-                  *arrays, *camera, *out)  # fmt: skip
+        _in_bands(_projection_forward_blocks, *_gaussian_blocks(N), *arrays, *camera, *out)
         means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
         ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
         ctx.dtypes = (dtype, means.dtype, quats.dtype, scales.dtype)
@@ -1467,8 +1472,8 @@ class _ProjectGaussians(torch.autograd.Function):
                   grad(g_depths, (C, N)))  # fmt: skip
         g_means, g_quats, g_scales = (np.empty((N, 3), host), np.empty((N, 4), host),
                                       np.empty((N, 3), host))  # fmt: skip
-        _in_bands(_projection_backward_blocks, *_split(N, _threads_for(N, MIN_GAUSSIANS_PER_THREAD)),
-                  *arrays, g_means, g_quats, g_scales)  # fmt: skip
+        _in_bands(_projection_backward_blocks, *_gaussian_blocks(N), *arrays, g_means, g_quats,
+                  g_scales)  # fmt: skip
         grads = (torch.from_numpy(g).to(d) for g, d in zip((g_means, g_quats, g_scales),
                                                            ctx.dtypes[1:]))  # fmt: skip
         return (*grads, None, None, None, None, None)
@@ -1512,8 +1517,7 @@ class _ShColours(torch.autograd.Function):
         ctx.arrays, ctx.n_basis, ctx.shape = (k, m, cams), n_basis, coeffs.shape
         ctx.dtypes = (coeffs.dtype, means.dtype, campos.dtype)
         out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
-        _in_bands(_sh_forward_blocks, *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)),
-                  n_basis, k, m, cams, out)  # fmt: skip
+        _in_bands(_sh_forward_blocks, *_gaussian_blocks(len(m)), n_basis, k, m, cams, out)
         return torch.from_numpy(out).to(coeffs.dtype)
 
     @staticmethod
@@ -1524,8 +1528,8 @@ class _ShColours(torch.autograd.Function):
         g = g_colours.to(torch.from_numpy(k).dtype).contiguous().numpy()  # [C, N, 3]
         g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
         g_means = np.empty_like(m)  # [N, 3]
-        _in_bands(_sh_backward_blocks, *_split(len(m), _threads_for(len(m), MIN_GAUSSIANS_PER_THREAD)),
-                  ctx.n_basis, k, m, cams, g, g_coeffs, g_dirs, g_means)  # fmt: skip
+        _in_bands(_sh_backward_blocks, *_gaussian_blocks(len(m)), ctx.n_basis, k, m, cams, g,
+                  g_coeffs, g_dirs, g_means)  # fmt: skip
         g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape).to(ctx.dtypes[0])  # [(C,) N, K, 3]
         g_campos = None
         if ctx.needs_input_grad[2]:  # cameras being optimised
