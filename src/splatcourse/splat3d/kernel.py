@@ -136,10 +136,10 @@ BANDS_PER_THREAD = 6  # more bands than threads: a free core takes the next band
 # loops: take the next band nobody has taken, do it, take another, until none is left.
 # Taking one is a single atomic add on ``next_band[0]``, inside the compiled code: the
 # threads never come back to Python (and the GIL) between bands. The helper threads wait
-# for the next kernel in compiled code too (:class:`_Helpers`): ``control`` [5] holds the
-# band counter, the helpers that have finished, the job's number, how many helpers it
-# wants and how long a waiting thread spins (:data:`SPIN_CYCLES`).
-_NEXT, _FINISHED, _JOB, _WANTED, _SPIN = 0, 1, 2, 3, 4
+# for the next kernel in compiled code too (:class:`_Helpers`): ``control`` [4] holds the
+# band counter, the helpers that have finished, the job's number and how many helpers it
+# wants.
+_NEXT, _FINISHED, _JOB, _WANTED = 0, 1, 2, 3
 
 #: how long a waiting thread spins before it sleeps, in CPU cycles (2-4 ms at 2-4 GHz), and
 #: at most in turns of the loop (should the cycle counter stand still)
@@ -184,7 +184,7 @@ def _cycles(typingctx):
 
 
 @njit(cache=True, inline="always")
-def _spin_on(start, budget):
+def _spin_on(start):
     """Give way once, then whether to go on spinning: not after :data:`SPIN_CYCLES` since
     ``start``, nor once the core went to another thread for a while (a busy machine: a
     thread that sleeps instead gets the core back as soon as it has work, where one that
@@ -192,7 +192,7 @@ def _spin_on(start, budget):
     before = _cycles()  # pyright: ignore[reportCallIssue]
     _give_way()
     now = _cycles()
-    return now - before < GAVE_WAY_CYCLES and now - start < budget
+    return now - before < GAVE_WAY_CYCLES and now - start < SPIN_CYCLES
 
 
 @intrinsic
@@ -249,7 +249,7 @@ def _wait_for_helpers(control):
     for _ in range(SPIN_TURNS):
         if _load(control, _FINISHED) >= _load(control, _WANTED):
             return _cycles() - start
-        if not _spin_on(start, control[_SPIN]):
+        if not _spin_on(start):
             break
     return -1
 
@@ -268,7 +268,7 @@ def _finish_and_wait_for_job(control, finished, job):
     for _ in range(SPIN_TURNS):
         if _load(control, _JOB) != job and _load(control, _NEXT) > 0:
             return True
-        if not _spin_on(start, control[_SPIN]):
+        if not _spin_on(start):
             break
     return False
 
@@ -1177,8 +1177,7 @@ class _Helpers:
     """
 
     def __init__(self, n_threads: int) -> None:
-        self.control = np.zeros(5, np.int64)  # [5] band counter, finished, job, wanted, spin
-        self.control[_SPIN] = SPIN_CYCLES
+        self.control = np.zeros(4, np.int64)  # [4] band counter, finished, job, wanted
         self.job: tuple = ()  # (number, helpers wanted, kernel, edges, args) of the last job
         self.errors: list[BaseException] = []
         self.sleeping = 0  # helpers asleep on ``awake``
@@ -1617,9 +1616,10 @@ def warm_up() -> None:
                 proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
                                          scales=scales, opacities=opacity)  # fmt: skip
                 (proj.means2d.sum() + proj.conics.sum()).backward()
-    control = np.zeros(5, np.int64)  # the helpers' waiting (see _Helpers), with no helper
+    control = np.zeros(4, np.int64)  # the helpers' waiting (see _Helpers), with no helper
     _post_job(control, 0)
-    _wait_for_helpers(control)
+    _wait_for_helpers(control)  # (none wanted: at once)
+    control[_NEXT] = 1  # (the job has started: at once too)
     _finish_and_wait_for_job(control, False, 0)
     for host in (np.float32, np.float64):  # the depth sort in halves (two threads and more)
         depths, order = np.array([2.0, 1.0, 3.0], host), np.empty(3, np.int64)
