@@ -414,6 +414,81 @@ def test_compiled_projection_backward_matches_autograd_through_projection_py():
         torch.testing.assert_close(mine_g, their_g, atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_depth_order_on_two_threads_is_a_stable_sort(dtype, monkeypatch):
+    # Each thread sorts half, then one merges from the front and one from the back: with many
+    # ties (within and across the halves), an odd count and Gaussians not drawn, the order
+    # must be numpy's stable sort of the drawn ones, on one thread and on two.
+    rng = np.random.default_rng(0)
+    depths = np.round(rng.uniform(2.0, 6.0, 10_001), 1).astype(dtype)  # [N] 41 values
+    radii = rng.integers(0, 3, (10_001, 2)).astype(np.int32)  # [N, 2] some 0: not drawn
+    drawn = np.flatnonzero((radii > 0).all(-1))
+    expected = drawn[np.argsort(depths[drawn], kind="stable")]
+    for threads in (1, 2):
+        monkeypatch.setattr(kernel_mod, "_n_threads", lambda t=threads: t)
+        assert np.array_equal(kernel_mod._drawn_front_to_back(depths, radii), expected)
+
+
+@pytest.mark.parametrize("per_camera", [False, True])
+def test_projection_and_colours_in_one_pass_match_them_apart(per_camera):
+    # One node projects and colours (the means' two gradients summed in the kernel): its
+    # numbers and gradients must be projection.py's and eval_sh's, through autograd, for SH
+    # shared by the cameras or one set per camera, with one camera turned and moved.
+    from splatcourse.splat3d import eval_sh
+
+    means, quats, scales, opac, _ = scene(300, seed=3, dtype=torch.float64, scale=(0.05, 0.3))
+    views, Ks = cameras(2, dtype=torch.float64, w=W, h=H)
+    turn = torch.tensor([[0.98, 0.0, 0.2], [0.0, 1.0, 0.0], [-0.2, 0.0, 0.98]], dtype=torch.float64)
+    views[1, :3, :3], views[1, :3, 3] = torch.linalg.qr(turn)[0], torch.tensor([0.1, -0.2, 0.5])
+    g = torch.Generator().manual_seed(2)
+    shs = torch.randn(*((2,) if per_camera else ()), 300, 16, 3, generator=g, dtype=torch.float64)
+    weights = [torch.randn(2, 300, k, generator=g, dtype=torch.float64) for k in (2, 3, 3)]
+
+    def apart(m, q, s, k):
+        p = project_gaussians(m, None, views, Ks, W, H, opacities=opac, quats=q, scales=s)
+        campos = torch.linalg.inv(views)[:, :3, 3]  # [C, 3]
+        k = k if k.dim() == 4 else k[None].expand(2, *k.shape)  # [C, N, 16, 3]
+        return p, torch.clamp_min(eval_sh(2, k, m[None] - campos[:, None]) + 0.5, 0.0)
+
+    def together(m, q, s, k):
+        return kernel_mod.project_and_colour(m, None, views, Ks, W, H, sh_degree=2, shs=k,
+                                             opacities=opac, quats=q, scales=s)  # fmt: skip
+
+    results = []
+    for project in (together, apart):
+        inputs = [t.clone().requires_grad_() for t in (means, quats, scales, shs)]
+        p, colours = project(*inputs)
+        outputs = (p.means2d, p.conics, colours)
+        sum(((o * w).sum() for o, w in zip(outputs, weights)), torch.zeros(())).backward()
+        results.append(([p.means2d, p.conics, p.depths, colours], [t.grad for t in inputs]))
+    (mine, my_grads), (theirs, their_grads) = results
+    assert mine[0].grad_fn.name() == "_ProjectGaussiansBackward"  # the compiled one ran
+    assert (theirs[3] == 0).any() and (my_grads[3][..., 9:, :] == 0).all()  # clamped; degree 2
+    for a, b in zip(mine + my_grads, theirs + their_grads):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_colours_left_out_of_the_loss_give_the_projection_gradients_alone():
+    means, quats, scales, opac, _ = scene(200, seed=6, dtype=torch.float64)
+    views, Ks = cameras(1, dtype=torch.float64, w=W, h=H)
+    shs = torch.randn(200, 4, 3, dtype=torch.float64)
+    grads = []
+    for with_colours in (True, False):
+        m, k = means.clone().requires_grad_(), shs.clone().requires_grad_()
+        kw = {"opacities": opac, "quats": quats, "scales": scales}
+        if with_colours:
+            p, _ = kernel_mod.project_and_colour(m, None, views, Ks, W, H, sh_degree=1, shs=k, **kw)
+        else:
+            p = kernel_mod.project_gaussians(m, None, views, Ks, W, H, **kw)
+        (p.means2d.sum() + p.conics.sum()).backward()
+        grads.append(m.grad)
+        assert k.grad is None  # no loss through the colours: no gradient at all
+    assert torch.equal(*grads)
+    covars = torch.eye(3, dtype=torch.float64).expand(200, 3, 3) * 0.01  # not compiled: apart
+    assert kernel_mod.project_and_colour(means, covars, views, Ks, W, H, sh_degree=1, shs=shs,
+                                         opacities=opac) is None  # fmt: skip
+
+
 def test_compiled_projection_leaves_covariances_and_antialiasing_to_projection_py():
     means, quats, scales, opac, _ = scene(30, seed=4)
     views, Ks = cameras(1, w=W, h=H)

@@ -295,11 +295,11 @@ def rasterization(
     if engine == "gsplat":
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
-    compositor = sh_colours = None
+    compositor = sh_colours = project_and_colour = None
     projector = project_gaussians
     glue = contextlib.nullcontext()
     if engine == "compiled":
-        from .kernel import glue_on_one_torch_thread, sh_colours
+        from .kernel import glue_on_one_torch_thread, project_and_colour, sh_colours
         from .kernel import project_gaussians as projector
         from .kernel import rasterize_to_pixels as compositor
 
@@ -320,6 +320,7 @@ def rasterization(
             compositor=compositor,
             sh_colours=sh_colours,
             projector=projector,
+            project_and_colour=project_and_colour,
         )
     info["backend"] = engine
     return renders, alphas, info
@@ -409,17 +410,9 @@ def _torch_sh_colours(sh_degree: int, shs: Tensor, means: Tensor, campos: Tensor
     return torch.clamp_min(eval_sh(sh_degree, shs, dirs) + 0.5, 0.0)
 
 
-def _sh_colours_per_camera(
-    shs: Tensor,
-    sh_degree: int,
-    means: Tensor,
-    viewmats: Tensor,
-    N: int,
-    C: int,
-    sh_colours: Callable = _torch_sh_colours,
-) -> Tensor:
-    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] seen from each camera,
-    by ``sh_colours(sh_degree, shs, means [N, 3], camera centres [C, 3])``."""
+def _check_sh(shs: Tensor, sh_degree: int, N: int, C: int) -> None:
+    """SH coefficients [N, K, 3] or [C, N, K, 3], enough for ``sh_degree`` (0..3), or a
+    ValueError saying what is wrong."""
     if not 0 <= sh_degree <= 3:
         raise ValueError(f"rasterization: sh_degree must be in 0..3, got {sh_degree}")
     if not (
@@ -435,6 +428,17 @@ def _sh_colours_per_camera(
             f"rasterization: sh_degree={sh_degree} needs {(sh_degree + 1) ** 2} SH "
             f"coefficients per channel, colors has {shs.shape[-2]}"
         )
+
+
+def _sh_colours_per_camera(
+    shs: Tensor,
+    sh_degree: int,
+    means: Tensor,
+    viewmats: Tensor,
+    sh_colours: Callable = _torch_sh_colours,
+) -> Tensor:
+    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] (checked) seen from
+    each camera, by ``sh_colours(sh_degree, shs, means [N, 3], camera centres [C, 3])``."""
     campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
     return sh_colours(sh_degree, shs, means, campos)  # [C, N, 3]
 
@@ -522,39 +526,46 @@ def torch_rasterization(
     compositor: Callable | None = None,
     sh_colours: Callable | None = None,
     projector: Callable = project_gaussians,
+    project_and_colour: Callable | None = None,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
     gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it),
     ``sh_colours`` the SH evaluation and ``projector`` the projection (the compiled backend
-    swaps all three)."""
+    swaps all three). ``project_and_colour``, where given, projects and evaluates the SH
+    colours in one go (``kernel.project_and_colour``; it returns None where it does not
+    apply, and then the two run apart)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
-    proj = projector(
-        means,
-        covars,
-        viewmats,
-        Ks,
-        width,
-        height,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        eps2d=eps2d,
-        opacities=opacities,
-        radius_clip=radius_clip,
-        calc_compensations=rasterize_mode == "antialiased",
-        quats=quats,
-        scales=scales,
-    )
+    cameras = (means, covars, viewmats, Ks, width, height)
+    options = {
+        "near_plane": near_plane,
+        "far_plane": far_plane,
+        "eps2d": eps2d,
+        "opacities": opacities,
+        "radius_clip": radius_clip,
+        "calc_compensations": rasterize_mode == "antialiased",
+        "quats": quats,
+        "scales": scales,
+    }
+    together = None
+    if sh_degree is not None:
+        _check_sh(colors, sh_degree, N, C)
+        if project_and_colour is not None:
+            together = project_and_colour(*cameras, sh_degree=sh_degree, shs=colors, **options)
+    if together is not None:
+        proj, colors_c = together  # [C, N, 3] colours
+    else:
+        proj = projector(*cameras, **options)
+        if sh_degree is None:
+            colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
+        else:
+            colors_c = _sh_colours_per_camera(
+                colors, sh_degree, means, viewmats, sh_colours or _torch_sh_colours
+            )
     opac = opacities[None].expand(C, N)  # [C, N]
     if proj.compensations is not None:
         opac = opac * proj.compensations
-    if sh_degree is None:
-        colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
-    else:
-        colors_c = _sh_colours_per_camera(
-            colors, sh_degree, means, viewmats, N, C, sh_colours or _torch_sh_colours
-        )
     colors_c, backgrounds = _channels_for_mode(
         colors_c, backgrounds, proj.depths, render_mode, means.dtype
     )  # [C, N, X], [C, X]

@@ -373,8 +373,7 @@ def _row_lists(mx, my, A, B, det, t, width: int, height: int):
     ylo, yhi = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
     counts = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
     _in_bands(_row_spans, edges, n_workers, my, A, det, t, height, ylo, yhi, counts)
-    row_start = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])  # [H + 1]
-    cursor = row_start[:-1] + np.cumsum(counts, axis=0) - counts  # [blocks, H] first slots
+    row_start, cursor = _list_starts(counts)  # [H + 1], [blocks, H]
     row_gid = np.empty(int(row_start[-1]), np.int32)  # [R]
     work = np.zeros((len(edges) - 1, height), np.int64)  # [blocks, H]
     _in_bands(_fill_rows, edges, n_workers, mx, my, A, B, det, t, width, ylo, yhi, cursor,
@@ -382,18 +381,50 @@ def _row_lists(mx, my, A, B, det, t, width: int, height: int):
     return row_start, row_gid, work.sum(axis=0), ylo, yhi
 
 
-def _bands(row_work: np.ndarray, n_bands: int) -> np.ndarray:
-    """Cut the rows into ``n_bands`` runs of rows with about equal work: edges [n_bands + 1]
-    (fewer where two cuts fall on the same row: a band is never empty).
+@njit(cache=True)
+def _list_starts(counts):
+    """Where the row lists start, ``row_start`` [H + 1], and where each block's Gaussians
+    start on each row, ``cursor`` [blocks, H] (after the blocks before it), from their
+    counts [blocks, H]: prefix sums, rows in order, blocks in order within a row."""
+    n_blocks, H = counts.shape
+    row_start, cursor = np.empty(H + 1, np.int64), np.empty((n_blocks, H), np.int64)
+    row_start[0] = 0
+    for y in range(H):
+        at = row_start[y]
+        for b in range(n_blocks):
+            cursor[b, y] = at
+            at += counts[b, y]
+        row_start[y + 1] = at
+    return row_start, cursor
+
+
+@njit(cache=True)
+def _bands(row_work, n_bands):
+    """Cut the rows into ``n_bands`` runs of rows with about equal work (``row_work`` [H]
+    pixels on each row's runs): edges [n_bands + 1] (fewer where two cuts fall on the same
+    row: a band is never empty).
 
     Several bands per thread (see :func:`_in_bands`): taking one costs an atomic add, nothing
     next to the work in it, and with many a core slowed by another program leaves its share
     to the others.
     """
+    H = row_work.shape[0]
     done = np.cumsum(row_work + 1)  # [H] work up to each row (+1: an empty row costs a little)
-    targets = done[-1] * np.arange(1, n_bands) / n_bands  # [n_bands - 1]
-    inner = np.abs(done[None, :] - targets[:, None]).argmin(axis=1) + 1  # the nearest cuts
-    return np.unique(np.concatenate([[0], inner, [len(row_work)]]).astype(np.int64))  # no empty
+    edges = np.empty(n_bands + 1, np.int64)  # [<= n_bands + 1]
+    edges[0], n = 0, 1
+    for i in range(1, n_bands):
+        target = done[-1] * i / n_bands
+        nearest = 0  # the row whose end comes nearest the target (the first, on a tie)
+        for y in range(1, H):
+            if abs(done[y] - target) < abs(done[nearest] - target):
+                nearest = y
+        if nearest + 1 > edges[n - 1]:
+            edges[n] = nearest + 1
+            n += 1
+    if edges[n - 1] < H:
+        edges[n] = H
+        n += 1
+    return edges[:n]
 
 
 @njit(cache=True)
@@ -450,22 +481,35 @@ def _sort_blocks(next_band, edges, values, order):
         band = _take_band(next_band, edges)
 
 
-@njit(cache=True)
-def _merge(values, order, middle):
+@njit(cache=True, nogil=True)
+def _merge_halves(next_band, edges, values, order, middle, merged):
     """Merge the two sorted runs ``order[:middle]`` and ``order[middle:]`` (indices into
-    ``values``, each in ascending order of value) into one [G]; on a tie the first run's
-    index (the lower one) goes first, so the merge is as stable as the sorts."""
+    ``values``, each in ascending order of value) into ``merged`` [G], on two threads: band 0
+    of ``edges`` [0, h, G] writes its first h entries from the front, band 1 the rest from
+    the back. On a tie the first run's index (the lower one) goes first, so the merge is as
+    stable as the sorts, and the two ends meet without overlap."""
     G = order.shape[0]
-    merged = np.empty(G, np.int64)  # [G]
-    i, j = 0, middle
-    for k in range(G):
-        if j >= G or (i < middle and not values[order[j]] < values[order[i]]):
-            merged[k] = order[i]
-            i += 1
-        else:
-            merged[k] = order[j]
-            j += 1
-    return merged
+    band = _take_band(next_band, edges)
+    while band >= 0:  # every band this thread takes (see _in_bands)
+        if band == 0:  # the smallest first
+            i, j = 0, middle
+            for k in range(edges[1]):
+                if j >= G or (i < middle and not values[order[j]] < values[order[i]]):
+                    merged[k] = order[i]
+                    i += 1
+                else:
+                    merged[k] = order[j]
+                    j += 1
+        else:  # the largest first: of equal values, the second run's goes last
+            i, j = middle - 1, G - 1
+            for k in range(G - 1, edges[1] - 1, -1):
+                if i < 0 or (j >= middle and not values[order[j]] < values[order[i]]):
+                    merged[k] = order[j]
+                    j -= 1
+                else:
+                    merged[k] = order[i]
+                    i -= 1
+        band = _take_band(next_band, edges)
 
 
 def _drawn_front_to_back(depths: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -477,9 +521,11 @@ def _drawn_front_to_back(depths: np.ndarray, radii: np.ndarray) -> np.ndarray:
     G = len(drawn)
     if _threads_for(G, MIN_GAUSSIANS_PER_THREAD) == 1:
         return drawn[_stable_order(keys)]
-    order = np.empty(G, np.int64)  # [G]
-    _in_bands(_sort_blocks, np.array([0, G // 2, G], np.int64), 2, keys, order)
-    return drawn[_merge(keys, order, G // 2)]
+    halves = np.array([0, G // 2, G], np.int64)  # [3] a half each
+    order, merged = np.empty(G, np.int64), np.empty(G, np.int64)  # [G] each
+    _in_bands(_sort_blocks, halves, 2, keys, order)  # [G] each half sorted
+    _in_bands(_merge_halves, halves, 2, keys, order, G // 2, merged)  # [G]
+    return drawn[merged]
 
 
 @njit(cache=True, nogil=True)
@@ -789,87 +835,102 @@ def _view_direction(mean, campos):
     return dx / norm, dy / norm, dz / norm, norm
 
 
+@njit(cache=True, inline="always")
+def _sh_colour(n, n_basis, coeffs, means, campos, out, Y, dY):
+    """Gaussian ``n``'s colour in every camera, ``out[c, n]`` [3] = max(0, 0.5 + sum_k
+    Y_k(d / |d|) coeffs[., n, k]), d = mean - camera centre: coeffs [1 or C, N, K, 3]
+    (shared by the cameras, or one set per camera), means [N, 3], campos [C, 3]; only the
+    first ``n_basis`` = (degree + 1)^2 used. Y [16], dY [16, 3] are scratch."""
+    shared = coeffs.shape[0] == 1
+    for c in range(campos.shape[0]):
+        ux, uy, uz, _ = _view_direction(means[n], campos[c])
+        _sh_basis(ux, uy, uz, Y, dY)
+        k_set = coeffs[0 if shared else c, n]  # [K, 3]
+        r, g, b = 0.5, 0.5, 0.5
+        for k in range(n_basis):
+            r += Y[k] * k_set[k, 0]
+            g += Y[k] * k_set[k, 1]
+            b += Y[k] * k_set[k, 2]
+        out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
+
+
 @njit(cache=True, nogil=True)
 def _sh_forward_blocks(next_band, edges, n_basis, coeffs, means, campos, out):
-    """Colours ``out`` [C, N, 3] = max(0, 0.5 + sum_k Y_k(d / |d|) coeffs[., n, k]),
-    d = mean - camera centre, of the Gaussians in each block ``edges[b] .. edges[b + 1] - 1``
-    this thread takes (see :func:`_in_bands`): coeffs [1 or C, N, K, 3] (shared by the
-    cameras, or one set per camera), means [N, 3], campos [C, 3]; only the first
-    ``n_basis`` = (degree + 1)^2 used."""
+    """Colours ``out`` [C, N, 3] (see :func:`_sh_colour`) of the Gaussians in each block
+    ``edges[b] .. edges[b + 1] - 1`` this thread takes (see :func:`_in_bands`)."""
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-    shared = coeffs.shape[0] == 1
     band = _take_band(next_band, edges)
     while band >= 0:  # every band this thread takes (see _in_bands)
         for n in range(edges[band], edges[band + 1]):
-            for c in range(campos.shape[0]):
-                ux, uy, uz, _ = _view_direction(means[n], campos[c])
-                _sh_basis(ux, uy, uz, Y, dY)
-                k_set = coeffs[0 if shared else c, n]  # [K, 3]
-                r, g, b = 0.5, 0.5, 0.5
-                for k in range(n_basis):
-                    r += Y[k] * k_set[k, 0]
-                    g += Y[k] * k_set[k, 1]
-                    b += Y[k] * k_set[k, 2]
-                out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
+            _sh_colour(n, n_basis, coeffs, means, campos, out, Y, dY)
         band = _take_band(next_band, edges)
+
+
+@njit(cache=True, inline="always")
+def _sh_gradient(n, n_basis, coeffs, means, campos, g, g_coeffs, g_dir, Y, dY):
+    """Gaussian ``n``'s share of the gradients of :func:`_sh_colour` from g = dL/dcolours
+    [C, N, 3]: its coefficients' ``g_coeffs[., n]`` (summed over the cameras when they
+    share them) and, per camera, dL/dd into ``g_dir`` [C, 3] (d = mean - camera centre).
+
+    No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
+    is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
+    """
+    shared = coeffs.shape[0] == 1
+    for c in range(campos.shape[0]):
+        ux, uy, uz, norm = _view_direction(means[n], campos[c])
+        _sh_basis(ux, uy, uz, Y, dY)
+        k_set, g_set = coeffs[0 if shared else c, n], g_coeffs[0 if shared else c, n]  # [K, 3]
+        r, gg, b = 0.5, 0.5, 0.5
+        for k in range(n_basis):
+            r += Y[k] * k_set[k, 0]
+            gg += Y[k] * k_set[k, 1]
+            b += Y[k] * k_set[k, 2]
+        g_r = g[c, n, 0] if r >= 0.0 else 0.0  # clamped at 0: no gradient
+        g_g = g[c, n, 1] if gg >= 0.0 else 0.0
+        g_b = g[c, n, 2] if b >= 0.0 else 0.0
+        first = c == 0 or not shared  # write the coefficients' gradient, or add to it
+        gx = gy = gz = 0.0  # dL/du
+        for k in range(g_set.shape[0]):
+            if k >= n_basis:
+                if first:
+                    g_set[k, 0] = g_set[k, 1] = g_set[k, 2] = 0.0
+                continue
+            if first:
+                g_set[k, 0], g_set[k, 1], g_set[k, 2] = Y[k] * g_r, Y[k] * g_g, Y[k] * g_b
+            else:
+                g_set[k, 0] += Y[k] * g_r
+                g_set[k, 1] += Y[k] * g_g
+                g_set[k, 2] += Y[k] * g_b
+            along_k = k_set[k, 0] * g_r + k_set[k, 1] * g_g + k_set[k, 2] * g_b
+            gx += dY[k, 0] * along_k
+            gy += dY[k, 1] * along_k
+            gz += dY[k, 2] * along_k
+        if norm > 1e-12:
+            along = ux * gx + uy * gy + uz * gz
+            g_dir[c, 0] = (gx - ux * along) / norm
+            g_dir[c, 1] = (gy - uy * along) / norm
+            g_dir[c, 2] = (gz - uz * along) / norm
+        else:
+            g_dir[c, 0] = g_dir[c, 1] = g_dir[c, 2] = 0.0
 
 
 @njit(cache=True, nogil=True)
 def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs,
                         g_means):  # fmt: skip
-    """Gradients ``g_coeffs`` [1 or C, N, K, 3] (summed over the cameras when they share the
-    coefficients), ``g_dirs`` [C, N, 3] (dL/dd per camera) and ``g_means`` [N, 3] (their sum
-    over the cameras, d = mean - camera centre) from g = dL/dcolours [C, N, 3]; blocks and
-    arguments as :func:`_sh_forward_blocks`.
-
-    No gradient where a colour is clamped at 0 (torch's clamp_min passes it where the sum
-    is >= 0). Through the normalisation u = d / |d|: dL/dd = (dL/du - u (u . dL/du)) / |d|.
-    """
+    """Gradients ``g_coeffs`` [1 or C, N, K, 3], ``g_dirs`` [C, N, 3] (dL/dd per camera) and
+    ``g_means`` [N, 3] (their sum over the cameras) from g = dL/dcolours [C, N, 3] (see
+    :func:`_sh_gradient`); blocks and arguments as :func:`_sh_forward_blocks`."""
     Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-    shared = coeffs.shape[0] == 1
+    g_dir = np.empty((campos.shape[0], 3))  # [C, 3] one Gaussian's dL/dd per camera
     band = _take_band(next_band, edges)
     while band >= 0:  # every band this thread takes (see _in_bands)
         for n in range(edges[band], edges[band + 1]):
-            for c in range(campos.shape[0]):
-                ux, uy, uz, norm = _view_direction(means[n], campos[c])
-                _sh_basis(ux, uy, uz, Y, dY)
-                k_set, g_set = coeffs[0 if shared else c, n], g_coeffs[0 if shared else c, n]
-                r, gg, b = 0.5, 0.5, 0.5
-                for k in range(n_basis):
-                    r += Y[k] * k_set[k, 0]
-                    gg += Y[k] * k_set[k, 1]
-                    b += Y[k] * k_set[k, 2]
-                g_r = g[c, n, 0] if r >= 0.0 else 0.0  # clamped at 0: no gradient
-                g_g = g[c, n, 1] if gg >= 0.0 else 0.0
-                g_b = g[c, n, 2] if b >= 0.0 else 0.0
-                first = c == 0 or not shared  # write the coefficients' gradient, or add to it
-                gx = gy = gz = 0.0  # dL/du
-                for k in range(g_set.shape[0]):
-                    if k >= n_basis:
-                        if first:
-                            g_set[k, 0] = g_set[k, 1] = g_set[k, 2] = 0.0
-                        continue
-                    if first:
-                        g_set[k, 0], g_set[k, 1], g_set[k, 2] = Y[k] * g_r, Y[k] * g_g, Y[k] * g_b
-                    else:
-                        g_set[k, 0] += Y[k] * g_r
-                        g_set[k, 1] += Y[k] * g_g
-                        g_set[k, 2] += Y[k] * g_b
-                    along_k = k_set[k, 0] * g_r + k_set[k, 1] * g_g + k_set[k, 2] * g_b
-                    gx += dY[k, 0] * along_k
-                    gy += dY[k, 1] * along_k
-                    gz += dY[k, 2] * along_k
-                if norm > 1e-12:
-                    along = ux * gx + uy * gy + uz * gz
-                    g_dirs[c, n, 0] = (gx - ux * along) / norm
-                    g_dirs[c, n, 1] = (gy - uy * along) / norm
-                    g_dirs[c, n, 2] = (gz - uz * along) / norm
-                else:
-                    g_dirs[c, n, 0] = g_dirs[c, n, 1] = g_dirs[c, n, 2] = 0.0
+            _sh_gradient(n, n_basis, coeffs, means, campos, g, g_coeffs, g_dir, Y, dY)
             for i in range(3):  # camera after camera, as numpy's sum over them
-                total = g_dirs[0, n, i]
+                total = g_dirs[0, n, i] = g_dir[0, i]
                 for c in range(1, campos.shape[0]):
-                    total += g_dirs[c, n, i]
+                    g_dirs[c, n, i] = g_dir[c, i]
+                    total += g_dir[c, i]
                 g_means[n, i] = total
         band = _take_band(next_band, edges)
 
@@ -999,19 +1060,24 @@ def _screen_covariance_backward(W, Sigma, u, v, tz, K, width, height, eps2d, g_c
 
 @njit(cache=True, nogil=True)
 def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities, viewmats, Ks,
-                               width, height, near, far, eps2d, radius_clip, means2d, covars2d,
-                               conics, depths, radii, ok):  # fmt: skip
-    """projection.py's EWA projection (gsplat's semantics) into every camera, written per
-    Gaussian, of those in each block ``edges[b] .. edges[b + 1] - 1`` this thread takes.
+                               width, height, near, far, eps2d, radius_clip, n_basis, coeffs,
+                               campos, means2d, covars2d, conics, depths, radii, ok,
+                               colours):  # fmt: skip
+    """The Gaussians in each block ``edges[b] .. edges[b + 1] - 1`` this thread takes,
+    projected into every camera (projection.py's EWA projection, gsplat's semantics) and,
+    where ``n_basis`` > 0, coloured (:func:`_sh_colour`): one pass over them for both.
 
     means [N, 3], quats [N, 4], scales [N, 3], opacities [N] (or [0]: no opacity-aware
-    box), in float32 or float64 (the arithmetic is float64 either way), viewmats [C, 4, 4],
-    Ks [C, 3, 3] float64. Writes means2d [C, N, 2], covars2d [C, N, 2, 2], conics [C, N, 3],
-    depths [C, N] (in the inputs' dtype), radii [C, N, 2] and ok [C, N] (kept); a culled
-    Gaussian has zero means2d, conics and radii, as in projection.py.
+    box), coeffs [1 or C, N, K, 3] (SH, or [1, 0, 0, 3] with n_basis = 0) in float32 or
+    float64 (the arithmetic is float64 either way), viewmats [C, 4, 4], Ks [C, 3, 3] and
+    the camera centres campos [C, 3] float64. Writes means2d [C, N, 2], covars2d
+    [C, N, 2, 2], conics [C, N, 3], depths [C, N], colours [C, N, 3] (in the inputs' dtype),
+    radii [C, N, 2] and ok [C, N] (kept); a culled Gaussian has zero means2d, conics and
+    radii, as in projection.py.
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3] the SH basis
     band = _take_band(next_band, edges)
     while band >= 0:  # every band this thread takes (see _in_bands)
         for n in range(edges[band], edges[band + 1]):
@@ -1053,26 +1119,33 @@ def _projection_forward_blocks(next_band, edges, means, quats, scales, opacities
                     means2d[c, n, :] = 0.0
                     conics[c, n, :] = 0.0
                     radii[c, n, :] = 0
+            if n_basis > 0:
+                _sh_colour(n, n_basis, coeffs, means, campos, colours, Y, dY)
         band = _take_band(next_band, edges)
 
 
 @njit(cache=True, nogil=True)
 def _projection_backward_blocks(next_band, edges, means, quats, scales, viewmats, Ks, width,
-                                height, eps2d, ok, g_means2d, g_conics, g_depths, g_means,
-                                g_quats, g_scales):  # fmt: skip
+                                height, eps2d, ok, g_means2d, g_conics, g_depths, n_basis,
+                                coeffs, campos, g_colours, g_means, g_quats, g_scales,
+                                g_coeffs):  # fmt: skip
     """Gradients of the Gaussians in each block this thread takes: ``g_means`` [N, 3],
     ``g_quats`` [N, 4], ``g_scales`` [N, 3] from dL/dmeans2d [C, N, 2], dL/dconics [C, N, 3],
-    dL/ddepths [C, N].
+    dL/ddepths [C, N] and, where ``n_basis`` > 0, ``g_coeffs`` [1 or C, N, K, 3] from
+    dL/dcolours [C, N, 3] (:func:`_sh_gradient`): the colours' view directions move with
+    the means, so both parts of dL/dmean are summed here.
 
-    means [N, 3], quats [N, 4], scales [N, 3] and the gradients in float32 or float64 (the
-    arithmetic is float64 either way), viewmats [C, 4, 4], Ks [C, 3, 3] float64; ``ok``
-    [C, N] the Gaussians the projection kept (the others have zero means2d and conics: only
-    their depth has a gradient).
+    means [N, 3], quats [N, 4], scales [N, 3], coeffs and the gradients in float32 or
+    float64 (the arithmetic is float64 either way), viewmats [C, 4, 4], Ks [C, 3, 3],
+    campos [C, 3] float64; ``ok`` [C, N] the Gaussians the projection kept (the others have
+    zero means2d and conics: only their depth has a gradient).
     """
     R, M, Sigma = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     g_Sigma, g_R, g_M = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))  # [3, 3] each
     T0, T1, ST0, ST1 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)  # [3] each
     t, g_t, g_m = np.empty(3), np.empty(3), np.empty(3)  # [3] camera-space mean, dL/dt, dL/dm
+    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3] the SH basis
+    g_dir = np.empty((campos.shape[0], 3))  # [C, 3] dL/dd, d = mean - camera centre
     band = _take_band(next_band, edges)
     while band >= 0:  # every band this thread takes (see _in_bands)
         for n in range(edges[band], edges[band + 1]):
@@ -1098,6 +1171,13 @@ def _projection_backward_blocks(next_band, edges, means, quats, scales, viewmats
                     g_t[2] += g_tz - (g_u * t[0] + g_v * t[1]) / (t[2] * t[2])
                 for k in range(3):
                     g_m[k] += W[0, k] * g_t[0] + W[1, k] * g_t[1] + W[2, k] * g_t[2]
+            if n_basis > 0:  # through the colours: d = mean - camera centre
+                _sh_gradient(n, n_basis, coeffs, means, campos, g_colours, g_coeffs, g_dir, Y, dY)
+                for k in range(3):
+                    through_colours = g_dir[0, k]
+                    for c in range(1, campos.shape[0]):
+                        through_colours += g_dir[c, k]
+                    g_m[k] += through_colours
             g_means[n, 0], g_means[n, 1], g_means[n, 2] = g_m[0], g_m[1], g_m[2]
             for i in range(3):  # Sigma = M M^T: dL/dM = (G + G^T) M
                 for j in range(3):
@@ -1427,17 +1507,25 @@ class _Composite(torch.autograd.Function):
 
 
 class _ProjectGaussians(torch.autograd.Function):
-    """projection.py's EWA projection, compiled forward and backward: gradients to means
-    [N, 3], quats [N, 4] and scales [N, 3]."""
+    """projection.py's EWA projection and, given SH coefficients, the colours seen from each
+    camera (as :func:`sh_colours`), compiled forward and backward in one pass over the
+    Gaussians: gradients to means [N, 3], quats [N, 4], scales [N, 3] and the coefficients
+    [N, K, 3] or [C, N, K, 3].
+
+    One node for both: their two gradients to the means are summed in the kernel, not by
+    autograd after it, and a frame hands work to the helper threads twice fewer.
+    """
 
     @staticmethod
-    def forward(ctx, means, quats, scales, viewmats, Ks, width, height, options):
+    def forward(ctx, means, quats, scales, coeffs, viewmats, Ks, width, height, options):
+        ctx.set_materialize_grads(False)  # an output left out of the loss: None, not zeros
         C, N = viewmats.shape[0], means.shape[0]
         if _threads_for(N, MIN_GAUSSIANS_PER_THREAD) > 1:
             _helpers().nudge()  # a frame's kernels are coming
         opacities = options.get("opacities")
-        dtype = _common_dtype(means, quats, scales, opacities)
+        dtype = _common_dtype(means, quats, scales, opacities, coeffs)
         host = np.float64 if dtype == torch.float64 else np.float32
+        n_basis = 0 if coeffs is None else options["n_basis"]
         arrays = (
             _host(means, dtype), _host(quats, dtype), _host(scales, dtype),  # [N, 3], [N, 4], [N, 3]
             np.empty(0, host) if opacities is None else _host(opacities, dtype),  # [N] or none
@@ -1446,20 +1534,31 @@ class _ProjectGaussians(torch.autograd.Function):
         camera = (width, height, float(options.get("near_plane", 0.01)),
                   float(options.get("far_plane", 1e10)), float(options["eps2d"]),
                   float(options.get("radius_clip", 0.0)))  # fmt: skip
+        if coeffs is None:
+            sh = (np.empty((1, 0, 0, 3), host), np.zeros((C, 3)))  # no colours
+        else:  # coefficients [1 or C, N, K, 3]; camera centres [C, 3] (W^-1's last column)
+            sh = (_host(coeffs[None] if coeffs.dim() == 3 else coeffs, dtype),
+                  np.ascontiguousarray(np.linalg.inv(arrays[4])[:, :3, 3]))  # fmt: skip
         out = (np.empty((C, N, 2), host), np.empty((C, N, 2, 2), host), np.empty((C, N, 3), host),
-               np.empty((C, N), host), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_))  # fmt: skip
-        _in_bands(_projection_forward_blocks, *_gaussian_blocks(N), *arrays, *camera, *out)
+               np.empty((C, N), host), np.empty((C, N, 2), np.int32), np.empty((C, N), np.bool_),
+               np.empty((C, N if n_basis else 0, 3), host))  # fmt: skip
+        _in_bands(_projection_forward_blocks, *_gaussian_blocks(N), *arrays, *camera, n_basis, *sh,
+                  *out)  # fmt: skip
         means2d, covars2d, conics, depths = (torch.from_numpy(a).to(means.dtype) for a in out[:4])
         ctx.arrays, ctx.ok = (*arrays[:3], *arrays[4:], *camera[:2], camera[4]), out[5]
+        ctx.sh, ctx.n_basis = sh, n_basis
         ctx.dtypes = (dtype, means.dtype, quats.dtype, scales.dtype)
         radii = torch.from_numpy(out[4])
         ctx.mark_non_differentiable(radii, covars2d)
-        return means2d, conics, depths, radii, covars2d
+        if coeffs is None:
+            return means2d, conics, depths, radii, covars2d, None
+        ctx.coeffs = (coeffs.shape, coeffs.dtype)
+        return means2d, conics, depths, radii, covars2d, torch.from_numpy(out[6]).to(coeffs.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     @_glue_on_one_torch_thread
-    def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d):
+    def backward(ctx, g_means2d, g_conics, g_depths, _g_radii, _g_covars2d, g_colours):
         ok = ctx.ok
         C, N = ok.shape
         dtype, host = ctx.dtypes[0], ctx.arrays[0].dtype  # what the kernels read: torch, numpy
@@ -1467,41 +1566,84 @@ class _ProjectGaussians(torch.autograd.Function):
         def grad(g: Tensor | None, shape: tuple[int, ...]) -> np.ndarray:  # an unused output: 0
             return np.zeros(shape, host) if g is None else _host(g, dtype)
 
+        n_basis = ctx.n_basis if g_colours is not None else 0  # (colours unused: no gradient)
+        coeffs, campos = ctx.sh
+        g_coeffs = np.empty_like(coeffs) if n_basis else np.empty((1, 0, 0, 3), host)
         arrays = (*ctx.arrays, ok, grad(g_means2d, (C, N, 2)), grad(g_conics, (C, N, 3)),
-                  grad(g_depths, (C, N)))  # fmt: skip
+                  grad(g_depths, (C, N)), n_basis, coeffs, campos,
+                  grad(g_colours, (C, N if n_basis else 0, 3)))  # fmt: skip
         g_means, g_quats, g_scales = (np.empty((N, 3), host), np.empty((N, 4), host),
                                       np.empty((N, 3), host))  # fmt: skip
         _in_bands(_projection_backward_blocks, *_gaussian_blocks(N), *arrays, g_means, g_quats,
-                  g_scales)  # fmt: skip
+                  g_scales, g_coeffs)  # fmt: skip
         grads = (torch.from_numpy(g).to(d) for g, d in zip((g_means, g_quats, g_scales),
                                                            ctx.dtypes[1:]))  # fmt: skip
-        return (*grads, None, None, None, None, None)
+        g_k = None
+        if n_basis:
+            shape, k_dtype = ctx.coeffs
+            g_k = torch.from_numpy(g_coeffs).reshape(shape).to(k_dtype)  # [(C,) N, K, 3]
+        return (*grads, g_k, None, None, None, None, None)
 
 
-def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
-                      width: int, height: int, **options) -> Projection:  # fmt: skip
-    """:func:`.projection.project_gaussians` (same arguments and results), compiled where it
-    applies: quats and scales (not covars), no antialiasing compensation, cameras that need
-    no gradient. Elsewhere it is projection.py's own, through autograd."""
-    quats, scales = options.pop("quats", None), options.pop("scales", None)
-    if (
+def _compiled_projection_applies(covars: Tensor | None, quats: Tensor | None,
+                                 scales: Tensor | None, viewmats: Tensor, Ks: Tensor,
+                                 options: dict) -> bool:  # fmt: skip
+    """Whether the compiled projection computes what projection.py would: quats and scales
+    (not covars), no antialiasing compensation, cameras that need no gradient."""
+    return not (
         covars is not None
         or quats is None
         or scales is None
         or options.get("calc_compensations", False)
         or viewmats.requires_grad
         or Ks.requires_grad
-    ):
+    )
+
+
+def _compiled_projection(means: Tensor, quats: Tensor, scales: Tensor, coeffs: Tensor | None,
+                         n_basis: int, viewmats: Tensor, Ks: Tensor, width: int, height: int,
+                         options: dict) -> tuple[Projection, Tensor | None]:  # fmt: skip
+    """The compiled projection, and the SH colours [C, N, 3] of ``coeffs`` (None: none)."""
+    check_gaussians(means, None, quats, scales)
+    viewmats, Ks = batched_cameras(viewmats, Ks, means.dtype)
+    options = {"eps2d": 0.3, **options, "n_basis": n_basis}
+    means2d, conics, depths, radii, covars2d, colours = _ProjectGaussians.apply(
+        means, quats, scales, coeffs, viewmats, Ks, int(width), int(height), options
+    )
+    return Projection(means2d, covars2d, conics, depths, radii, compensations=None), colours
+
+
+def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
+                      width: int, height: int, **options) -> Projection:  # fmt: skip
+    """:func:`.projection.project_gaussians` (same arguments and results), compiled where it
+    applies (see :func:`_compiled_projection_applies`). Elsewhere it is projection.py's
+    own, through autograd."""
+    quats, scales = options.pop("quats", None), options.pop("scales", None)
+    if not _compiled_projection_applies(covars, quats, scales, viewmats, Ks, options):
         return projection.project_gaussians(
             means, covars, viewmats, Ks, width, height, quats=quats, scales=scales, **options
         )
-    check_gaussians(means, None, quats, scales)
-    viewmats, Ks = batched_cameras(viewmats, Ks, means.dtype)
-    options.setdefault("eps2d", 0.3)
-    means2d, conics, depths, radii, covars2d = _ProjectGaussians.apply(
-        means, quats, scales, viewmats, Ks, int(width), int(height), options
-    )
-    return Projection(means2d, covars2d, conics, depths, radii, compensations=None)
+    assert quats is not None and scales is not None  # (for the type checker)
+    proj, _ = _compiled_projection(means, quats, scales, None, 0, viewmats, Ks, width, height,
+                                   options)  # fmt: skip
+    return proj
+
+
+def project_and_colour(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
+                       width: int, height: int, *, sh_degree: int, shs: Tensor,
+                       **options) -> tuple[Projection, Tensor] | None:  # fmt: skip
+    """:func:`project_gaussians` and :func:`sh_colours` of ``shs`` [N, K, 3] or [C, N, K, 3]
+    (degree ``sh_degree``, seen from each camera's centre) in one compiled pass: the
+    projection and the colours [C, N, 3]. None where the compiled projection does not
+    apply: the caller then projects and colours apart."""
+    quats, scales = options.pop("quats", None), options.pop("scales", None)
+    if not _compiled_projection_applies(covars, quats, scales, viewmats, Ks, options):
+        return None
+    assert quats is not None and scales is not None  # (for the type checker)
+    proj, colours = _compiled_projection(means, quats, scales, shs, (sh_degree + 1) ** 2,
+                                         viewmats, Ks, width, height, options)  # fmt: skip
+    assert colours is not None
+    return proj, colours
 
 
 class _ShColours(torch.autograd.Function):
@@ -1623,8 +1765,9 @@ def warm_up() -> None:
     _finish_and_wait_for_job(control, False, 0)
     for host in (np.float32, np.float64):  # the depth sort in halves (two threads and more)
         depths, order = np.array([2.0, 1.0, 3.0], host), np.empty(3, np.int64)
-        _sort_blocks(np.zeros(1, np.int64), np.array([0, 1, 3], np.int64), depths, order)
-        _merge(depths, order, 1)
+        halves, merged = np.array([0, 1, 3], np.int64), np.empty(3, np.int64)
+        _sort_blocks(np.zeros(1, np.int64), halves, depths, order)
+        _merge_halves(np.zeros(1, np.int64), halves, depths, order, 1, merged)
     from . import fused_ssim  # (imports this module: not at the top)
 
     fused_ssim.warm_up()  # the training loss's SSIM
