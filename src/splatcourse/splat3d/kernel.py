@@ -552,13 +552,26 @@ def _gather(next_band, edges, vis, means2d, conics, colors, opacities, mx, my, A
         band = _take_band(next_band, edges)
 
 
+@njit(cache=True, inline="always")
+def _write_gradient(total, n, g_means2d, g_conics, g_colors, g_opacities):
+    """One Gaussian's gradient ``total`` [6 + D] (mx, my, A, B, C, opacity, colours...) into
+    row ``n`` of g_means2d [N, 2], g_conics [N, 3], g_opacities [N] and g_colors [N, D]."""
+    g_means2d[n, 0], g_means2d[n, 1] = total[0], total[1]
+    for k in range(3):
+        g_conics[n, k] = total[2 + k]
+    g_opacities[n] = total[5]
+    for d in range(g_colors.shape[1]):
+        g_colors[n, d] = total[_N_GRAD + d]
+
+
 @njit(cache=True, nogil=True)
 def _sum_bands(next_band, bands, row_start, slots, slot_of, slot_gid, n_slots, band_of_row, ylo,
                yhi, vis, g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
-    """Add up the gradient of each drawn Gaussian over the bands it meets, in band order, and
-    write it to ``vis`` [G] (their indices) of one camera: g_means2d [N, 2], g_conics
-    [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller); each
-    Gaussian by the thread that takes its first band ``b`` (see :func:`_in_bands`).
+    """Add up the gradient of each drawn Gaussian that meets several bands over them, in band
+    order, and write it to ``vis`` [G] (their indices) of one camera: g_means2d [N, 2],
+    g_conics [N, 3], g_colors [N, D], g_opacities [N] (zeros elsewhere, set by the caller;
+    a Gaussian inside one band was written by :func:`_backward_bands`); each Gaussian by
+    the thread that takes its first band ``b`` (see :func:`_in_bands`).
 
     Band ``b``'s ``n_slots[b]`` slots start at ``slots[row_start[bands[b]]]`` [R, 6 + D],
     for the Gaussians ``slot_gid`` [R] there; Gaussian ``i``'s slot in band ``k`` is
@@ -574,21 +587,15 @@ def _sum_bands(next_band, bands, row_start, slots, slot_of, slot_gid, n_slots, b
         start = row_start[bands[band]]
         for s in range(start, start + n_slots[band]):
             i = slot_gid[s]
-            if band_of_row[ylo[i]] != band:
-                continue  # summed with its first band
+            if band_of_row[ylo[i]] != band or band_of_row[yhi[i]] == band:
+                continue  # summed with its first band; or inside this one: written already
             for k in range(slots.shape[1]):
                 total[k] = slots[s, k]
             for b in range(band + 1, band_of_row[yhi[i]] + 1):
                 later = row_start[bands[b]] + slot_of[b, i]
                 for k in range(slots.shape[1]):
                     total[k] += slots[later, k]
-            n = vis[i]
-            g_means2d[n, 0], g_means2d[n, 1] = total[0], total[1]
-            for k in range(3):
-                g_conics[n, k] = total[2 + k]
-            g_opacities[n] = total[5]
-            for d in range(g_colors.shape[1]):
-                g_colors[n, d] = total[_N_GRAD + d]
+            _write_gradient(total, vis[i], g_means2d, g_conics, g_colors, g_opacities)
         band = _take_band(next_band, bands)
 
 
@@ -753,15 +760,18 @@ def _backprop_row(y, mx, my, A, B, C, det, o, t, colors, row_start, row_gid, wid
 
 @njit(cache=True, nogil=True)
 def _backward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_start, row_gid,
-                    width, T_final, last, g_out, g_alpha, ylo, slots, slot_of, slot_gid,
-                    n_slots):  # fmt: skip
+                    width, T_final, last, g_out, g_alpha, ylo, yhi, slots, slot_of, slot_gid,
+                    n_slots, vis, g_means2d, g_conics, g_colors, g_opacities):  # fmt: skip
     """The gradients of every band ``b`` (rows ``bands[b] .. bands[b + 1] - 1``) this thread
     takes (see :func:`_in_bands`), back to front, into the band's own slots: ``slots``
     [R, 6 + D] from entry ``row_start[bands[b]]`` on (a band meets at most as many
     Gaussians as its rows' lists hold), ``slot_of[b]`` [bands, G] each Gaussian's slot
     there (only those of the Gaussians the band meets are written), ``slot_gid`` [R] the
-    Gaussian in each slot and ``n_slots[b]`` [bands] how many. Runs without the GIL;
-    :func:`_sum_bands` adds the bands up."""
+    Gaussian in each slot and ``n_slots[b]`` [bands] how many. A Gaussian whose rows
+    ``ylo .. yhi`` [G] lie inside the band has its whole gradient there: it is written at
+    once to ``vis`` [G] (their indices) of g_means2d [N, 2], g_conics [N, 3], g_colors
+    [N, D] and g_opacities [N], while the band's slots are still in this core's cache. Runs
+    without the GIL; :func:`_sum_bands` adds up the Gaussians that meet several bands."""
     D = colors.shape[1]
     band = _take_band(next_band, bands)
     while band >= 0:
@@ -778,6 +788,10 @@ def _backward_bands(next_band, bands, mx, my, A, B, C, det, o, t, colors, row_st
                                   width, T_final, last, g_out, g_alpha, y0, ylo, slot_of[band],
                                   n, band_slots, band_gid, D)  # fmt: skip
         n_slots[band] = n
+        for k in range(n):  # the Gaussians inside this band: done
+            i = band_gid[k]
+            if ylo[i] >= y0 and yhi[i] < y1:
+                _write_gradient(band_slots[k], vis[i], g_means2d, g_conics, g_colors, g_opacities)
         band = _take_band(next_band, bands)
 
 
@@ -1495,11 +1509,12 @@ class _Composite(torch.autograd.Function):
             slot_of = np.empty((n_bands, len(vis)), np.int32)  # [bands, G] slots in each band
             slot_gid = np.empty(int(row_start[-1]), np.int32)  # [R] and the other way round
             n_slots = np.empty(n_bands, np.int64)  # [bands]
+            g_camera = tuple(g[c] for g in grads)  # [N, 2], [N, 3], [N, D], [N]
             _in_bands(_backward_bands, bands, n_workers, *gauss, ctx.T[c], ctx.last[c], g_out[c],
-                      g_alpha[c], ylo, slots, slot_of, slot_gid, n_slots)  # fmt: skip
+                      g_alpha[c], ylo, yhi, slots, slot_of, slot_gid, n_slots, vis, *g_camera)  # fmt: skip
             band_of_row = np.repeat(np.arange(n_bands), np.diff(bands))  # [H]
             _in_bands(_sum_bands, bands, n_workers, row_start, slots, slot_of, slot_gid, n_slots,
-                      band_of_row, ylo, yhi, vis, *(g[c] for g in grads))  # fmt: skip
+                      band_of_row, ylo, yhi, vis, *g_camera)  # fmt: skip
         g_means2d, g_conics, g_colors, g_opacities = (
             torch.from_numpy(g).to(dtype) for g, dtype in zip(grads, ctx.dtypes)
         )
