@@ -295,11 +295,11 @@ def rasterization(
     if engine == "gsplat":
         return _gsplat_rasterization(*gaussians_and_cameras, options)
     _refuse_gsplat_only(options)
-    compositor = sh_colours = project_and_colour = None
+    compositor = project_and_colour = None
     projector = project_gaussians
     glue = contextlib.nullcontext()
     if engine == "compiled":
-        from .kernel import glue_on_one_torch_thread, project_and_colour, sh_colours
+        from .kernel import glue_on_one_torch_thread, project_and_colour
         from .kernel import project_gaussians as projector
         from .kernel import rasterize_to_pixels as compositor
 
@@ -318,7 +318,6 @@ def rasterization(
             covars=covars,
             tile_size=tile_size,
             compositor=compositor,
-            sh_colours=sh_colours,
             projector=projector,
             project_and_colour=project_and_colour,
         )
@@ -430,17 +429,11 @@ def _check_sh(shs: Tensor, sh_degree: int, N: int, C: int) -> None:
         )
 
 
-def _sh_colours_per_camera(
-    shs: Tensor,
-    sh_degree: int,
-    means: Tensor,
-    viewmats: Tensor,
-    sh_colours: Callable = _torch_sh_colours,
-) -> Tensor:
+def _sh_colours_per_camera(shs: Tensor, sh_degree: int, means: Tensor, viewmats: Tensor) -> Tensor:
     """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3] (checked) seen from
-    each camera, by ``sh_colours(sh_degree, shs, means [N, 3], camera centres [C, 3])``."""
+    each camera's centre (the last column of viewmats' inverse, as gsplat)."""
     campos = torch.linalg.inv(viewmats.to(means.dtype))[:, :3, 3]  # [C, 3]
-    return sh_colours(sh_degree, shs, means, campos)  # [C, N, 3]
+    return _torch_sh_colours(sh_degree, shs, means, campos)  # [C, N, 3]
 
 
 def _channels_for_mode(
@@ -524,20 +517,19 @@ def torch_rasterization(
     covars=None,
     tile_size=16,
     compositor: Callable | None = None,
-    sh_colours: Callable | None = None,
     projector: Callable = project_gaussians,
     project_and_colour: Callable | None = None,
 ):
     """The PyTorch path of :func:`rasterization` (same arguments and returns, without the
     gsplat-only ones); ``compositor`` swaps the pixel stage (the dense reference uses it),
-    ``sh_colours`` the SH evaluation and ``projector`` the projection (the compiled backend
-    swaps all three). ``project_and_colour``, where given, projects and evaluates the SH
-    colours in one go (``kernel.project_and_colour``; it returns None where it does not
-    apply, and then the two run apart)."""
+    ``projector`` the projection, and ``project_and_colour``, where given, projects and
+    evaluates the SH colours in one go (the compiled backend swaps all three;
+    ``kernel.project_and_colour`` returns None where it does not apply, and then the two
+    run apart)."""
     _check_modes(render_mode, rasterize_mode)
     N, C = _check_inputs(means, quats, scales, opacities, viewmats, Ks, width, height, covars)
     width, height = int(width), int(height)
-    cameras = (means, covars, viewmats, Ks, width, height)
+    to_project = (means, covars, viewmats, Ks, width, height)
     options = {
         "near_plane": near_plane,
         "far_plane": far_plane,
@@ -552,17 +544,15 @@ def torch_rasterization(
     if sh_degree is not None:
         _check_sh(colors, sh_degree, N, C)
         if project_and_colour is not None:
-            together = project_and_colour(*cameras, sh_degree=sh_degree, shs=colors, **options)
+            together = project_and_colour(*to_project, sh_degree=sh_degree, shs=colors, **options)
     if together is not None:
         proj, colors_c = together  # [C, N, 3] colours
     else:
-        proj = projector(*cameras, **options)
+        proj = projector(*to_project, **options)
         if sh_degree is None:
             colors_c = _colours_per_camera(colors, N, C)  # [C, N, D]
         else:
-            colors_c = _sh_colours_per_camera(
-                colors, sh_degree, means, viewmats, sh_colours or _torch_sh_colours
-            )
+            colors_c = _sh_colours_per_camera(colors, sh_degree, means, viewmats)  # [C, N, 3]
     opac = opacities[None].expand(C, N)  # [C, N]
     if proj.compensations is not None:
         opac = opac * proj.compensations

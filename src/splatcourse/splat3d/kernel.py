@@ -46,9 +46,10 @@ for it, and ``T`` recovered by division stays exact). Compiled code is cached on
 the compile.
 
 The projection (EWA splatting, :func:`project_gaussians`: projection.py's maths, per
-Gaussian) and the SH colours are compiled here too, forward and backward. The glue between
-them is a handful of torch calls for all cameras at once: on two cores, a hundred small
-torch operations cost as much as the pixels.
+Gaussian) and the SH colours are compiled here too, forward and backward, in one pass over
+the Gaussians (:func:`project_and_colour`). The glue between the kernels is a handful of
+torch calls for all cameras at once: on two cores, a hundred small torch operations cost as
+much as the pixels.
 
 Used by: every CPU render (``backend.py`` picks it by default), lesson 4 (the kernel's
 structure and the tile-waste figure).
@@ -82,7 +83,6 @@ __all__ = [
     "numba_cache_dir",
     "project_gaussians",
     "rasterize_to_pixels",
-    "sh_colours",
     "tile_waste",
     "warm_up",
 ]
@@ -868,18 +868,6 @@ def _sh_colour(n, n_basis, coeffs, means, campos, out, Y, dY):
         out[c, n, 0], out[c, n, 1], out[c, n, 2] = max(r, 0.0), max(g, 0.0), max(b, 0.0)
 
 
-@njit(cache=True, nogil=True)
-def _sh_forward_blocks(next_band, edges, n_basis, coeffs, means, campos, out):
-    """Colours ``out`` [C, N, 3] (see :func:`_sh_colour`) of the Gaussians in each block
-    ``edges[b] .. edges[b + 1] - 1`` this thread takes (see :func:`_in_bands`)."""
-    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-    band = _take_band(next_band, edges)
-    while band >= 0:  # every band this thread takes (see _in_bands)
-        for n in range(edges[band], edges[band + 1]):
-            _sh_colour(n, n_basis, coeffs, means, campos, out, Y, dY)
-        band = _take_band(next_band, edges)
-
-
 @njit(cache=True, inline="always")
 def _sh_gradient(n, n_basis, coeffs, means, campos, g, g_coeffs, g_dir, Y, dY):
     """Gaussian ``n``'s share of the gradients of :func:`_sh_colour` from g = dL/dcolours
@@ -926,27 +914,6 @@ def _sh_gradient(n, n_basis, coeffs, means, campos, g, g_coeffs, g_dir, Y, dY):
             g_dir[c, 2] = (gz - uz * along) / norm
         else:
             g_dir[c, 0] = g_dir[c, 1] = g_dir[c, 2] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def _sh_backward_blocks(next_band, edges, n_basis, coeffs, means, campos, g, g_coeffs, g_dirs,
-                        g_means):  # fmt: skip
-    """Gradients ``g_coeffs`` [1 or C, N, K, 3], ``g_dirs`` [C, N, 3] (dL/dd per camera) and
-    ``g_means`` [N, 3] (their sum over the cameras) from g = dL/dcolours [C, N, 3] (see
-    :func:`_sh_gradient`); blocks and arguments as :func:`_sh_forward_blocks`."""
-    Y, dY = np.zeros(16), np.zeros((16, 3))  # [16], [16, 3]
-    g_dir = np.empty((campos.shape[0], 3))  # [C, 3] one Gaussian's dL/dd per camera
-    band = _take_band(next_band, edges)
-    while band >= 0:  # every band this thread takes (see _in_bands)
-        for n in range(edges[band], edges[band + 1]):
-            _sh_gradient(n, n_basis, coeffs, means, campos, g, g_coeffs, g_dir, Y, dY)
-            for i in range(3):  # camera after camera, as numpy's sum over them
-                total = g_dirs[0, n, i] = g_dir[0, i]
-                for c in range(1, campos.shape[0]):
-                    g_dirs[c, n, i] = g_dir[c, i]
-                    total += g_dir[c, i]
-                g_means[n, i] = total
-        band = _take_band(next_band, edges)
 
 
 # ----------------------------------------------------------------- projection, backward
@@ -1511,7 +1478,8 @@ class _Composite(torch.autograd.Function):
             n_slots = np.empty(n_bands, np.int64)  # [bands]
             g_camera = tuple(g[c] for g in grads)  # [N, 2], [N, 3], [N, D], [N]
             _in_bands(_backward_bands, bands, n_workers, *gauss, ctx.T[c], ctx.last[c], g_out[c],
-                      g_alpha[c], ylo, yhi, slots, slot_of, slot_gid, n_slots, vis, *g_camera)  # fmt: skip
+                      g_alpha[c], ylo, yhi, slots, slot_of, slot_gid, n_slots, vis,
+                      *g_camera)  # fmt: skip
             band_of_row = np.repeat(np.arange(n_bands), np.diff(bands))  # [H]
             _in_bands(_sum_bands, bands, n_workers, row_start, slots, slot_of, slot_gid, n_slots,
                       band_of_row, ylo, yhi, vis, *g_camera)  # fmt: skip
@@ -1523,9 +1491,9 @@ class _Composite(torch.autograd.Function):
 
 class _ProjectGaussians(torch.autograd.Function):
     """projection.py's EWA projection and, given SH coefficients, the colours seen from each
-    camera (as :func:`sh_colours`), compiled forward and backward in one pass over the
-    Gaussians: gradients to means [N, 3], quats [N, 4], scales [N, 3] and the coefficients
-    [N, K, 3] or [C, N, K, 3].
+    camera (see :func:`project_and_colour`), compiled forward and backward in one pass over
+    the Gaussians: gradients to means [N, 3], quats [N, 4], scales [N, 3] and the
+    coefficients [N, K, 3] or [C, N, K, 3].
 
     One node for both: their two gradients to the means are summed in the kernel, not by
     autograd after it, and a frame hands work to the helper threads twice fewer.
@@ -1647,10 +1615,12 @@ def project_gaussians(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks
 def project_and_colour(means: Tensor, covars: Tensor | None, viewmats: Tensor, Ks: Tensor,
                        width: int, height: int, *, sh_degree: int, shs: Tensor,
                        **options) -> tuple[Projection, Tensor] | None:  # fmt: skip
-    """:func:`project_gaussians` and :func:`sh_colours` of ``shs`` [N, K, 3] or [C, N, K, 3]
-    (degree ``sh_degree``, seen from each camera's centre) in one compiled pass: the
-    projection and the colours [C, N, 3]. None where the compiled projection does not
-    apply: the caller then projects and colours apart."""
+    """:func:`project_gaussians` and the colours [C, N, 3] of SH coefficients ``shs``
+    [N, K, 3] or [C, N, K, 3] (degree ``sh_degree``) seen from each camera's centre,
+    ``max(0, eval_sh(degree, shs, mean - centre) + 0.5)`` (3DGS's and gsplat's rule; see
+    :mod:`.sh`), in one compiled pass. None where the compiled projection does not apply:
+    the caller then projects, and colours with torch (cameras being optimised get their
+    gradient that way)."""
     quats, scales = options.pop("quats", None), options.pop("scales", None)
     if not _compiled_projection_applies(covars, quats, scales, viewmats, Ks, options):
         return None
@@ -1659,45 +1629,6 @@ def project_and_colour(means: Tensor, covars: Tensor | None, viewmats: Tensor, K
                                          viewmats, Ks, width, height, options)  # fmt: skip
     assert colours is not None
     return proj, colours
-
-
-class _ShColours(torch.autograd.Function):
-    """Colours [C, N, 3] of SH coefficients [N, K, 3] or [C, N, K, 3], seen from camera
-    centres campos [C, 3] at means [N, 3], compiled."""
-
-    @staticmethod
-    def forward(ctx, coeffs, means, campos, n_basis):
-        dtype = _common_dtype(coeffs, means)
-        k = _host(coeffs[None] if coeffs.dim() == 3 else coeffs, dtype)  # [1 or C, N, K, 3]
-        m, cams = _host(means, dtype), _as_f64(campos)  # [N, 3], [C, 3]
-        ctx.arrays, ctx.n_basis, ctx.shape = (k, m, cams), n_basis, coeffs.shape
-        ctx.dtypes = (coeffs.dtype, means.dtype, campos.dtype)
-        out = np.empty((cams.shape[0], m.shape[0], 3), k.dtype)  # [C, N, 3]
-        _in_bands(_sh_forward_blocks, *_gaussian_blocks(len(m)), n_basis, k, m, cams, out)
-        return torch.from_numpy(out).to(coeffs.dtype)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    @_glue_on_one_torch_thread
-    def backward(ctx, g_colours):
-        k, m, cams = ctx.arrays
-        g = g_colours.to(torch.from_numpy(k).dtype).contiguous().numpy()  # [C, N, 3]
-        g_coeffs, g_dirs = np.empty_like(k), np.empty((cams.shape[0], m.shape[0], 3))
-        g_means = np.empty_like(m)  # [N, 3]
-        _in_bands(_sh_backward_blocks, *_gaussian_blocks(len(m)), ctx.n_basis, k, m, cams, g,
-                  g_coeffs, g_dirs, g_means)  # fmt: skip
-        g_k = torch.from_numpy(g_coeffs).reshape(ctx.shape).to(ctx.dtypes[0])  # [(C,) N, K, 3]
-        g_campos = None
-        if ctx.needs_input_grad[2]:  # cameras being optimised
-            g_campos = torch.from_numpy(-g_dirs.sum(axis=1)).to(ctx.dtypes[2])  # [C, 3]
-        return g_k, torch.from_numpy(g_means).to(ctx.dtypes[1]), g_campos, None
-
-
-def sh_colours(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
-    """``max(0, eval_sh(degree, coeffs, means - campos) + 0.5)`` [C, N, 3], compiled, for
-    coeffs [N, K, 3] (or [C, N, K, 3]), means [N, 3] and camera centres campos [C, 3]: the
-    colour rule of 3DGS and gsplat (see :mod:`.sh`)."""
-    return _ShColours.apply(coeffs, means, campos, (degree + 1) ** 2)
 
 
 def composite_camera(
@@ -1760,10 +1691,6 @@ def warm_up() -> None:
             radii = torch.full((2, 2), 3, dtype=torch.int32)
             out, alpha = composite_camera(means2d, conics, colors, opacities, depths, radii, 8, 6)
             (out.sum() + alpha.sum()).backward()
-            coeffs = torch.ones(2, 16, 3, dtype=dtype, requires_grad=True)
-            for shs in (coeffs, coeffs[None]):  # shared by the cameras, or one set per camera
-                means = torch.ones(2, 3, dtype=dtype)
-                sh_colours(3, shs, means, torch.zeros(1, 3, dtype=dtype)).sum().backward()
             means = torch.tensor([[0.0, 0.0, 3.0], [0.5, 0.2, 4.0]], dtype=dtype,
                                  requires_grad=True)  # fmt: skip
             quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 2, dtype=dtype)
@@ -1773,6 +1700,13 @@ def warm_up() -> None:
                 proj = project_gaussians(means, None, torch.eye(4)[None], K, 8, 6, quats=quats,
                                          scales=scales, opacities=opacity)  # fmt: skip
                 (proj.means2d.sum() + proj.conics.sum()).backward()
+            coeffs = torch.ones(2, 16, 3, dtype=dtype, requires_grad=True)
+            for shs in (coeffs, coeffs[None]):  # shared by the cameras, or one set per camera
+                shaded = project_and_colour(means, None, torch.eye(4)[None], K, 8, 6, sh_degree=3,
+                                            shs=shs, quats=quats, scales=scales,
+                                            opacities=opacities)  # fmt: skip
+                assert shaded is not None  # (the compiled projection applies here)
+                (shaded[0].means2d.sum() + shaded[1].sum()).backward()
     control = np.zeros(4, np.int64)  # the helpers' waiting (see _Helpers), with no helper
     _post_job(control, 0)
     _wait_for_helpers(control)  # (none wanted: at once)
