@@ -35,8 +35,9 @@ MUTANTS = [
         fails={"test_results"},
     ),
     # reported the loss of the last step, read before that step: the MSE is one step stale
-    # (1.2e-3 off with 4 Gaussians in test_fit_hidden; 3e-4 at the default budget, which
-    # test_results, checking the results against a re-run at 1%, lets pass)
+    # (1.2e-3 off with 4 Gaussians in test_fit_hidden; 3e-4 to 3e-2 at the default budget,
+    # depending on the CPU, which test_results, checking the results against a re-run at 10%,
+    # lets pass)
     Mutant(
         "loss-before-last-step",
         "fit",
