@@ -283,6 +283,15 @@ def _mpl_cache() -> Path:
 KERNEL_NUMBA_CACHE = "numba-cache"
 
 
+#: the modules whose compiled kernels the shared cache holds, read as files: importing them
+#: would load torch and numba into every grading worker (about 2 CPU-seconds each, which a
+#: class graded by two workers on two cores paid in wall time)
+_COMPILED_SOURCES = tuple(
+    Path(__file__).resolve().parents[1] / "splat3d" / name
+    for name in ("kernel.py", "fused_ssim.py")
+)
+
+
 @functools.cache  # every kernel start asks; a failed build must not be retried each time
 def _numba_cache() -> Path:
     """The compiled rasterizer's kernels, compiled once outside the sandbox, readable by all.
@@ -295,10 +304,8 @@ def _numba_cache() -> Path:
     and every other kernel gets a writable copy (:func:`_kernel_numba_cache`). Where that
     fails, grading goes on (the kernels fall back to the PyTorch rasterizer) with a warning.
     """
-    from ..splat3d import fused_ssim, kernel
-
     path = Path(tempfile.gettempdir()) / f"splatcourse-numbacache-{os.geteuid()}"
-    sources = b"".join(Path(str(m.__file__)).read_bytes() for m in (kernel, fused_ssim))
+    sources = b"".join(p.read_bytes() for p in _COMPILED_SOURCES)
     done = path / f"done-{hashlib.sha256(sources).hexdigest()[:16]}"
     path.mkdir(mode=0o755, exist_ok=True)
     _check_owned(path)
