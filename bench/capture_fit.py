@@ -2,7 +2,7 @@
 
     python bench/capture_fit.py                 # the axe at 256x170, the course recipe, <= 10 min
     python bench/capture_fit.py --quick         # smoke run: synthetic capture, a few steps
-    python bench/capture_fit.py --width 512 --budget 1800   # the full photos, 30 minutes
+    python bench/capture_fit.py --width 512 --steps 10000   # the full photos, about 9 minutes
     python bench/capture_fit.py --threads 1 --clock cpu --budget 300 --plain-background
 
 The recipe is ``splatcourse.train.recipes.AXE_RECIPE`` (what lesson 5 and exercise 4 run).
