@@ -2,10 +2,10 @@
 
 One place for the numbers that lesson 5, exercise 4 and ``bench/capture_fit.py`` share:
 
-* ``AXE_RECIPE``: the student's full fit of the socketed axe at 256x170 (3,000 steps, about 90 s
-  wall on two cores with the compiled rasterizer): SH degree 1, densification in the first 600 steps, a random background,
-  no opacity reset (on a schedule this short a reset costs more recovery steps than it saves;
-  lesson 5 measures it).
+* ``AXE_RECIPE``: the student's full fit of the socketed axe at 256x170 (3,000 steps, about
+  90 s wall on two cores with the compiled rasterizer): SH degree 1, densification in the
+  first 600 steps, a random background, no opacity reset (on a schedule this short a reset
+  costs more recovery steps than it saves; lesson 5 measures it).
 * ``GRADING_RECIPE``: the grader's short fit of the same capture with the student's loss and
   densification rule, small enough to run inside one graded submission (about 25 CPU-seconds
   on one thread). It separates answers that wreck the reconstruction from honest ones; rules
