@@ -314,7 +314,6 @@ def test_a_grading_worker_finds_the_shared_cache_without_loading_torch(tmp_path)
     # Every grading worker asks for the shared cache. Importing the kernels to find their files
     # loaded torch and numba into each worker (about 2 CPU-seconds): on two cores, two workers
     # took 20 s instead of 15-16 for four submissions. It is found by reading the files.
-    import hashlib
     import subprocess
     import sys
 
@@ -322,10 +321,9 @@ def test_a_grading_worker_finds_the_shared_cache_without_loading_torch(tmp_path)
 
     modules = [Path(m.__file__).resolve() for m in (kernel, fused_ssim)]
     assert list(sandbox._COMPILED_SOURCES) == modules
-    sources = b"".join(Path(m.__file__).read_bytes() for m in (kernel, fused_ssim))
     shared = tmp_path / f"splatcourse-numbacache-{os.geteuid()}"
-    shared.mkdir(mode=0o755)
-    (shared / f"done-{hashlib.sha256(sources).hexdigest()[:16]}").touch()  # built already
+    (shared / "splat3d_built").mkdir(parents=True, mode=0o755)  # a rebuild would remove it
+    (shared / f"done-{sandbox._cache_version()}").touch()  # built already
     code = (
         "import json, sys\n"
         "from splatcourse.grading import execute, instructor, sandbox, worker\n"
@@ -337,5 +335,6 @@ def test_a_grading_worker_finds_the_shared_cache_without_loading_torch(tmp_path)
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     path, loaded = json.loads(out.strip().splitlines()[-1])
-    assert path == str(shared), "the worker rebuilt or looked elsewhere"
+    assert path == str(shared), "the worker looked elsewhere"
+    assert (shared / "splat3d_built").is_dir(), "the worker rebuilt a cache that was built"
     assert loaded == [], f"finding the cache loaded {loaded} into the grading worker"

@@ -292,6 +292,12 @@ _COMPILED_SOURCES = tuple(
 )
 
 
+def _cache_version() -> str:
+    """Which kernels a built cache holds: a hash of :data:`_COMPILED_SOURCES`."""
+    sources = b"".join(p.read_bytes() for p in _COMPILED_SOURCES)
+    return hashlib.sha256(sources).hexdigest()[:16]
+
+
 @functools.cache  # every kernel start asks; a failed build must not be retried each time
 def _numba_cache() -> Path:
     """The compiled rasterizer's kernels, compiled once outside the sandbox, readable by all.
@@ -305,8 +311,7 @@ def _numba_cache() -> Path:
     fails, grading goes on (the kernels fall back to the PyTorch rasterizer) with a warning.
     """
     path = Path(tempfile.gettempdir()) / f"splatcourse-numbacache-{os.geteuid()}"
-    sources = b"".join(p.read_bytes() for p in _COMPILED_SOURCES)
-    done = path / f"done-{hashlib.sha256(sources).hexdigest()[:16]}"
+    done = path / f"done-{_cache_version()}"
     path.mkdir(mode=0o755, exist_ok=True)
     _check_owned(path)
     if not done.exists():
